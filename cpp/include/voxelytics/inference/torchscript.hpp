@@ -1,0 +1,67 @@
+// TorchScriptModel: a network exported from PyTorch with torch.jit.script/trace + save, loaded
+// and run through LibTorch, so inference runs without a Python interpreter (C++ tools, workers).
+// Needs VOXELYTICS_WITH_TORCH; the rest of the library never includes LibTorch.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include <torch/script.h>
+
+#include "voxelytics/core/errors.hpp"
+
+namespace vx::inference {
+
+class TorchScriptModel {
+public:
+    /// Loads `path` onto `device` ("cpu", "cuda", "cuda:1", ...). Throws NotFound for a missing
+    /// file and CorruptData for one that LibTorch cannot load.
+    explicit TorchScriptModel(const std::string& path, const std::string& device = "cpu")
+        : path_(path), device_(parse_device(device)) {
+        if (!std::filesystem::exists(path)) throw NotFound("TorchScript model not found: " + path);
+        try {
+            module_ = torch::jit::load(path, device_);
+        } catch (const c10::Error& e) {
+            throw CorruptData("cannot load TorchScript model " + path + ": " + e.what_without_backtrace());
+        }
+        module_.eval();
+    }
+
+    const std::string& path() const { return path_; }
+    std::string device() const { return device_.str(); }
+
+    /// Runs the model on one input tensor (moved to the model's device) without autograd and
+    /// returns its single tensor output on the CPU.
+    torch::Tensor forward(const torch::Tensor& input) {
+        const c10::InferenceMode no_grad;
+        torch::jit::IValue result;
+        try {
+            result = module_.forward({input.to(device_)});
+        } catch (const c10::Error& e) {
+            throw InvalidArgument("TorchScript model " + path_ + " failed on input of shape " +
+                                  shape_string(input) + ": " + e.what_without_backtrace());
+        }
+        if (!result.isTensor()) throw InvalidArgument("TorchScript model " + path_ + " must return one tensor");
+        return result.toTensor().to(torch::kCPU);
+    }
+
+private:
+    static torch::Device parse_device(const std::string& device) {
+        try {
+            return torch::Device(device);
+        } catch (const c10::Error&) {
+            throw InvalidArgument("unknown torch device '" + device + "' (expected e.g. 'cpu' or 'cuda:0')");
+        }
+    }
+    static std::string shape_string(const torch::Tensor& t) {
+        std::string s = "(";
+        for (std::int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
+        return s + ")";
+    }
+
+    std::string path_;
+    torch::Device device_;
+    torch::jit::script::Module module_;
+};
+
+}  // namespace vx::inference

@@ -1,0 +1,8 @@
+// One include for the test files whatever the Catch2 major version.
+#pragma once
+#ifdef VOXELYTICS_CATCH2_V2
+#include <catch2/catch.hpp>
+#else
+#include <catch2/catch_test_macros.hpp>
+#include <catch2/generators/catch_generators.hpp>
+#endif

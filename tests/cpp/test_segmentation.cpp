@@ -1,0 +1,219 @@
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <queue>
+#include <random>
+
+#include "catch.hpp"
+#include "voxelytics/segmentation/connected_components.hpp"
+#include "voxelytics/segmentation/relabel.hpp"
+
+using vx::Vec3;
+using vx::segmentation::Connectivity;
+using vx::segmentation::Foreground;
+template <class T>
+using Volume = vx::Volume<T>;
+
+namespace {
+
+template <class T>
+Volume<T> zeros(Vec3 s) {
+    Volume<T> v = Volume<T>::from_shape({static_cast<std::size_t>(s.x), static_cast<std::size_t>(s.y),
+                                         static_cast<std::size_t>(s.z)});
+    v.fill(T{0});
+    return v;
+}
+
+template <class T>
+std::pair<Volume<std::uint64_t>, std::uint64_t> cc(Volume<T>& in, int conn, std::size_t threads = 1,
+                                                   Foreground fg = Foreground::per_label) {
+    Volume<std::uint64_t> out = zeros<std::uint64_t>({static_cast<std::int64_t>(in.shape()[0]),
+                                                      static_cast<std::int64_t>(in.shape()[1]),
+                                                      static_cast<std::int64_t>(in.shape()[2])});
+    vx::ThreadPool pool(threads);
+    const auto n = vx::segmentation::connected_components<T>(vx::View<const T>(vx::View<T>(in)), vx::View<std::uint64_t>(out),
+                                                             vx::segmentation::connectivity_from_int(conn), pool, fg);
+    return {std::move(out), n};
+}
+
+// Reference: breadth-first flood fill, numbering components in scan order.
+template <class T>
+Volume<std::uint64_t> flood_fill(const Volume<T>& in, int conn) {
+    const auto sx = static_cast<std::int64_t>(in.shape()[0]), sy = static_cast<std::int64_t>(in.shape()[1]),
+               sz = static_cast<std::int64_t>(in.shape()[2]);
+    Volume<std::uint64_t> out = zeros<std::uint64_t>({sx, sy, sz});
+    std::uint64_t next = 0;
+    for (std::int64_t z = 0; z < sz; ++z)
+        for (std::int64_t y = 0; y < sy; ++y)
+            for (std::int64_t x = 0; x < sx; ++x) {
+                if (in(x, y, z) == 0 || out(x, y, z) != 0) continue;
+                const std::uint64_t id = ++next;
+                std::queue<Vec3> todo;
+                todo.push({x, y, z});
+                out(x, y, z) = id;
+                while (!todo.empty()) {
+                    const Vec3 p = todo.front();
+                    todo.pop();
+                    for (int dz = -1; dz <= 1; ++dz)
+                        for (int dy = -1; dy <= 1; ++dy)
+                            for (int dx = -1; dx <= 1; ++dx) {
+                                const int order = std::abs(dx) + std::abs(dy) + std::abs(dz);
+                                if (order == 0 || (conn == 6 && order > 1) || (conn == 18 && order > 2)) continue;
+                                const Vec3 q{p.x + dx, p.y + dy, p.z + dz};
+                                if (q.x < 0 || q.y < 0 || q.z < 0 || q.x >= sx || q.y >= sy || q.z >= sz) continue;
+                                if (in(q.x, q.y, q.z) != in(p.x, p.y, p.z) || out(q.x, q.y, q.z) != 0) continue;
+                                out(q.x, q.y, q.z) = id;
+                                todo.push(q);
+                            }
+                }
+            }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("connected components of empty and all-zero volumes") {
+    auto empty = zeros<std::uint8_t>({0, 4, 4});
+    CHECK(cc(empty, 26).second == 0);
+    auto blank = zeros<std::uint32_t>({5, 4, 3});
+    const auto [out, n] = cc(blank, 6, 2);
+    CHECK(n == 0);
+    CHECK(std::all_of(out.begin(), out.end(), [](std::uint64_t v) { return v == 0; }));
+}
+
+TEST_CASE("a single voxel is one component, wherever it is") {
+    for (const Vec3 p : {Vec3{0, 0, 0}, Vec3{6, 4, 2}, Vec3{3, 2, 1}}) {
+        auto vol = zeros<std::uint16_t>({7, 5, 3});
+        vol(p.x, p.y, p.z) = 9;
+        const auto [out, n] = cc(vol, 26);
+        CHECK(n == 1);
+        CHECK(out(p.x, p.y, p.z) == 1);
+        CHECK(std::accumulate(out.begin(), out.end(), std::uint64_t{0}) == 1);
+    }
+}
+
+TEST_CASE("diagonal neighbours connect exactly under their connectivity") {
+    struct Case {
+        Vec3 offset;
+        std::uint64_t n6, n18, n26;
+    };
+    // Two voxels at (1,1,1) and (1,1,1)+offset: a face, an edge or a corner apart.
+    for (const Case c : {Case{{1, 0, 0}, 1, 1, 1}, Case{{0, 0, 1}, 1, 1, 1}, Case{{1, 1, 0}, 2, 1, 1},
+                         Case{{0, 1, 1}, 2, 1, 1}, Case{{-1, 0, 1}, 2, 1, 1}, Case{{1, -1, 1}, 2, 2, 1},
+                         Case{{-1, -1, 1}, 2, 2, 1}, Case{{1, 1, 1}, 2, 2, 1}, Case{{2, 0, 0}, 2, 2, 2}}) {
+        auto vol = zeros<std::uint8_t>({4, 4, 4});
+        vol(1, 1, 1) = 1;
+        vol(1 + c.offset.x, 1 + c.offset.y, 1 + c.offset.z) = 1;
+        INFO("offset " << c.offset);
+        CHECK(cc(vol, 6).second == c.n6);
+        CHECK(cc(vol, 18).second == c.n18);
+        CHECK(cc(vol, 26).second == c.n26);
+    }
+}
+
+TEST_CASE("different labels never merge; binary mode merges all foreground") {
+    auto vol = zeros<std::uint32_t>({4, 1, 1});
+    vol(0, 0, 0) = 1;
+    vol(1, 0, 0) = 2;
+    vol(2, 0, 0) = 2;
+    vol(3, 0, 0) = 1;
+    const auto [out, n] = cc(vol, 26);
+    CHECK(n == 3);
+    CHECK(out(0, 0, 0) == 1);
+    CHECK(out(1, 0, 0) == 2);
+    CHECK(out(2, 0, 0) == 2);
+    CHECK(out(3, 0, 0) == 3);
+    CHECK(cc(vol, 26, 1, Foreground::binary).second == 1);
+}
+
+TEST_CASE("rows and planes do not wrap around at the volume border") {
+    // The last voxel of a row is followed in memory by the first voxel of the next row.
+    auto vol = zeros<std::uint8_t>({3, 3, 2});
+    vol(2, 0, 0) = 1;
+    vol(0, 1, 0) = 1;  // memory-adjacent to (2,0,0), not a neighbour under 6 or 18 connectivity
+    vol(0, 2, 0) = 5;
+    vol(2, 0, 1) = 5;  // neighbour of neither
+    CHECK(cc(vol, 6).second == 4);
+    CHECK(cc(vol, 26).second == 4);
+}
+
+TEST_CASE("extreme label values are ordinary labels") {
+    auto vol = zeros<std::uint64_t>({3, 2, 2});
+    const std::uint64_t top = std::numeric_limits<std::uint64_t>::max();
+    vol(0, 0, 0) = top;
+    vol(1, 0, 0) = top;
+    vol(2, 1, 1) = top;
+    vol(2, 0, 0) = top - 1;
+    const auto [out, n] = cc(vol, 6);
+    CHECK(n == 3);
+    CHECK(out(1, 0, 0) == 1);
+    CHECK(out(2, 0, 0) == 2);
+    CHECK(out(2, 1, 1) == 3);
+
+    auto bytes = zeros<std::uint8_t>({2, 1, 1});
+    bytes(0, 0, 0) = 255;
+    bytes(1, 0, 0) = 255;
+    CHECK(cc(bytes, 6).second == 1);
+}
+
+TEST_CASE("connected components match a flood fill for every connectivity and thread count") {
+    std::mt19937 rng(42);
+    for (const Vec3 shape : {Vec3{17, 13, 11}, Vec3{40, 3, 2}, Vec3{1, 30, 30}, Vec3{5, 1, 1}}) {
+        auto vol = zeros<std::uint16_t>(shape);
+        std::uniform_int_distribution<int> value(0, 3);
+        for (auto& v : vol) v = static_cast<std::uint16_t>(value(rng));
+        for (int conn : {6, 18, 26}) {
+            const Volume<std::uint64_t> expected = flood_fill(vol, conn);
+            for (std::size_t threads : {1, 2, 3, 7}) {
+                INFO("shape " << shape << " connectivity " << conn << " threads " << threads);
+                const auto [out, n] = cc(vol, conn, threads);
+                CHECK(n == *std::max_element(expected.begin(), expected.end()));
+                CHECK(out == expected);
+            }
+        }
+    }
+}
+
+TEST_CASE("relabel_sequential numbers values in increasing order") {
+    auto vol = zeros<std::uint32_t>({4, 2, 1});
+    const std::uint32_t values[] = {0, 70, 70, 5, 1000, 0, 5, 4000000000u};
+    std::copy(std::begin(values), std::end(values), vol.begin());
+    auto out = zeros<std::uint64_t>({4, 2, 1});
+    vx::ThreadPool pool(2);
+    const auto old = vx::segmentation::relabel_sequential<std::uint32_t>(vx::View<std::uint32_t>(vol), vx::View<std::uint64_t>(out), pool);
+    CHECK(old == std::vector<std::uint32_t>{5, 70, 1000, 4000000000u});
+    const std::uint64_t expected[] = {0, 2, 2, 1, 3, 0, 1, 4};
+    CHECK(std::equal(out.begin(), out.end(), std::begin(expected)));
+}
+
+TEST_CASE("remap applies a mapping and reports or keeps missing labels") {
+    auto vol = zeros<std::uint8_t>({3, 1, 1});
+    vol(0, 0, 0) = 3;
+    vol(2, 0, 0) = 7;
+    auto out = zeros<std::uint64_t>({3, 1, 1});
+    vx::ThreadPool pool(1);
+    using vx::segmentation::MissingLabels;
+    vx::segmentation::remap<std::uint8_t>(vx::View<std::uint8_t>(vol), vx::View<std::uint64_t>(out), {3, 7, 300}, {10, 20, 30},
+                                          MissingLabels::raise, pool);
+    CHECK(out(0, 0, 0) == 10);
+    CHECK(out(1, 0, 0) == 0);
+    CHECK(out(2, 0, 0) == 20);
+
+    try {
+        vx::segmentation::remap<std::uint8_t>(vx::View<std::uint8_t>(vol), vx::View<std::uint64_t>(out), {3}, {10},
+                                              MissingLabels::raise, pool);
+        FAIL("expected KeyNotFound");
+    } catch (const vx::KeyNotFound& e) {
+        CHECK(std::string(e.what()) == "remap: label 7 (at voxel (2, 0, 0)) is not in the mapping");
+    }
+    vx::segmentation::remap<std::uint8_t>(vx::View<std::uint8_t>(vol), vx::View<std::uint64_t>(out), {3}, {10},
+                                          MissingLabels::keep, pool);
+    CHECK(out(2, 0, 0) == 7);
+    REQUIRE_THROWS_AS(vx::segmentation::remap<std::uint8_t>(vx::View<std::uint8_t>(vol), vx::View<std::uint64_t>(out), {3, 3},
+                                                            {1, 2}, MissingLabels::keep, pool),
+                      vx::InvalidArgument);
+}
+
+TEST_CASE("connectivity other than 6, 18, 26 is refused") {
+    REQUIRE_THROWS_AS(vx::segmentation::connectivity_from_int(8), vx::InvalidArgument);
+}
