@@ -1,4 +1,5 @@
 // vx core -> voxelytics._core.core: Box and BlockGrid geometry.
+#include <pybind11/operators.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 

@@ -6,6 +6,8 @@
 
 #include <vector>
 
+#include <torch/version.h>
+
 #include "voxelytics/inference/torchscript.hpp"
 
 namespace py = pybind11;

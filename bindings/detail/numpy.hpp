@@ -45,8 +45,8 @@ inline py::array volume_argument(const py::handle& obj, const char* name) {
         for (py::ssize_t i = 0; i < a.ndim(); ++i) shape += (i ? ", " : "") + std::to_string(a.shape(i));
         throw InvalidArgument(std::string(name) + " must be a 3D array indexed [x, y, z], got shape " + shape + ")");
     }
-    if (!(a.flags() & py::array::f_style) || !a.dtype().isnative())
-        a = py::array::ensure(a, py::array::f_style | py::array::forcecast);
+    if (!a.dtype().attr("isnative").cast<bool>()) a = a.attr("astype")(a.dtype().attr("newbyteorder")("="));
+    if (!(a.flags() & py::array::f_style)) a = py::array::ensure(a, py::array::f_style | py::array::forcecast);
     return a;
 }
 

@@ -18,6 +18,7 @@
 #include <limits>
 #include <vector>
 
+#include "voxelytics/core/detail/huge_page_allocator.hpp"
 #include "voxelytics/core/errors.hpp"
 #include "voxelytics/core/thread_pool.hpp"
 #include "voxelytics/core/view.hpp"
@@ -37,74 +38,109 @@ enum class Foreground { per_label, binary };
 
 namespace detail {
 
-using RunIndex = std::uint64_t;
+// 32-bit run indices halve the union-find's memory traffic; 2^32 runs would need a volume of
+// tens of GB, far beyond the blocks voxelytics processes.
+using RunIndex = std::uint32_t;
+using Parents = vx::detail::ScratchVector<RunIndex>;
 
-// Runs of equal nonzero value along x, row by row (row = y + Y*z); row r owns the runs
-// [row_start[r], row_start[r+1]).
+// A run of equal nonzero value along x: voxels [begin, end) of one row (row = y + Y*z).
 template <class Label>
-struct Runs {
-    std::vector<std::int32_t> begin, end;  // [begin, end) in x
-    std::vector<Label> value;              // 1 in binary mode
-    std::vector<RunIndex> row_start;
+struct Run {
+    std::int32_t begin, end;
+    Label value;  // 1 in binary mode
 };
 
+// The runs of one row: `count` runs from `data`, whose global indices start at `first`.
 template <class Label>
-void append_row_runs(const Label* row, std::int64_t nx, Foreground fg, Runs<Label>& runs) {
-    std::int64_t x = 0;
-    while (x < nx) {
-        const Label v = row[x];
-        if (v == 0) {
-            ++x;
-            continue;
-        }
-        const std::int64_t start = x++;
-        if (fg == Foreground::binary) {
-            while (x < nx && row[x] != 0) ++x;
-        } else {
-            while (x < nx && row[x] == v) ++x;
-        }
-        runs.begin.push_back(static_cast<std::int32_t>(start));
-        runs.end.push_back(static_cast<std::int32_t>(x));
-        runs.value.push_back(fg == Foreground::binary ? Label{1} : v);
+struct RowRuns {
+    const Run<Label>* data;
+    RunIndex first, count;
+};
+
+// All runs, extracted in parallel: each row range keeps its own array (no concatenation copy),
+// while run indices are global, numbered row by row in scan order.
+template <class Label>
+class RunTable {
+public:
+    RunTable(View<const Label> labels, Foreground fg, ThreadPool& pool, const std::vector<std::int64_t>& range_start)
+        : parts_(range_start.size() - 1), row_first_(static_cast<std::size_t>(labels.shape().y * labels.shape().z) + 1),
+          row_data_(row_first_.size() - 1) {
+        const std::int64_t nx = labels.shape().x;
+        const auto num_ranges = static_cast<std::int64_t>(parts_.size());
+        // Pass 1: runs of each range, with row starts local to the range.
+        parallel_for(pool, 0, num_ranges, [&](std::int64_t k) {
+            auto& part = parts_[static_cast<std::size_t>(k)];
+            // Generous: untouched reserved pages cost nothing, while regrowth copies every run.
+            part.reserve(static_cast<std::size_t>((range_start[k + 1] - range_start[k]) * std::min<std::int64_t>(nx, 32)));
+            for (std::int64_t r = range_start[k]; r < range_start[k + 1]; ++r) {
+                row_first_[static_cast<std::size_t>(r)] = static_cast<RunIndex>(part.size());
+                append_row(labels.data() + r * nx, static_cast<std::int32_t>(nx), fg, part);
+            }
+        });
+        std::vector<std::uint64_t> offset(parts_.size() + 1, 0);
+        for (std::size_t k = 0; k < parts_.size(); ++k) offset[k + 1] = offset[k] + parts_[k].size();
+        if (offset.back() >= std::numeric_limits<RunIndex>::max())
+            throw InvalidArgument("connected_components: volume too large for one call (" +
+                                  std::to_string(offset.back()) + " runs); process it in blocks");
+        // Pass 2: make row starts global and remember where each row's runs live.
+        parallel_for(pool, 0, num_ranges, [&](std::int64_t k) {
+            const auto& part = parts_[static_cast<std::size_t>(k)];
+            for (std::int64_t r = range_start[k]; r < range_start[k + 1]; ++r) {
+                row_data_[static_cast<std::size_t>(r)] = part.data() + row_first_[static_cast<std::size_t>(r)];
+                row_first_[static_cast<std::size_t>(r)] += static_cast<RunIndex>(offset[static_cast<std::size_t>(k)]);
+            }
+        });
+        row_first_.back() = static_cast<RunIndex>(offset.back());
     }
-}
 
-template <class Label>
-Runs<Label> find_runs(View<const Label> labels, Foreground fg, ThreadPool& pool,
-                      const std::vector<std::int64_t>& range_start) {
-    const Vec3 s = labels.shape();
-    const std::int64_t num_ranges = static_cast<std::int64_t>(range_start.size()) - 1;
-    std::vector<Runs<Label>> parts(static_cast<std::size_t>(num_ranges));
-    parallel_for(pool, 0, num_ranges, [&](std::int64_t k) {
-        Runs<Label>& part = parts[static_cast<std::size_t>(k)];
-        for (std::int64_t r = range_start[k]; r < range_start[k + 1]; ++r) {
-            part.row_start.push_back(part.begin.size());
-            append_row_runs(labels.data() + r * s.x, s.x, fg, part);
+    RunIndex size() const { return row_first_.back(); }
+    /// Global index of the first run of row r (r may be the number of rows: then size()).
+    RunIndex first(std::int64_t r) const { return row_first_[static_cast<std::size_t>(r)]; }
+    RowRuns<Label> row(std::int64_t r) const {
+        const auto i = static_cast<std::size_t>(r);
+        return {row_data_[i], row_first_[i], row_first_[i + 1] - row_first_[i]};
+    }
+
+private:
+    static void append_row(const Label* row, std::int32_t nx, Foreground fg, vx::detail::ScratchVector<Run<Label>>& runs) {
+        std::int32_t x = 0;
+        while (x < nx) {
+            const Label v = row[x];
+            if (v == 0) {
+                ++x;
+                continue;
+            }
+            const std::int32_t start = x++;
+            if (fg == Foreground::binary) {
+                x = run_end(row, x, nx, [](Label u) { return u != 0; });
+                runs.push_back({start, x, Label{1}});
+            } else {
+                x = run_end(row, x, nx, [v](Label u) { return u == v; });
+                runs.push_back({start, x, v});
+            }
         }
-    });
-    // Concatenate the parts; run indices become global.
-    Runs<Label> runs;
-    std::vector<RunIndex> run_offset(parts.size() + 1, 0);
-    for (std::size_t k = 0; k < parts.size(); ++k) run_offset[k + 1] = run_offset[k] + parts[k].begin.size();
-    const RunIndex total = run_offset.back();
-    runs.begin.resize(total);
-    runs.end.resize(total);
-    runs.value.resize(total);
-    runs.row_start.resize(static_cast<std::size_t>(s.y * s.z) + 1);
-    parallel_for(pool, 0, num_ranges, [&](std::int64_t k) {
-        const auto& part = parts[static_cast<std::size_t>(k)];
-        const RunIndex off = run_offset[static_cast<std::size_t>(k)];
-        std::copy(part.begin.begin(), part.begin.end(), runs.begin.begin() + static_cast<std::ptrdiff_t>(off));
-        std::copy(part.end.begin(), part.end.end(), runs.end.begin() + static_cast<std::ptrdiff_t>(off));
-        std::copy(part.value.begin(), part.value.end(), runs.value.begin() + static_cast<std::ptrdiff_t>(off));
-        for (std::size_t i = 0; i < part.row_start.size(); ++i)
-            runs.row_start[static_cast<std::size_t>(range_start[k]) + i] = part.row_start[i] + off;
-    });
-    runs.row_start.back() = total;
-    return runs;
-}
+    }
 
-inline RunIndex find_root(std::vector<RunIndex>& parent, RunIndex a) {
+    // First x >= `x` whose value does not continue the run. Runs in segmentations are long:
+    // test eight voxels at a time into a bit mask, so a run costs one mispredicted branch, not one
+    // per voxel.
+    template <class Continues>
+    static std::int32_t run_end(const Label* row, std::int32_t x, std::int32_t nx, Continues continues) {
+        for (; x + 8 <= nx; x += 8) {
+            unsigned stop = 0;
+            for (int i = 0; i < 8; ++i) stop |= static_cast<unsigned>(!continues(row[x + i])) << i;
+            if (stop) return x + __builtin_ctz(stop);
+        }
+        while (x < nx && continues(row[x])) ++x;
+        return x;
+    }
+
+    std::vector<vx::detail::ScratchVector<Run<Label>>> parts_;
+    std::vector<RunIndex> row_first_;
+    std::vector<const Run<Label>*> row_data_;
+};
+
+inline RunIndex find_root(Parents& parent, RunIndex a) {
     while (parent[a] != a) {
         parent[a] = parent[parent[a]];
         a = parent[a];
@@ -113,12 +149,12 @@ inline RunIndex find_root(std::vector<RunIndex>& parent, RunIndex a) {
 }
 
 // Read-only find, safe while other threads read the same parents.
-inline RunIndex find_root_const(const std::vector<RunIndex>& parent, RunIndex a) {
+inline RunIndex find_root_const(const Parents& parent, RunIndex a) {
     while (parent[a] != a) a = parent[a];
     return a;
 }
 
-inline void merge(std::vector<RunIndex>& parent, RunIndex a, RunIndex b) {
+inline void merge(Parents& parent, RunIndex a, RunIndex b) {
     a = find_root(parent, a);
     b = find_root(parent, b);
     if (a < b) {
@@ -128,32 +164,40 @@ inline void merge(std::vector<RunIndex>& parent, RunIndex a, RunIndex b) {
     }
 }
 
-// Merges the runs of row `r` with those of row `nr` that have the same value and whose x
-// ranges overlap once widened by `tolerance` (1 lets diagonal neighbours touch).
+// Merges the runs of row `cur` with those of an earlier row `prev` that have the same value and
+// whose x ranges overlap once widened by `tolerance` (1 lets diagonal neighbours touch).
 template <class Label>
-void merge_rows(const Runs<Label>& runs, std::vector<RunIndex>& parent, std::int64_t r, std::int64_t nr,
-                std::int32_t tolerance) {
-    RunIndex j = runs.row_start[static_cast<std::size_t>(nr)];
-    const RunIndex j_end = runs.row_start[static_cast<std::size_t>(nr) + 1];
-    const RunIndex i_end = runs.row_start[static_cast<std::size_t>(r) + 1];
-    for (RunIndex i = runs.row_start[static_cast<std::size_t>(r)]; i < i_end && j < j_end; ++i) {
-        const std::int32_t lo = runs.begin[i] - tolerance;
-        const std::int32_t hi = runs.end[i] + tolerance;
-        while (j < j_end && runs.end[j] <= lo) ++j;
-        for (RunIndex k = j; k < j_end && runs.begin[k] < hi; ++k)
-            if (runs.value[k] == runs.value[i]) merge(parent, i, k);
+void merge_rows(RowRuns<Label> cur, RowRuns<Label> prev, Parents& parent, std::int32_t tolerance) {
+    RunIndex j = 0;
+    for (RunIndex a = 0; a < cur.count && j < prev.count; ++a) {
+        const Run<Label>& run = cur.data[a];
+        const RunIndex i = cur.first + a;
+        while (j < prev.count && prev.data[j].end <= run.begin - tolerance) ++j;
+        for (RunIndex b = j; b < prev.count && prev.data[b].begin < run.end + tolerance; ++b) {
+            if (prev.data[b].value != run.value) continue;
+            const RunIndex k = prev.first + b;
+            // Row `cur` is being merged now, so a run of it that is still its own parent has not
+            // been merged yet: it can simply join k's set (k < i, so the root stays smallest).
+            if (parent[i] == i) {
+                parent[i] = find_root(parent, k);
+            } else if (parent[i] != parent[k]) {  // equal parents: already one set, skip the finds
+                merge(parent, i, k);
+            }
+        }
     }
 }
 
 // Merges row r with each neighbour row scanned before it whose index lies in [lo, hi): step 1
 // of connected_components passes its own range, step 2 the rows of the ranges before.
 template <class Label>
-void merge_with_previous_rows(const Runs<Label>& runs, std::vector<RunIndex>& parent, Vec3 shape, std::int64_t r,
+void merge_with_previous_rows(const RunTable<Label>& runs, Parents& parent, Vec3 shape, std::int64_t r,
                               std::int64_t lo, std::int64_t hi, Connectivity conn) {
     const std::int64_t y = r % shape.y;
     const bool has_z = r >= shape.y;
+    const RowRuns<Label> cur = runs.row(r);
+    if (cur.count == 0) return;
     auto merge_if_allowed = [&](std::int64_t nr, std::int32_t tolerance) {
-        if (nr >= lo && nr < hi) merge_rows(runs, parent, r, nr, tolerance);
+        if (nr >= lo && nr < hi) merge_rows(cur, runs.row(nr), parent, tolerance);
     };
     // Face neighbours (same x) touch for every connectivity; with 18 and 26 their x-diagonals touch too.
     const std::int32_t face_tol = conn == Connectivity::faces ? 0 : 1;
@@ -185,15 +229,12 @@ std::uint64_t connected_components(View<const Label> labels, View<std::uint64_t>
     std::vector<std::int64_t> range_start(static_cast<std::size_t>(num_ranges) + 1);
     for (std::int64_t k = 0; k <= num_ranges; ++k) range_start[static_cast<std::size_t>(k)] = num_rows * k / num_ranges;
 
-    const detail::Runs<Label> runs = detail::find_runs(labels, foreground, pool, range_start);
-    const RunIndex num_runs = runs.begin.size();
-    std::vector<RunIndex> parent(num_runs);
+    const detail::RunTable<Label> runs(labels, foreground, pool, range_start);
+    detail::Parents parent(runs.size());
 
     // 1. Merge within each row range, in parallel: every union touches runs of one range only.
     parallel_for(pool, 0, num_ranges, [&](std::int64_t k) {
-        const RunIndex lo = runs.row_start[static_cast<std::size_t>(range_start[k])];
-        const RunIndex hi = runs.row_start[static_cast<std::size_t>(range_start[k + 1])];
-        for (RunIndex i = lo; i < hi; ++i) parent[i] = i;
+        for (RunIndex i = runs.first(range_start[k]); i < runs.first(range_start[k + 1]); ++i) parent[i] = i;
         for (std::int64_t r = range_start[k]; r < range_start[k + 1]; ++r)
             detail::merge_with_previous_rows(runs, parent, shape, r, range_start[k], r, connectivity);
     });
@@ -206,11 +247,10 @@ std::uint64_t connected_components(View<const Label> labels, View<std::uint64_t>
 
     // 3. Number the roots (smallest run of each component) in run order: count per range, then
     //    offset. Run ranges follow the row ranges, so this is balanced like step 1.
-    std::vector<RunIndex> label(num_runs);
+    detail::Parents label(runs.size());
     std::vector<std::uint64_t> roots_before(static_cast<std::size_t>(num_ranges) + 1, 0);
     auto run_range = [&](std::int64_t k) {
-        return std::make_pair(runs.row_start[static_cast<std::size_t>(range_start[k])],
-                              runs.row_start[static_cast<std::size_t>(range_start[k + 1])]);
+        return std::make_pair(runs.first(range_start[k]), runs.first(range_start[k + 1]));
     };
     parallel_for(pool, 0, num_ranges, [&](std::int64_t k) {
         const auto [lo, hi] = run_range(k);
@@ -223,19 +263,20 @@ std::uint64_t connected_components(View<const Label> labels, View<std::uint64_t>
         const auto [lo, hi] = run_range(k);
         std::uint64_t next = roots_before[static_cast<std::size_t>(k)];
         for (RunIndex i = lo; i < hi; ++i)
-            if (parent[i] == i) label[i] = ++next;
+            if (parent[i] == i) label[i] = static_cast<RunIndex>(++next);
     });
 
     // 4. Write the output row by row; a run's id is its root's.
     parallel_for(pool, 0, num_ranges, [&](std::int64_t k) {
         for (std::int64_t r = range_start[k]; r < range_start[k + 1]; ++r) {
             std::uint64_t* row = out.data() + r * shape.x;
+            const detail::RowRuns<Label> row_runs = runs.row(r);
             std::int32_t x = 0;
-            for (RunIndex i = runs.row_start[static_cast<std::size_t>(r)]; i < runs.row_start[static_cast<std::size_t>(r) + 1]; ++i) {
-                std::fill(row + x, row + runs.begin[i], std::uint64_t{0});
-                const std::uint64_t id = label[detail::find_root_const(parent, i)];
-                std::fill(row + runs.begin[i], row + runs.end[i], id);
-                x = runs.end[i];
+            for (RunIndex a = 0; a < row_runs.count; ++a) {
+                const auto& run = row_runs.data[a];
+                std::fill(row + x, row + run.begin, std::uint64_t{0});
+                std::fill(row + run.begin, row + run.end, label[detail::find_root_const(parent, row_runs.first + a)]);
+                x = run.end;
             }
             std::fill(row + x, row + shape.x, std::uint64_t{0});
         }

@@ -1,0 +1,32 @@
+"""voxelytics: EM volumes of brain tissue in, connectomes out.
+
+A C++17 core (``voxelytics._core``) does the voxel work; the modules here give it a Pythonic
+surface. Arrays follow the project's axis convention: volumes are indexed ``[x, y, z]`` (or
+``[c, x, y, z]``) with x varying fastest, i.e. Fortran order; C-ordered ``[z, y, x]`` data is the
+same memory, available as ``arr.T`` without a copy.
+"""
+
+import importlib.util as _importlib_util
+
+# LibTorch inside _core must be the one of the installed torch package: load torch first so
+# that its shared libraries are already there when _core is loaded.
+if _importlib_util.find_spec("torch") is not None:
+    import torch as _torch  # noqa: F401
+
+from . import _core
+from ._core import CorruptDataError
+from .core import Block, BlockGrid, Box
+from .segmentation import connected_components, relabel_sequential, remap
+
+__version__ = _core.__version__
+
+__all__ = [
+    "Block",
+    "BlockGrid",
+    "Box",
+    "CorruptDataError",
+    "__version__",
+    "connected_components",
+    "relabel_sequential",
+    "remap",
+]

@@ -1,0 +1,26 @@
+"""Geometry shared by every step: boxes of voxels and block grids.
+
+>>> from voxelytics import Box, BlockGrid
+>>> grid = BlockGrid(Box((0, 0, 0), (100, 100, 50)), block_shape=(64, 64, 32), halo=(8, 8, 4))
+>>> grid.shape, len(grid)
+((2, 2, 2), 8)
+>>> grid[0].core, grid[0].outer
+(Box(topleft=(0, 0, 0), size=(64, 64, 32)), Box(topleft=(0, 0, 0), size=(72, 72, 36)))
+"""
+
+from __future__ import annotations
+
+import os
+
+from ._core.core import Block, BlockGrid, Box
+
+__all__ = ["Block", "BlockGrid", "Box", "resolve_threads"]
+
+
+def resolve_threads(threads: int | None) -> int:
+    """The thread count to use: ``None`` means one per core; otherwise a positive int."""
+    if threads is None:
+        return os.cpu_count() or 1
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    return threads

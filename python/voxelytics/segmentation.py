@@ -1,0 +1,97 @@
+"""Label-volume operations: connected components, sequential relabelling, remapping.
+
+Volumes are numpy arrays indexed ``[x, y, z]`` (x fastest, Fortran order). Arrays in that order
+are used in place; any other layout is copied once into it. Label dtypes: uint8/16/32/64, and
+signed integers without negative values (viewed as the unsigned type of the same width). The
+results are uint64 arrays in Fortran order.
+
+>>> import numpy as np, voxelytics as vx
+>>> labels = np.zeros((4, 4, 1), dtype=np.uint32, order="F")
+>>> labels[0, 0, 0] = labels[1, 1, 0] = 7
+>>> ids, n = vx.connected_components(labels, connectivity=6)
+>>> n
+2
+>>> vx.connected_components(labels, connectivity=26)[1]
+1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from ._core import segmentation as _seg
+from .core import resolve_threads
+
+__all__ = ["connected_components", "relabel_sequential", "remap"]
+
+
+def _label_array(labels) -> np.ndarray:
+    """`labels` as an array the kernels take; signed integers become unsigned views."""
+    arr = np.asarray(labels)
+    if arr.dtype.kind == "i":
+        if arr.size and arr.min() < 0:
+            raise ValueError(f"labels must not be negative (found {arr.min()} in a {arr.dtype} array)")
+        arr = arr.view(arr.dtype.newbyteorder("=").str.replace("i", "u"))
+    return arr
+
+
+def connected_components(
+    labels, connectivity: int = 26, *, binary: bool = False, threads: int | None = None
+) -> tuple[np.ndarray, int]:
+    """Connected components of a 3D label volume.
+
+    Each nonzero label value is its own foreground (``binary=True``: all nonzero voxels are one
+    foreground, e.g. for a boolean mask); 0 is background. ``connectivity`` is 6 (faces), 18
+    (faces + edges) or 26 (faces + edges + corners).
+
+    Returns ``(ids, n)``: uint64 ids 1..n numbered in the order components first appear in
+    x-fastest scan order (0 = background), and the number of components. The result does not
+    depend on ``threads`` (``None``: one per core).
+    """
+    return _seg.connected_components(
+        _label_array(labels), int(connectivity), bool(binary), resolve_threads(threads)
+    )
+
+
+def relabel_sequential(labels, *, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Map the distinct nonzero values of ``labels``, in increasing order, to 1..N (0 stays 0).
+
+    Returns ``(relabeled, old_values)`` with ``old_values[new - 1] == old`` for every new id.
+    """
+    return _seg.relabel_sequential(_label_array(labels), resolve_threads(threads))
+
+
+def remap(
+    labels,
+    mapping: Mapping[int, int] | tuple[np.ndarray, np.ndarray],
+    *,
+    preserve_missing: bool = False,
+    threads: int | None = None,
+) -> np.ndarray:
+    """Replace every voxel value ``v`` with ``mapping[v]``; returns a uint64 volume.
+
+    ``mapping`` is a dict or a ``(keys, values)`` pair of equal-length integer arrays. Background 0
+    maps to 0 unless the mapping says otherwise. A value missing from the mapping raises KeyError
+    (naming the value and a voxel holding it) unless ``preserve_missing=True``, which keeps it.
+    """
+    if isinstance(mapping, Mapping):
+        keys = np.fromiter(mapping.keys(), dtype=np.uint64, count=len(mapping))
+        values = np.fromiter(mapping.values(), dtype=np.uint64, count=len(mapping))
+    else:
+        try:
+            keys, values = mapping
+        except (TypeError, ValueError):
+            raise TypeError("mapping must be a dict or a (keys, values) pair of arrays") from None
+        keys, values = _mapping_array(keys, "keys"), _mapping_array(values, "values")
+    return _seg.remap(_label_array(labels), keys, values, bool(preserve_missing), resolve_threads(threads))
+
+
+def _mapping_array(a, name: str) -> np.ndarray:
+    arr = np.asarray(a)
+    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "ui"):
+        raise TypeError(f"mapping {name} must be a 1D integer array, got {arr.dtype} with shape {arr.shape}")
+    if arr.size and arr.min() < 0:
+        raise ValueError(f"mapping {name} must not be negative")
+    return arr.astype(np.uint64, copy=False)
