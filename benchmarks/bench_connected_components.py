@@ -31,7 +31,9 @@ def best_time(fn, repeat: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", type=int, default=256, help="edge length of the cubic volume (default 256)")
     parser.add_argument("--cells", type=int, default=2000, help="number of Voronoi cells (default 2000)")
     parser.add_argument("--repeat", type=int, default=7)
@@ -55,7 +57,9 @@ def main() -> None:
     def row(task, name, seconds, base):
         rows.append((task, name, seconds, base / seconds))
 
-    t_cc3d = best_time(lambda: cc3d.connected_components(labels, connectivity=26, out_dtype=np.uint64), args.repeat)
+    t_cc3d = best_time(
+        lambda: cc3d.connected_components(labels, connectivity=26, out_dtype=np.uint64), args.repeat
+    )
     row("multi-label 26", "cc3d", t_cc3d, t_cc3d)
     t1 = best_time(lambda: vx.connected_components(labels, 26, threads=1), args.repeat)
     row("multi-label 26", "voxelytics 1 thread", t1, t_cc3d)

@@ -31,9 +31,8 @@ void export_core(py::module_& parent) {
         .def("is_aligned", &vx::Box::is_aligned, py::arg("grid"))
         .def(py::self == py::self)
         .def(py::self != py::self)
-        .def("__hash__", [](const vx::Box& b) {
-            return py::hash(py::make_tuple(b.empty() ? vx::Vec3{} : b.topleft(), b.size()));
-        })
+        .def("__hash__",
+             [](const vx::Box& b) { return py::hash(py::make_tuple(b.empty() ? vx::Vec3{} : b.topleft(), b.size())); })
         .def("__repr__", &vx::Box::to_string)
         .def(py::pickle([](const vx::Box& b) { return py::make_tuple(b.topleft(), b.size()); },
                         [](const py::tuple& t) { return vx::Box(t[0].cast<vx::Vec3>(), t[1].cast<vx::Vec3>()); }));
@@ -56,11 +55,12 @@ void export_core(py::module_& parent) {
         .def_property_readonly("halo", &vx::BlockGrid::halo)
         .def_property_readonly("shape", &vx::BlockGrid::shape, "Number of blocks along x, y, z.")
         .def("__len__", &vx::BlockGrid::size)
-        .def("__getitem__", [](const vx::BlockGrid& g, std::int64_t i) {
-            if (i < 0) i += g.size();
-            if (i < 0 || i >= g.size()) throw py::index_error("block index out of range");
-            return g[i];
-        })
+        .def("__getitem__",
+             [](const vx::BlockGrid& g, std::int64_t i) {
+                 if (i < 0) i += g.size();
+                 if (i < 0 || i >= g.size()) throw py::index_error("block index out of range");
+                 return g[i];
+             })
         .def("block_at", &vx::BlockGrid::block_at, py::arg("grid_position"))
         .def("blocks_overlapping", &vx::BlockGrid::blocks_overlapping, py::arg("box"));
 }

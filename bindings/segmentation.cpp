@@ -63,9 +63,8 @@ py::array remap(const py::handle& labels_obj, const std::vector<std::uint64_t>& 
 
 void export_segmentation(py::module_& parent) {
     py::module_ m = parent.def_submodule("segmentation", "Label-volume kernels (see voxelytics.segmentation).");
-    m.def("connected_components", &connected_components, py::arg("labels"), py::arg("connectivity"),
-          py::arg("binary"), py::arg("threads"),
-          "Returns (uint64 component ids in first-appearance order, number of components).");
+    m.def("connected_components", &connected_components, py::arg("labels"), py::arg("connectivity"), py::arg("binary"),
+          py::arg("threads"), "Returns (uint64 component ids in first-appearance order, number of components).");
     m.def("relabel_sequential", &relabel_sequential, py::arg("labels"), py::arg("threads"),
           "Returns (uint64 ids 1..N by increasing old value, old values).");
     m.def("remap", &remap, py::arg("labels"), py::arg("keys"), py::arg("values"), py::arg("preserve_missing"),

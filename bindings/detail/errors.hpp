@@ -11,10 +11,9 @@ namespace py = pybind11;
 
 inline void register_errors(py::module_& m) {
     // Created once and kept alive for the life of the interpreter, like the module itself.
-    static PyObject* corrupt_data =
-        PyErr_NewExceptionWithDoc("voxelytics.CorruptDataError",
-                                  "Stored data that cannot be decoded or fails an integrity check.",
-                                  PyExc_ValueError, nullptr);
+    static PyObject* corrupt_data = PyErr_NewExceptionWithDoc(
+        "voxelytics.CorruptDataError", "Stored data that cannot be decoded or fails an integrity check.",
+        PyExc_ValueError, nullptr);
     m.attr("CorruptDataError") = py::reinterpret_borrow<py::object>(corrupt_data);
     py::register_exception_translator([](std::exception_ptr p) {
         try {

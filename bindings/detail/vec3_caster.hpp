@@ -24,9 +24,7 @@ struct type_caster<vx::Vec3> {
         return true;
     }
 
-    static handle cast(const vx::Vec3& v, return_value_policy, handle) {
-        return make_tuple(v.x, v.y, v.z).release();
-    }
+    static handle cast(const vx::Vec3& v, return_value_policy, handle) { return make_tuple(v.x, v.y, v.z).release(); }
 };
 
 }  // namespace pybind11::detail

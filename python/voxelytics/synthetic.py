@@ -40,7 +40,9 @@ def voronoi_labels(
     seed_ids = np.zeros(shape, dtype=dtype, order="F")
     seed_ids.ravel(order="F")[flat] = np.arange(1, len(flat) + 1, dtype=dtype)
     # Nearest seed of every voxel, in physical units.
-    nearest = ndimage.distance_transform_edt(~seeds, sampling=voxel_size, return_distances=False, return_indices=True)
+    nearest = ndimage.distance_transform_edt(
+        ~seeds, sampling=voxel_size, return_distances=False, return_indices=True
+    )
     labels = np.asfortranarray(seed_ids[tuple(nearest)])
     if membranes:
         boundary = np.zeros(shape, dtype=bool, order="F")

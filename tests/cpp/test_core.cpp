@@ -100,14 +100,14 @@ TEST_CASE("parallel_for visits every index once and rethrows task errors") {
 }
 
 TEST_CASE("dispatch maps runtime dtypes to types and names the supported ones") {
-    CHECK(vx::dispatch<vx::UnsignedTypes>(vx::DType::uint16, "labels", [](auto tag) {
-        return sizeof(typename decltype(tag)::type);
-    }) == 2);
+    CHECK(vx::dispatch<vx::UnsignedTypes>(vx::DType::uint16, "labels",
+                                          [](auto tag) { return sizeof(typename decltype(tag)::type); }) == 2);
     try {
         vx::dispatch<vx::UnsignedTypes>(vx::DType::float32, "labels", [](auto) {});
         FAIL("expected UnsupportedType");
     } catch (const vx::UnsupportedType& e) {
-        CHECK(std::string(e.what()) == "labels has unsupported dtype float32; supported: uint8, uint16, uint32, uint64");
+        CHECK(std::string(e.what()) ==
+              "labels has unsupported dtype float32; supported: uint8, uint16, uint32, uint64");
     }
 }
 

@@ -18,8 +18,8 @@ namespace {
 
 template <class T>
 Volume<T> zeros(Vec3 s) {
-    Volume<T> v = Volume<T>::from_shape({static_cast<std::size_t>(s.x), static_cast<std::size_t>(s.y),
-                                         static_cast<std::size_t>(s.z)});
+    Volume<T> v = Volume<T>::from_shape(
+        {static_cast<std::size_t>(s.x), static_cast<std::size_t>(s.y), static_cast<std::size_t>(s.z)});
     v.fill(T{0});
     return v;
 }
@@ -27,12 +27,13 @@ Volume<T> zeros(Vec3 s) {
 template <class T>
 std::pair<Volume<std::uint64_t>, std::uint64_t> cc(Volume<T>& in, int conn, std::size_t threads = 1,
                                                    Foreground fg = Foreground::per_label) {
-    Volume<std::uint64_t> out = zeros<std::uint64_t>({static_cast<std::int64_t>(in.shape()[0]),
-                                                      static_cast<std::int64_t>(in.shape()[1]),
-                                                      static_cast<std::int64_t>(in.shape()[2])});
+    Volume<std::uint64_t> out =
+        zeros<std::uint64_t>({static_cast<std::int64_t>(in.shape()[0]), static_cast<std::int64_t>(in.shape()[1]),
+                              static_cast<std::int64_t>(in.shape()[2])});
     vx::ThreadPool pool(threads);
-    const auto n = vx::segmentation::connected_components<T>(vx::View<const T>(vx::View<T>(in)), vx::View<std::uint64_t>(out),
-                                                             vx::segmentation::connectivity_from_int(conn), pool, fg);
+    const auto n =
+        vx::segmentation::connected_components<T>(vx::View<const T>(vx::View<T>(in)), vx::View<std::uint64_t>(out),
+                                                  vx::segmentation::connectivity_from_int(conn), pool, fg);
     return {std::move(out), n};
 }
 
@@ -180,7 +181,8 @@ TEST_CASE("relabel_sequential numbers values in increasing order") {
     std::copy(std::begin(values), std::end(values), vol.begin());
     auto out = zeros<std::uint64_t>({4, 2, 1});
     vx::ThreadPool pool(2);
-    const auto old = vx::segmentation::relabel_sequential<std::uint32_t>(vx::View<std::uint32_t>(vol), vx::View<std::uint64_t>(out), pool);
+    const auto old = vx::segmentation::relabel_sequential<std::uint32_t>(vx::View<std::uint32_t>(vol),
+                                                                         vx::View<std::uint64_t>(out), pool);
     CHECK(old == std::vector<std::uint32_t>{5, 70, 1000, 4000000000u});
     const std::uint64_t expected[] = {0, 2, 2, 1, 3, 0, 1, 4};
     CHECK(std::equal(out.begin(), out.end(), std::begin(expected)));
@@ -193,8 +195,8 @@ TEST_CASE("remap applies a mapping and reports or keeps missing labels") {
     auto out = zeros<std::uint64_t>({3, 1, 1});
     vx::ThreadPool pool(1);
     using vx::segmentation::MissingLabels;
-    vx::segmentation::remap<std::uint8_t>(vx::View<std::uint8_t>(vol), vx::View<std::uint64_t>(out), {3, 7, 300}, {10, 20, 30},
-                                          MissingLabels::raise, pool);
+    vx::segmentation::remap<std::uint8_t>(vx::View<std::uint8_t>(vol), vx::View<std::uint64_t>(out), {3, 7, 300},
+                                          {10, 20, 30}, MissingLabels::raise, pool);
     CHECK(out(0, 0, 0) == 10);
     CHECK(out(1, 0, 0) == 0);
     CHECK(out(2, 0, 0) == 20);
@@ -209,8 +211,8 @@ TEST_CASE("remap applies a mapping and reports or keeps missing labels") {
     vx::segmentation::remap<std::uint8_t>(vx::View<std::uint8_t>(vol), vx::View<std::uint64_t>(out), {3}, {10},
                                           MissingLabels::keep, pool);
     CHECK(out(2, 0, 0) == 7);
-    REQUIRE_THROWS_AS(vx::segmentation::remap<std::uint8_t>(vx::View<std::uint8_t>(vol), vx::View<std::uint64_t>(out), {3, 3},
-                                                            {1, 2}, MissingLabels::keep, pool),
+    REQUIRE_THROWS_AS(vx::segmentation::remap<std::uint8_t>(vx::View<std::uint8_t>(vol), vx::View<std::uint64_t>(out),
+                                                            {3, 3}, {1, 2}, MissingLabels::keep, pool),
                       vx::InvalidArgument);
 }
 

@@ -24,7 +24,8 @@ struct Block {
 
 class BlockGrid {
 public:
-    BlockGrid(const Box& volume, Vec3 block_shape, Vec3 halo = {}) : volume_(volume), block_shape_(block_shape), halo_(halo) {
+    BlockGrid(const Box& volume, Vec3 block_shape, Vec3 halo = {})
+        : volume_(volume), block_shape_(block_shape), halo_(halo) {
         if (block_shape.x <= 0 || block_shape.y <= 0 || block_shape.z <= 0) {
             std::ostringstream msg;
             msg << "block_shape must be positive on every axis, got " << block_shape;

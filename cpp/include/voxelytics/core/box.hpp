@@ -21,9 +21,7 @@ public:
             throw InvalidArgument(msg.str());
         }
     }
-    static Box from_corners(Vec3 topleft, Vec3 bottomright) {
-        return Box(topleft, max(bottomright - topleft, Vec3{}));
-    }
+    static Box from_corners(Vec3 topleft, Vec3 bottomright) { return Box(topleft, max(bottomright - topleft, Vec3{})); }
 
     constexpr Vec3 topleft() const { return topleft_; }
     constexpr Vec3 size() const { return size_; }

@@ -34,9 +34,9 @@ inline const char* dtype_name(DType d) {
 
 template <class T>
 struct dtype_of;
-#define VOXELYTICS_DTYPE_OF(T, D) \
-    template <>                   \
-    struct dtype_of<T> {          \
+#define VOXELYTICS_DTYPE_OF(T, D)                \
+    template <>                                  \
+    struct dtype_of<T> {                         \
         static constexpr DType value = DType::D; \
     };
 VOXELYTICS_DTYPE_OF(std::uint8_t, uint8)
@@ -83,11 +83,15 @@ decltype(auto) dispatch_impl(DType d, const char* what, F&& f, TypeList<Ts...>) 
     using R = std::invoke_result_t<F, TypeTag<std::tuple_element_t<0, std::tuple<Ts...>>>>;
     if constexpr (std::is_void_v<R>) {
         const bool found = ((d == dtype_of_v<Ts> ? (f(TypeTag<Ts>{}), true) : false) || ...);
-        if (!found) throw UnsupportedType(std::string(what) + " has unsupported dtype " + dtype_name(d) + "; supported: " + TypeList<Ts...>::names());
+        if (!found)
+            throw UnsupportedType(std::string(what) + " has unsupported dtype " + dtype_name(d) +
+                                  "; supported: " + TypeList<Ts...>::names());
     } else {
         R result{};
         const bool found = ((d == dtype_of_v<Ts> ? (result = f(TypeTag<Ts>{}), true) : false) || ...);
-        if (!found) throw UnsupportedType(std::string(what) + " has unsupported dtype " + dtype_name(d) + "; supported: " + TypeList<Ts...>::names());
+        if (!found)
+            throw UnsupportedType(std::string(what) + " has unsupported dtype " + dtype_name(d) +
+                                  "; supported: " + TypeList<Ts...>::names());
         return result;
     }
 }

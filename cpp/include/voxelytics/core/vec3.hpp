@@ -23,9 +23,7 @@ struct Vec3 {
     constexpr std::int64_t prod() const { return (x > 0 && y > 0 && z > 0) ? x * y * z : 0; }
     constexpr std::array<std::int64_t, 3> to_array() const { return {x, y, z}; }
 
-    friend constexpr bool operator==(const Vec3& a, const Vec3& b) {
-        return a.x == b.x && a.y == b.y && a.z == b.z;
-    }
+    friend constexpr bool operator==(const Vec3& a, const Vec3& b) { return a.x == b.x && a.y == b.y && a.z == b.z; }
     friend constexpr bool operator!=(const Vec3& a, const Vec3& b) { return !(a == b); }
     friend constexpr Vec3 operator+(const Vec3& a, const Vec3& b) { return {a.x + b.x, a.y + b.y, a.z + b.z}; }
     friend constexpr Vec3 operator-(const Vec3& a, const Vec3& b) { return {a.x - b.x, a.y - b.y, a.z - b.z}; }

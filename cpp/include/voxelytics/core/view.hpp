@@ -32,8 +32,9 @@ public:
     }
     /// A View over an xtensor container in column-major (x-fastest) layout.
     template <class E, class = std::enable_if_t<E::static_layout == xt::layout_type::column_major>>
-    explicit View(E& e) : View(e.data(), Vec3{static_cast<std::int64_t>(e.shape()[0]), static_cast<std::int64_t>(e.shape()[1]),
-                                               static_cast<std::int64_t>(e.shape()[2])}) {}
+    explicit View(E& e)
+        : View(e.data(), Vec3{static_cast<std::int64_t>(e.shape()[0]), static_cast<std::int64_t>(e.shape()[1]),
+                              static_cast<std::int64_t>(e.shape()[2])}) {}
 
     /// Views of T convert to views of const T.
     operator View<const T>() const { return View<const T>(data_, shape_); }
@@ -43,7 +44,9 @@ public:
     std::int64_t size() const { return shape_.prod(); }
     Box box() const { return Box({}, shape_); }
 
-    std::int64_t offset(std::int64_t x, std::int64_t y, std::int64_t z) const { return x + shape_.x * (y + shape_.y * z); }
+    std::int64_t offset(std::int64_t x, std::int64_t y, std::int64_t z) const {
+        return x + shape_.x * (y + shape_.y * z);
+    }
     T& operator()(std::int64_t x, std::int64_t y, std::int64_t z) const { return data_[offset(x, y, z)]; }
     T& operator[](std::int64_t i) const { return data_[i]; }
 
@@ -58,7 +61,8 @@ auto as_xtensor(View<T> v) {
     using shape_type = std::array<std::size_t, 3>;
     const shape_type shape{static_cast<std::size_t>(v.shape().x), static_cast<std::size_t>(v.shape().y),
                            static_cast<std::size_t>(v.shape().z)};
-    return xt::adapt<xt::layout_type::column_major>(v.data(), static_cast<std::size_t>(v.size()), xt::no_ownership(), shape);
+    return xt::adapt<xt::layout_type::column_major>(v.data(), static_cast<std::size_t>(v.size()), xt::no_ownership(),
+                                                    shape);
 }
 
 /// The owning container voxelytics' C++ API uses for volumes: [x, y, z], x fastest.

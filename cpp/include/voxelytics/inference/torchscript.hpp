@@ -38,8 +38,8 @@ public:
         try {
             result = module_.forward({input.to(device_)});
         } catch (const c10::Error& e) {
-            throw InvalidArgument("TorchScript model " + path_ + " failed on input of shape " +
-                                  shape_string(input) + ": " + e.what_without_backtrace());
+            throw InvalidArgument("TorchScript model " + path_ + " failed on input of shape " + shape_string(input) +
+                                  ": " + e.what_without_backtrace());
         }
         if (!result.isTensor()) throw InvalidArgument("TorchScript model " + path_ + " must return one tensor");
         return result.toTensor().to(torch::kCPU);

@@ -63,7 +63,8 @@ template <class Label>
 class RunTable {
 public:
     RunTable(View<const Label> labels, Foreground fg, ThreadPool& pool, const std::vector<std::int64_t>& range_start)
-        : parts_(range_start.size() - 1), row_first_(static_cast<std::size_t>(labels.shape().y * labels.shape().z) + 1),
+        : parts_(range_start.size() - 1),
+          row_first_(static_cast<std::size_t>(labels.shape().y * labels.shape().z) + 1),
           row_data_(row_first_.size() - 1) {
         const std::int64_t nx = labels.shape().x;
         const auto num_ranges = static_cast<std::int64_t>(parts_.size());
@@ -71,7 +72,8 @@ public:
         parallel_for(pool, 0, num_ranges, [&](std::int64_t k) {
             auto& part = parts_[static_cast<std::size_t>(k)];
             // Generous: untouched reserved pages cost nothing, while regrowth copies every run.
-            part.reserve(static_cast<std::size_t>((range_start[k + 1] - range_start[k]) * std::min<std::int64_t>(nx, 32)));
+            part.reserve(
+                static_cast<std::size_t>((range_start[k + 1] - range_start[k]) * std::min<std::int64_t>(nx, 32)));
             for (std::int64_t r = range_start[k]; r < range_start[k + 1]; ++r) {
                 row_first_[static_cast<std::size_t>(r)] = static_cast<RunIndex>(part.size());
                 append_row(labels.data() + r * nx, static_cast<std::int32_t>(nx), fg, part);
@@ -102,7 +104,8 @@ public:
     }
 
 private:
-    static void append_row(const Label* row, std::int32_t nx, Foreground fg, vx::detail::ScratchVector<Run<Label>>& runs) {
+    static void append_row(const Label* row, std::int32_t nx, Foreground fg,
+                           vx::detail::ScratchVector<Run<Label>>& runs) {
         std::int32_t x = 0;
         while (x < nx) {
             const Label v = row[x];
@@ -190,8 +193,8 @@ void merge_rows(RowRuns<Label> cur, RowRuns<Label> prev, Parents& parent, std::i
 // Merges row r with each neighbour row scanned before it whose index lies in [lo, hi): step 1
 // of connected_components passes its own range, step 2 the rows of the ranges before.
 template <class Label>
-void merge_with_previous_rows(const RunTable<Label>& runs, Parents& parent, Vec3 shape, std::int64_t r,
-                              std::int64_t lo, std::int64_t hi, Connectivity conn) {
+void merge_with_previous_rows(const RunTable<Label>& runs, Parents& parent, Vec3 shape, std::int64_t r, std::int64_t lo,
+                              std::int64_t hi, Connectivity conn) {
     const std::int64_t y = r % shape.y;
     const bool has_z = r >= shape.y;
     const RowRuns<Label> cur = runs.row(r);

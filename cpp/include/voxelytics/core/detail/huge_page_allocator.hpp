@@ -43,9 +43,13 @@ struct HugePageAllocator {
         }
     }
     template <class U>
-    bool operator==(const HugePageAllocator<U>&) const noexcept { return true; }
+    bool operator==(const HugePageAllocator<U>&) const noexcept {
+        return true;
+    }
     template <class U>
-    bool operator!=(const HugePageAllocator<U>&) const noexcept { return false; }
+    bool operator!=(const HugePageAllocator<U>&) const noexcept {
+        return false;
+    }
 };
 
 template <class T>
