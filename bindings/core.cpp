@@ -32,7 +32,10 @@ void export_core(py::module_& parent) {
         .def(py::self == py::self)
         .def(py::self != py::self)
         .def("__hash__",
-             [](const vx::Box& b) { return py::hash(py::make_tuple(b.empty() ? vx::Vec3{} : b.topleft(), b.size())); })
+             [](const vx::Box& b) {
+                 // All empty boxes are equal, so they must hash alike.
+                 return b.empty() ? py::hash(py::make_tuple()) : py::hash(py::make_tuple(b.topleft(), b.size()));
+             })
         .def("__repr__", &vx::Box::to_string)
         .def(py::pickle([](const vx::Box& b) { return py::make_tuple(b.topleft(), b.size()); },
                         [](const py::tuple& t) { return vx::Box(t[0].cast<vx::Vec3>(), t[1].cast<vx::Vec3>()); }));

@@ -20,7 +20,7 @@ py::tuple connected_components(const py::handle& labels_obj, int connectivity, b
     const py::array labels = volume_argument(labels_obj, "labels");
     auto [out, out_view] = new_volume<std::uint64_t>(shape_of(labels));
     const auto fg = binary ? seg::Foreground::binary : seg::Foreground::per_label;
-    const std::uint64_t n = vx::dispatch<vx::UnsignedTypes>(dtype_of(labels, "labels"), "labels", [&](auto tag) {
+    const std::uint64_t n = dispatch_array<vx::UnsignedTypes>(labels, "labels", [&](auto tag) {
         using T = typename decltype(tag)::type;
         const py::gil_scoped_release nogil;
         vx::ThreadPool pool(threads);
@@ -32,7 +32,7 @@ py::tuple connected_components(const py::handle& labels_obj, int connectivity, b
 py::tuple relabel_sequential(const py::handle& labels_obj, std::size_t threads) {
     const py::array labels = volume_argument(labels_obj, "labels");
     auto [out, out_view] = new_volume<std::uint64_t>(shape_of(labels));
-    py::array old_values = vx::dispatch<vx::UnsignedTypes>(dtype_of(labels, "labels"), "labels", [&](auto tag) {
+    py::array old_values = dispatch_array<vx::UnsignedTypes>(labels, "labels", [&](auto tag) {
         using T = typename decltype(tag)::type;
         std::vector<T> values;
         {
@@ -50,7 +50,7 @@ py::array remap(const py::handle& labels_obj, const std::vector<std::uint64_t>& 
     const py::array labels = volume_argument(labels_obj, "labels");
     auto [out, out_view] = new_volume<std::uint64_t>(shape_of(labels));
     const auto missing = preserve_missing ? seg::MissingLabels::keep : seg::MissingLabels::raise;
-    vx::dispatch<vx::UnsignedTypes>(dtype_of(labels, "labels"), "labels", [&](auto tag) {
+    dispatch_array<vx::UnsignedTypes>(labels, "labels", [&](auto tag) {
         using T = typename decltype(tag)::type;
         const py::gil_scoped_release nogil;
         vx::ThreadPool pool(threads);

@@ -16,23 +16,44 @@ namespace vx::bindings {
 
 namespace py = pybind11;
 
-/// The voxelytics DType of a numpy array (bool counts as uint8); UnsupportedType otherwise.
-inline DType dtype_of(const py::array& a, const char* name) {
-    const py::dtype dt = a.dtype();
+/// The voxelytics DType of a numpy array (bool counts as uint8); false if there is none.
+inline bool to_dtype(const py::dtype& dt, DType& out) {
     const char kind = dt.kind();
     const auto size = dt.itemsize();
-    if (kind == 'b') return DType::uint8;
-    if (kind == 'u' && size == 1) return DType::uint8;
-    if (kind == 'u' && size == 2) return DType::uint16;
-    if (kind == 'u' && size == 4) return DType::uint32;
-    if (kind == 'u' && size == 8) return DType::uint64;
-    if (kind == 'i' && size == 1) return DType::int8;
-    if (kind == 'i' && size == 2) return DType::int16;
-    if (kind == 'i' && size == 4) return DType::int32;
-    if (kind == 'i' && size == 8) return DType::int64;
-    if (kind == 'f' && size == 4) return DType::float32;
-    if (kind == 'f' && size == 8) return DType::float64;
-    throw UnsupportedType(std::string(name) + " has unsupported dtype " + py::str(dt).cast<std::string>());
+    if (kind == 'b' || (kind == 'u' && size == 1))
+        out = DType::uint8;
+    else if (kind == 'u' && size == 2)
+        out = DType::uint16;
+    else if (kind == 'u' && size == 4)
+        out = DType::uint32;
+    else if (kind == 'u' && size == 8)
+        out = DType::uint64;
+    else if (kind == 'i' && size == 1)
+        out = DType::int8;
+    else if (kind == 'i' && size == 2)
+        out = DType::int16;
+    else if (kind == 'i' && size == 4)
+        out = DType::int32;
+    else if (kind == 'i' && size == 8)
+        out = DType::int64;
+    else if (kind == 'f' && size == 4)
+        out = DType::float32;
+    else if (kind == 'f' && size == 8)
+        out = DType::float64;
+    else
+        return false;
+    return true;
+}
+
+/// Calls `f(TypeTag<T>{})` for the element type T of `a` if T is in `Types`; otherwise throws
+/// UnsupportedType naming `name`, the array's dtype and the supported ones.
+template <class Types, class F>
+decltype(auto) dispatch_array(const py::array& a, const char* name, F&& f) {
+    DType d;
+    if (!to_dtype(a.dtype(), d))
+        throw UnsupportedType(std::string(name) + " has unsupported dtype " + py::str(a.dtype()).cast<std::string>() +
+                              "; supported: " + Types::names());
+    return vx::dispatch<Types>(d, name, std::forward<F>(f));
 }
 
 /// Checks that `obj` is a 3D array and returns it in x-fastest (Fortran) order, copying only if

@@ -33,7 +33,8 @@ def _label_array(labels) -> np.ndarray:
     if arr.dtype.kind == "i":
         if arr.size and arr.min() < 0:
             raise ValueError(f"labels must not be negative (found {arr.min()} in a {arr.dtype} array)")
-        arr = arr.view(arr.dtype.newbyteorder("=").str.replace("i", "u"))
+        native = arr.astype(arr.dtype.newbyteorder("="), copy=False)  # a view must not reinterpret bytes
+        arr = native.view(native.dtype.str.replace("i", "u"))
     return arr
 
 

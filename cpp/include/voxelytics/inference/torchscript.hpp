@@ -40,6 +40,9 @@ public:
         } catch (const c10::Error& e) {
             throw InvalidArgument("TorchScript model " + path_ + " failed on input of shape " + shape_string(input) +
                                   ": " + e.what_without_backtrace());
+        } catch (const std::exception& e) {  // the TorchScript interpreter rethrows op errors as runtime_error
+            throw InvalidArgument("TorchScript model " + path_ + " failed on input of shape " + shape_string(input) +
+                                  ": " + e.what());
         }
         if (!result.isTensor()) throw InvalidArgument("TorchScript model " + path_ + " must return one tensor");
         return result.toTensor().to(torch::kCPU);

@@ -1,0 +1,396 @@
+"""voxelytics.connected_components, relabel_sequential and remap against cc3d, scipy and numpy."""
+
+import re
+
+import cc3d
+import numpy as np
+import pytest
+from scipy import ndimage
+
+import voxelytics as vx
+
+SHAPES = [(1, 50, 40), (40, 1, 1), (3, 1, 60), (17, 23, 1), (48, 40, 32)]
+DTYPES = [np.uint8, np.uint16, np.uint32, np.uint64]
+CONNECTIVITIES = [6, 18, 26]
+STRUCTURE = {6: 1, 18: 2, 26: 3}  # connectivity -> rank of ndimage.generate_binary_structure(3, rank)
+
+
+def same_partition(a, b) -> bool:
+    """Whether two labelings of the same shape split the voxels into the same sets, with 0
+    (background) in the same places in both."""
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape
+    if not np.array_equal(a == 0, b == 0):
+        return False
+    fg = a != 0
+    a_fg, b_fg = a[fg].astype(np.uint64), b[fg].astype(np.uint64)
+    num_pairs = len(np.unique(np.stack([a_fg, b_fg], axis=1), axis=0))
+    return num_pairs == len(np.unique(a_fg)) == len(np.unique(b_fg))
+
+
+def numbered_by_first_appearance(ids: np.ndarray, n: int) -> bool:
+    """Whether ids 1..n first appear in increasing order in an x-fastest scan."""
+    values, first = np.unique(ids.ravel(order="F"), return_index=True)
+    order = values[values != 0][np.argsort(first[values != 0])]
+    return np.array_equal(order, np.arange(1, n + 1))
+
+
+def random_codes(shape, seed, kind="noise") -> np.ndarray:
+    """A Fortran-ordered [x, y, z] uint8 volume of the values 0..3. ``noise``: independent voxels;
+    ``blobs``: 4x4x4 cubes of one value, so rows hold long runs and components span many rows."""
+    rng = np.random.default_rng(seed)
+    if kind == "noise":
+        codes = rng.integers(0, 4, size=shape, dtype=np.uint8)
+    else:
+        coarse = rng.integers(0, 4, size=tuple(-(-s // 4) for s in shape), dtype=np.uint8)
+        codes = coarse.repeat(4, 0).repeat(4, 1).repeat(4, 2)[: shape[0], : shape[1], : shape[2]]
+    return np.asfortranarray(codes)
+
+
+def with_dtype(codes, dtype) -> np.ndarray:
+    """`codes` (0..3) as the values 0, 1, a middle one and the maximum of `dtype`: the same
+    partition, exercising every bit of wide label types."""
+    top = np.iinfo(dtype).max
+    return np.asfortranarray(np.array([0, 1, top // 2, top], dtype=dtype)[codes])
+
+
+def random_labels(shape, dtype, seed, kind="noise") -> np.ndarray:
+    return with_dtype(random_codes(shape, seed, kind), dtype)
+
+
+def test_same_partition_helper_detects_differences():
+    a = np.array([1, 1, 2, 0, 3]).reshape(5, 1, 1)
+    assert same_partition(a, np.array([7, 7, 5, 0, 9]).reshape(5, 1, 1))
+    assert not same_partition(a, np.array([7, 7, 7, 0, 9]).reshape(5, 1, 1))  # merge
+    assert not same_partition(a, np.array([7, 8, 5, 0, 9]).reshape(5, 1, 1))  # split
+    assert not same_partition(a, np.array([7, 7, 5, 4, 9]).reshape(5, 1, 1))  # background differs
+
+
+# --- connected_components: per-label foreground --------------------------------------------------
+
+
+@pytest.mark.parametrize("connectivity", CONNECTIVITIES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("kind", ["noise", "blobs"])
+def test_cc_matches_cc3d(shape, dtype, connectivity, kind):
+    codes = random_codes(shape, seed=(SHAPES.index(shape), kind == "blobs"), kind=kind)
+    labels = with_dtype(codes, dtype)
+    # cc3d cannot take the largest uint64 values everywhere; the codes have the same components.
+    expected = cc3d.connected_components(codes, connectivity=connectivity, out_dtype=np.uint64)
+
+    # Fortran order: same numbering as cc3d, voxel for voxel.
+    ids, n = vx.connected_components(labels, connectivity, threads=1)
+    np.testing.assert_array_equal(ids, expected)
+    assert n == ids.max() == expected.max()
+    assert n > 1
+    for threads in (2, 3):
+        ids_t, n_t = vx.connected_components(labels, connectivity, threads=threads)
+        np.testing.assert_array_equal(ids_t, ids)
+        assert n_t == n
+
+    # C order: cc3d numbers in another scan order, but the partition and count must agree.
+    labels_c = np.ascontiguousarray(labels)
+    ids_c, n_c = vx.connected_components(labels_c, connectivity, threads=2)
+    codes_c = np.ascontiguousarray(codes)
+    expected_c = cc3d.connected_components(codes_c, connectivity=connectivity, out_dtype=np.uint64)
+    assert n_c == expected_c.max() == n
+    assert same_partition(ids_c, expected_c)
+    np.testing.assert_array_equal(ids_c, ids)
+
+
+def test_cc_connectivity_on_handmade_volume():
+    labels = np.zeros((3, 3, 3), dtype=np.uint8, order="F")
+    labels[0, 0, 0] = 5
+    labels[1, 1, 0] = 5  # edge neighbour of (0, 0, 0)
+    labels[2, 2, 1] = 5  # corner neighbour of (1, 1, 0)
+    labels[0, 2, 2] = 6  # far away
+    assert vx.connected_components(labels, 6)[1] == 4
+    assert vx.connected_components(labels, 18)[1] == 3
+    ids, n = vx.connected_components(labels, 26)
+    assert n == 2
+    assert ids[0, 0, 0] == ids[1, 1, 0] == ids[2, 2, 1] == 1
+    assert ids[0, 2, 2] == 2
+
+
+def test_cc_equal_values_must_touch_and_different_values_never_merge():
+    labels = np.array([1, 1, 2, 2, 0, 2, 1], dtype=np.uint16).reshape(7, 1, 1)
+    ids, n = vx.connected_components(labels, 26)
+    assert n == 4
+    np.testing.assert_array_equal(ids.ravel(), [1, 1, 2, 2, 0, 3, 4])
+
+
+@pytest.mark.parametrize("value", [0, 9])
+def test_cc_constant_volume(value):
+    ids, n = vx.connected_components(np.full((5, 6, 7), value, dtype=np.uint32))
+    assert n == (1 if value else 0)
+    np.testing.assert_array_equal(ids, np.full((5, 6, 7), 1 if value else 0))
+
+
+def test_cc_empty_volume():
+    ids, n = vx.connected_components(np.zeros((0, 3, 4), dtype=np.uint8))
+    assert n == 0
+    assert ids.shape == (0, 3, 4)
+    assert ids.dtype == np.uint64
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64])
+def test_cc_signed_labels_without_negatives(dtype):
+    labels = (random_labels((20, 15, 10), np.uint8, seed=3) // 2).astype(dtype)  # 0, 63, 127
+    ids, n = vx.connected_components(labels, 18)
+    expected = cc3d.connected_components(labels, connectivity=18, out_dtype=np.uint64)
+    np.testing.assert_array_equal(ids, expected)
+    assert n == expected.max()
+
+
+# --- connected_components: binary foreground ------------------------------------------------------
+
+
+@pytest.mark.parametrize("connectivity", CONNECTIVITIES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_cc_bool_mask_matches_scipy(shape, connectivity):
+    rng = np.random.default_rng(sum(shape))
+    mask = np.asfortranarray(rng.random(shape) < 0.35)
+    structure = ndimage.generate_binary_structure(3, STRUCTURE[connectivity])
+    expected, expected_n = ndimage.label(mask, structure)
+    for threads in (1, 3):
+        ids, n = vx.connected_components(mask, connectivity, threads=threads)
+        assert n == expected_n
+        assert same_partition(ids, expected)
+        assert numbered_by_first_appearance(ids, n)
+
+
+@pytest.mark.parametrize("connectivity", CONNECTIVITIES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cc_binary_flag_merges_all_nonzero_values(dtype, connectivity):
+    labels = random_labels((30, 25, 20), dtype, seed=7)
+    structure = ndimage.generate_binary_structure(3, STRUCTURE[connectivity])
+    expected, expected_n = ndimage.label(labels != 0, structure)
+    ids, n = vx.connected_components(labels, connectivity, binary=True, threads=2)
+    assert n == expected_n
+    assert same_partition(ids, expected)
+    assert numbered_by_first_appearance(ids, n)
+    # Per-label components split the foreground further.
+    assert vx.connected_components(labels, connectivity)[1] > n
+
+
+# --- connected_components: real data --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+@pytest.mark.parametrize("connectivity", [6, 26])
+def test_cc_flyem_ground_truth_matches_cc3d(flyem, split, connectivity):
+    gt = flyem[split]["gt"]
+    assert gt.dtype == np.int32 and gt.flags.f_contiguous
+    expected = cc3d.connected_components(gt, connectivity=connectivity, out_dtype=np.uint64)
+    ids, n = vx.connected_components(gt, connectivity, threads=2)
+    np.testing.assert_array_equal(ids, expected)
+    assert n == expected.max()
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+@pytest.mark.parametrize("connectivity", [6, 26])
+def test_cc_flyem_foreground_mask_matches_scipy(flyem, split, connectivity):
+    mask = flyem[split]["gt"] > 0
+    structure = ndimage.generate_binary_structure(3, STRUCTURE[connectivity])
+    expected, expected_n = ndimage.label(mask, structure)
+    ids, n = vx.connected_components(mask, connectivity, threads=2)
+    assert n == expected_n
+    assert same_partition(ids, expected)
+
+
+# --- output layout and input preservation ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("order", ["F", "C"])
+@pytest.mark.parametrize(
+    "run",
+    [
+        lambda a: vx.connected_components(a, 26)[0],
+        lambda a: vx.relabel_sequential(a)[0],
+        lambda a: vx.remap(a, {1: 5}, preserve_missing=True),
+    ],
+    ids=["connected_components", "relabel_sequential", "remap"],
+)
+def test_output_is_fortran_uint64_and_input_untouched(run, order):
+    labels = np.asarray(random_labels((9, 8, 7), np.int32, seed=1), order=order)
+    before = labels.copy(order="K")
+    out = run(labels)
+    assert out.dtype == np.uint64
+    assert out.shape == labels.shape
+    assert out.flags.f_contiguous
+    np.testing.assert_array_equal(labels, before)
+    assert labels.dtype == np.int32
+
+
+# --- relabel_sequential ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES + [np.int32, np.int64])
+@pytest.mark.parametrize("order", ["F", "C"])
+def test_relabel_sequential_matches_numpy(dtype, order):
+    rng = np.random.default_rng(11)
+    top = min(np.iinfo(dtype).max, 2**40)
+    pool = rng.choice(np.arange(1, 200, dtype=np.int64), size=20, replace=False) * (top // 200)
+    labels = rng.choice(np.concatenate([[0], pool]), size=(30, 20, 10)).astype(dtype)
+    labels = np.asarray(labels, order=order)
+
+    expected_values = np.unique(labels[labels != 0])
+    expected_ids = np.where(labels != 0, np.searchsorted(expected_values, labels) + 1, 0)
+    for threads in (1, 2, 3):
+        ids, old_values = vx.relabel_sequential(labels, threads=threads)
+        np.testing.assert_array_equal(old_values, expected_values)
+        np.testing.assert_array_equal(ids, expected_ids)
+        assert ids.max() == len(old_values) == 20
+
+
+def test_relabel_sequential_round_trip_and_dtype():
+    labels = random_labels((12, 11, 10), np.uint16, seed=5)
+    ids, old_values = vx.relabel_sequential(labels)
+    assert old_values.dtype == np.uint16
+    restored = np.where(ids > 0, old_values[ids.astype(np.int64) - 1], 0)
+    np.testing.assert_array_equal(restored, labels)
+
+
+def test_relabel_sequential_all_background():
+    ids, old_values = vx.relabel_sequential(np.zeros((4, 5, 6), dtype=np.uint32))
+    assert len(old_values) == 0
+    assert not ids.any()
+
+
+@pytest.mark.parametrize("dtype", [">u4", ">i4", ">i8", "<u2"])
+def test_relabel_sequential_any_byte_order(dtype):
+    values = np.array([0, 7, 300, 7, 0, 65535, 300, 1])
+    labels = values.astype(dtype).reshape(2, 2, 2, order="F")
+    ids, old_values = vx.relabel_sequential(labels)
+    np.testing.assert_array_equal(old_values, [1, 7, 300, 65535])
+    np.testing.assert_array_equal(ids.ravel(order="F"), [0, 2, 3, 2, 0, 4, 3, 1])
+
+
+# --- remap -----------------------------------------------------------------------------------------
+
+
+def test_remap_dict_and_arrays():
+    labels = np.array([0, 3, 5, 3, 0, 9], dtype=np.uint32).reshape(3, 2, 1, order="F")
+    mapping = {3: 30, 5: 2**63 + 1, 9: 3}
+    expected = np.array([0, 30, 2**63 + 1, 30, 0, 3], dtype=np.uint64).reshape(3, 2, 1, order="F")
+    np.testing.assert_array_equal(vx.remap(labels, mapping), expected)
+    keys = np.array(list(mapping), dtype=np.int64)
+    values = np.array(list(mapping.values()), dtype=np.uint64)
+    np.testing.assert_array_equal(vx.remap(labels, (keys, values)), expected)
+
+
+def test_remap_background():
+    labels = np.array([0, 1, 0, 2], dtype=np.uint8).reshape(2, 2, 1)
+    np.testing.assert_array_equal(vx.remap(labels, {1: 10, 2: 20}).ravel(), [0, 10, 0, 20])
+    # A mapping may move the background too.
+    np.testing.assert_array_equal(vx.remap(labels, {0: 7, 1: 10, 2: 20}).ravel(), [7, 10, 7, 20])
+
+
+def test_remap_missing_label_raises_naming_it():
+    labels = np.zeros((4, 5, 6), dtype=np.uint16, order="F")
+    labels[1, 2, 3] = 1
+    labels[2, 3, 4] = 77
+    with pytest.raises(KeyError, match=r"\b77\b") as info:
+        vx.remap(labels, {1: 5})
+    position = re.search(r"\((\d+), (\d+), (\d+)\)", str(info.value))
+    assert position is not None, str(info.value)
+    assert tuple(int(p) for p in position.groups()) == (2, 3, 4)
+
+
+def test_remap_preserve_missing_keeps_value():
+    labels = np.array([0, 1, 77, 1], dtype=np.uint16).reshape(1, 2, 2)
+    out = vx.remap(labels, {1: 5}, preserve_missing=True)
+    np.testing.assert_array_equal(out.ravel(), [0, 5, 77, 5])
+
+
+def test_remap_ignores_keys_the_dtype_cannot_hold():
+    labels = np.array([0, 1, 255], dtype=np.uint8).reshape(3, 1, 1)
+    out = vx.remap(labels, {1: 2, 255: 3, 256: 4, 2**40 + 1: 5})
+    np.testing.assert_array_equal(out.ravel(), [0, 2, 3])
+
+
+@pytest.mark.parametrize("dtype", DTYPES + [np.int16, np.int64])
+def test_remap_matches_numpy(dtype):
+    rng = np.random.default_rng(21)
+    top = np.iinfo(dtype).max
+    pool = np.unique(rng.integers(1, top, size=30, endpoint=True, dtype=np.uint64))
+    labels = rng.choice(np.concatenate([[0], pool]), size=(25, 20, 15)).astype(dtype)
+    labels = np.asfortranarray(labels)
+    keys = np.unique(labels[labels != 0])
+    values = rng.integers(0, 2**64 - 1, size=len(keys), dtype=np.uint64, endpoint=True)
+    expected = np.where(labels != 0, values[np.searchsorted(keys, labels).clip(max=len(keys) - 1)], 0)
+    perm = rng.permutation(len(keys))  # the mapping need not be sorted
+    for threads in (1, 3):
+        out = vx.remap(labels, (keys[perm], values[perm]), threads=threads)
+        np.testing.assert_array_equal(out, expected)
+        out = vx.remap(labels, dict(zip(keys.tolist(), values.tolist())), threads=threads)
+        np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("dtype", [">u4", ">i4"])
+def test_remap_any_byte_order(dtype):
+    labels = np.array([0, 1, 300, 1], dtype=dtype).reshape(2, 2, 1)
+    np.testing.assert_array_equal(vx.remap(labels, {1: 10, 300: 30}).ravel(), [0, 10, 30, 10])
+
+
+# --- bad input -------------------------------------------------------------------------------------
+
+ALL_FUNCTIONS = [
+    pytest.param(lambda a, **kw: vx.connected_components(a, **kw), id="connected_components"),
+    pytest.param(lambda a, **kw: vx.relabel_sequential(a, **kw), id="relabel_sequential"),
+    pytest.param(lambda a, **kw: vx.remap(a, {1: 2}, preserve_missing=True, **kw), id="remap"),
+]
+
+
+@pytest.mark.parametrize("func", ALL_FUNCTIONS)
+@pytest.mark.parametrize("shape", [(4, 5), (2, 3, 4, 5), ()])
+def test_not_3d_is_value_error(func, shape):
+    with pytest.raises(ValueError, match="3D"):
+        func(np.zeros(shape, dtype=np.uint8))
+
+
+@pytest.mark.parametrize("func", ALL_FUNCTIONS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, object])
+def test_unsupported_dtype_is_type_error_listing_supported(func, dtype):
+    with pytest.raises(TypeError, match="uint8") as info:
+        func(np.zeros((2, 3, 4), dtype=dtype))
+    assert "uint64" in str(info.value)
+
+
+@pytest.mark.parametrize("connectivity", [0, 4, 8, 27])
+def test_bad_connectivity(connectivity):
+    with pytest.raises(ValueError, match="connectivity"):
+        vx.connected_components(np.zeros((2, 2, 2), dtype=np.uint8), connectivity)
+
+
+@pytest.mark.parametrize("func", ALL_FUNCTIONS)
+def test_negative_labels(func):
+    labels = np.zeros((2, 2, 2), dtype=np.int16)
+    labels[1, 1, 1] = -3
+    with pytest.raises(ValueError, match="negative"):
+        func(labels)
+
+
+@pytest.mark.parametrize("func", ALL_FUNCTIONS)
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True])
+def test_bad_threads(func, threads):
+    with pytest.raises(ValueError, match="threads"):
+        func(np.zeros((2, 2, 2), dtype=np.uint8), threads=threads)
+
+
+def test_remap_duplicate_keys():
+    labels = np.ones((2, 2, 2), dtype=np.uint32)
+    with pytest.raises(ValueError, match="twice"):
+        vx.remap(labels, (np.array([1, 2, 1]), np.array([4, 5, 6])))
+
+
+def test_remap_mismatched_lengths():
+    labels = np.ones((2, 2, 2), dtype=np.uint32)
+    with pytest.raises(ValueError, match="3 keys but 2 values"):
+        vx.remap(labels, (np.array([1, 2, 3]), np.array([4, 5])))
+
+
+def test_remap_negative_mapping_values():
+    with pytest.raises(ValueError, match="negative"):
+        vx.remap(np.ones((2, 2, 2), dtype=np.uint32), (np.array([1]), np.array([-4])))
