@@ -3,6 +3,5 @@
 #ifdef VOXELYTICS_CATCH2_V2
 #include <catch2/catch.hpp>
 #else
-#include <catch2/catch_test_macros.hpp>
-#include <catch2/generators/catch_generators.hpp>
+#include <catch2/catch_all.hpp>
 #endif
