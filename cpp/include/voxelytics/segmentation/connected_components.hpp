@@ -248,40 +248,71 @@ std::uint64_t connected_components(View<const Label> labels, View<std::uint64_t>
             detail::merge_with_previous_rows(runs, parent, shape, r, 0, first, connectivity);
     }
 
-    // 3. Number the roots (smallest run of each component) in run order: count per range, then
-    //    offset. Run ranges follow the row ranges, so this is balanced like step 1.
+    // 3. Give every run its component's id; roots (the smallest run of each component) are
+    //    numbered in run order. Run ranges follow the row ranges, balanced like step 1.
+    //    a) Per range: flatten the parent links that stay inside the range (each points to its
+    //       root or out of the range afterwards, as parents precede children), rank the roots.
+    //    b) Per range: look up each non-root's root; its id is the root's rank plus the number
+    //       of roots in earlier ranges. Roots keep their rank until step 4 adds their offset, so
+    //       no thread writes an entry that another reads.
     detail::Parents label(runs.size());
-    std::vector<std::uint64_t> roots_before(static_cast<std::size_t>(num_ranges) + 1, 0);
-    auto run_range = [&](std::int64_t k) {
-        return std::make_pair(runs.first(range_start[k]), runs.first(range_start[k + 1]));
-    };
+    std::vector<RunIndex> range_first_run(static_cast<std::size_t>(num_ranges) + 1);
+    for (std::int64_t k = 0; k <= num_ranges; ++k)
+        range_first_run[static_cast<std::size_t>(k)] = runs.first(range_start[k]);
+    std::vector<RunIndex> roots_before(static_cast<std::size_t>(num_ranges) + 1, 0);
     parallel_for(pool, 0, num_ranges, [&](std::int64_t k) {
-        const auto [lo, hi] = run_range(k);
-        std::uint64_t n = 0;
-        for (RunIndex i = lo; i < hi; ++i) n += parent[i] == i;
-        roots_before[static_cast<std::size_t>(k) + 1] = n;
+        const RunIndex lo = range_first_run[static_cast<std::size_t>(k)],
+                       hi = range_first_run[static_cast<std::size_t>(k) + 1];
+        RunIndex rank = 0;
+        for (RunIndex i = lo; i < hi; ++i) {
+            const RunIndex p = parent[i];
+            if (p == i) {
+                label[i] = ++rank;
+            } else if (p >= lo) {
+                parent[i] = parent[p];
+            }
+        }
+        roots_before[static_cast<std::size_t>(k) + 1] = rank;
     });
     for (std::size_t k = 1; k < roots_before.size(); ++k) roots_before[k] += roots_before[k - 1];
     parallel_for(pool, 0, num_ranges, [&](std::int64_t k) {
-        const auto [lo, hi] = run_range(k);
-        std::uint64_t next = roots_before[static_cast<std::size_t>(k)];
-        for (RunIndex i = lo; i < hi; ++i)
-            if (parent[i] == i) label[i] = static_cast<RunIndex>(++next);
+        const RunIndex lo = range_first_run[static_cast<std::size_t>(k)],
+                       hi = range_first_run[static_cast<std::size_t>(k) + 1];
+        for (RunIndex i = lo; i < hi; ++i) {
+            if (parent[i] == i) continue;
+            const RunIndex root = detail::find_root_const(parent, parent[i]);
+            const auto root_range =
+                std::upper_bound(range_first_run.begin(), range_first_run.end(), root) - range_first_run.begin() - 1;
+            label[i] = roots_before[static_cast<std::size_t>(root_range)] + label[root];
+        }
     });
 
-    // 4. Write the output row by row; a run's id is its root's.
+    // 4. Write the output row by row; a run's id is its root's. Rows are assembled in a padded
+    //    buffer, gaps and runs in blocks of 16 voxels: each write may spill past its end, into
+    //    what the next write (or the padding) covers. Almost all gaps and most runs then take one
+    //    block, without a data-dependent loop branch, which is what costs most per run.
     parallel_for(pool, 0, num_ranges, [&](std::int64_t k) {
+        constexpr std::int32_t block = 16;
+        std::vector<std::uint64_t> buffer(static_cast<std::size_t>(shape.x + block));
+        std::uint64_t* row = buffer.data();
+        auto fill = [row](std::int32_t begin, std::int32_t end, std::uint64_t value) {
+            for (std::int32_t i = 0; i < block; ++i) row[begin + i] = value;
+            for (std::int32_t x = begin + block; x < end; x += block)
+                for (std::int32_t i = 0; i < block; ++i) row[x + i] = value;
+        };
+        const RunIndex root_offset = roots_before[static_cast<std::size_t>(k)];
         for (std::int64_t r = range_start[k]; r < range_start[k + 1]; ++r) {
-            std::uint64_t* row = out.data() + r * shape.x;
             const detail::RowRuns<Label> row_runs = runs.row(r);
             std::int32_t x = 0;
             for (RunIndex a = 0; a < row_runs.count; ++a) {
                 const auto& run = row_runs.data[a];
-                std::fill(row + x, row + run.begin, std::uint64_t{0});
-                std::fill(row + run.begin, row + run.end, label[detail::find_root_const(parent, row_runs.first + a)]);
+                fill(x, run.begin, 0);
+                const RunIndex i = row_runs.first + a;
+                fill(run.begin, run.end, parent[i] == i ? root_offset + label[i] : label[i]);
                 x = run.end;
             }
-            std::fill(row + x, row + shape.x, std::uint64_t{0});
+            if (x < shape.x) fill(x, static_cast<std::int32_t>(shape.x), 0);
+            std::copy(row, row + shape.x, out.data() + r * shape.x);
         }
     });
     return roots_before.back();
