@@ -2,9 +2,14 @@
 // machine's core count behind its back); a pool of size 1 runs everything on the calling thread,
 // which keeps single-threaded runs free of synchronisation and easy to debug. The first exception
 // thrown by a task is rethrown on the calling thread after all tasks of that call have finished.
+// Idle workers and a waiting caller spin for a few microseconds before they sleep: kernels run
+// several parallel steps in a row, and waking a sleeping thread can take milliseconds on a busy
+// or virtual machine.
 #pragma once
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -17,6 +22,21 @@
 #include "voxelytics/core/errors.hpp"
 
 namespace vx {
+
+namespace detail {
+/// Polls `ready()` for up to `budget`; true as soon as it holds.
+template <class Ready>
+bool spin_until(Ready ready, std::chrono::microseconds budget = std::chrono::microseconds(100)) {
+    const auto deadline = std::chrono::steady_clock::now() + budget;
+    for (int i = 0;; ++i) {
+        if (ready()) return true;
+        if ((i & 63) == 63 && std::chrono::steady_clock::now() > deadline) return false;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+}
+}  // namespace detail
 
 class ThreadPool {
 public:
@@ -49,6 +69,7 @@ public:
         {
             std::lock_guard<std::mutex> lock(mutex_);
             tasks_.push(std::move(task));
+            ++queued_;
         }
         wake_.notify_one();
     }
@@ -61,6 +82,7 @@ public:
             if (tasks_.empty()) return false;
             task = std::move(tasks_.front());
             tasks_.pop();
+            --queued_;
         }
         task();
         return true;
@@ -69,6 +91,7 @@ public:
 private:
     void work() {
         for (;;) {
+            detail::spin_until([this] { return queued_.load(std::memory_order_relaxed) > 0; });
             std::function<void()> task;
             {
                 std::unique_lock<std::mutex> lock(mutex_);
@@ -76,6 +99,7 @@ private:
                 if (stopping_ && tasks_.empty()) return;
                 task = std::move(tasks_.front());
                 tasks_.pop();
+                --queued_;
             }
             task();
         }
@@ -86,6 +110,7 @@ private:
     std::queue<std::function<void()>> tasks_;
     std::mutex mutex_;
     std::condition_variable wake_;
+    std::atomic<std::size_t> queued_{0};  // tasks_.size(), readable without the lock for spinning
     bool stopping_ = false;
 };
 
@@ -104,7 +129,7 @@ void parallel_for(ThreadPool& pool, std::int64_t begin, std::int64_t end, F&& fn
 
     std::mutex mutex;
     std::condition_variable done;
-    std::int64_t remaining = num_chunks;
+    std::atomic<std::int64_t> remaining{num_chunks};
     std::exception_ptr error;
     auto run_chunk = [&](std::int64_t c) {
         const std::int64_t lo = begin + n * c / num_chunks;
@@ -115,7 +140,7 @@ void parallel_for(ThreadPool& pool, std::int64_t begin, std::int64_t end, F&& fn
             std::lock_guard<std::mutex> lock(mutex);
             if (!error) error = std::current_exception();
         }
-        std::lock_guard<std::mutex> lock(mutex);
+        std::lock_guard<std::mutex> lock(mutex);  // the waiter must not miss the notification
         if (--remaining == 0) done.notify_all();
     };
     for (std::int64_t c = 1; c < num_chunks; ++c) pool.submit([&run_chunk, c] { run_chunk(c); });
@@ -123,8 +148,15 @@ void parallel_for(ThreadPool& pool, std::int64_t begin, std::int64_t end, F&& fn
     // Help with queued work instead of idling, then wait for chunks running elsewhere.
     while (pool.run_one()) {
     }
-    std::unique_lock<std::mutex> lock(mutex);
-    done.wait(lock, [&] { return remaining == 0; });
+    if (!detail::spin_until([&] { return remaining.load() == 0; })) {
+        std::unique_lock<std::mutex> lock(mutex);
+        done.wait(lock, [&] { return remaining.load() == 0; });
+    }
+    // The last chunk may still hold `mutex` right after its decrement; take it once so that it
+    // has let go before `mutex` goes out of scope.
+    {
+        std::lock_guard<std::mutex> lock(mutex);
+    }
     if (error) std::rethrow_exception(error);
 }
 
