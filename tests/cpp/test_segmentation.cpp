@@ -112,7 +112,7 @@ TEST_CASE("diagonal neighbours connect exactly under their connectivity") {
     }
 }
 
-TEST_CASE("different labels never merge; binary mode merges all foreground") {
+TEST_CASE("different labels never merge, binary mode merges all foreground") {
     auto vol = zeros<std::uint32_t>({4, 1, 1});
     vol(0, 0, 0) = 1;
     vol(1, 0, 0) = 2;
