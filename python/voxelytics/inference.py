@@ -6,7 +6,7 @@
 ...         return 2 * x
 >>> torch.jit.script(Double()).save("/tmp/double.pt")
 >>> model = vxi.TorchScriptModel("/tmp/double.pt")
->>> model(np.ones((1, 1, 2, 2, 2), np.float32)).sum()
+>>> float(model(np.ones((1, 1, 2, 2, 2), np.float32)).sum())
 16.0
 """
 
