@@ -15,48 +15,50 @@ namespace seg = vx::segmentation;
 
 namespace {
 
-py::tuple connected_components(const py::handle& labels_obj, int connectivity, bool binary, std::size_t threads) {
+py::tuple connected_components(const py::handle& labels_obj, int connectivity, bool binary, std::size_t threads,
+                               const py::object& out_obj) {
     const auto conn = seg::connectivity_from_int(connectivity);
     const py::array labels = volume_argument(labels_obj, "labels");
-    auto [out, out_view] = new_volume<std::uint64_t>(shape_of(labels));
+    const auto out = output_volume<std::uint64_t>(out_obj, shape_of(labels), labels);
     const auto fg = binary ? seg::Foreground::binary : seg::Foreground::per_label;
     const std::uint64_t n = dispatch_array<vx::UnsignedTypes>(labels, "labels", [&](auto tag) {
         using T = typename decltype(tag)::type;
         const py::gil_scoped_release nogil;
         vx::ThreadPool pool(threads);
-        return seg::connected_components<T>(const_view<T>(labels), out_view, conn, pool, fg);
+        return seg::connected_components<T>(const_view<T>(labels), out.view, conn, pool, fg);
     });
-    return py::make_tuple(out, n);
+    return py::make_tuple(out.array, n);
 }
 
-py::tuple relabel_sequential(const py::handle& labels_obj, std::size_t threads) {
+py::tuple relabel_sequential(const py::handle& labels_obj, std::size_t threads, const py::object& out_obj) {
     const py::array labels = volume_argument(labels_obj, "labels");
-    auto [out, out_view] = new_volume<std::uint64_t>(shape_of(labels));
+    const auto out = output_volume<std::uint64_t>(out_obj, shape_of(labels), labels);
     py::array old_values = dispatch_array<vx::UnsignedTypes>(labels, "labels", [&](auto tag) {
         using T = typename decltype(tag)::type;
         std::vector<T> values;
         {
             const py::gil_scoped_release nogil;
             vx::ThreadPool pool(threads);
-            values = seg::relabel_sequential<T>(const_view<T>(labels), out_view, pool);
+            values = seg::relabel_sequential<T>(const_view<T>(labels), out.view, pool);
         }
         return py::array(py::array_t<T>(static_cast<py::ssize_t>(values.size()), values.data()));
     });
-    return py::make_tuple(out, old_values);
+    return py::make_tuple(out.array, old_values);
 }
 
 py::array remap(const py::handle& labels_obj, const std::vector<std::uint64_t>& keys,
-                const std::vector<std::uint64_t>& values, bool preserve_missing, std::size_t threads) {
+                const std::vector<std::uint64_t>& values, bool preserve_missing, std::size_t threads,
+                const py::object& out_obj) {
     const py::array labels = volume_argument(labels_obj, "labels");
-    auto [out, out_view] = new_volume<std::uint64_t>(shape_of(labels));
+    const auto out = output_volume<std::uint64_t>(out_obj, shape_of(labels), labels);
     const auto missing = preserve_missing ? seg::MissingLabels::keep : seg::MissingLabels::raise;
     dispatch_array<vx::UnsignedTypes>(labels, "labels", [&](auto tag) {
         using T = typename decltype(tag)::type;
         const py::gil_scoped_release nogil;
         vx::ThreadPool pool(threads);
-        seg::remap<T>(const_view<T>(labels), out_view, keys, values, missing, pool);
+        seg::remap<T>(const_view<T>(labels), out.view, keys, values, missing, pool);
     });
-    return std::move(out);
+    return out.array;
 }
 
 }  // namespace
@@ -64,9 +66,10 @@ py::array remap(const py::handle& labels_obj, const std::vector<std::uint64_t>& 
 void export_segmentation(py::module_& parent) {
     py::module_ m = parent.def_submodule("segmentation", "Label-volume kernels (see voxelytics.segmentation).");
     m.def("connected_components", &connected_components, py::arg("labels"), py::arg("connectivity"), py::arg("binary"),
-          py::arg("threads"), "Returns (uint64 component ids in first-appearance order, number of components).");
-    m.def("relabel_sequential", &relabel_sequential, py::arg("labels"), py::arg("threads"),
+          py::arg("threads"), py::arg("out") = py::none(),
+          "Returns (uint64 component ids in first-appearance order, number of components).");
+    m.def("relabel_sequential", &relabel_sequential, py::arg("labels"), py::arg("threads"), py::arg("out") = py::none(),
           "Returns (uint64 ids 1..N by increasing old value, old values).");
     m.def("remap", &remap, py::arg("labels"), py::arg("keys"), py::arg("values"), py::arg("preserve_missing"),
-          py::arg("threads"));
+          py::arg("threads"), py::arg("out") = py::none());
 }

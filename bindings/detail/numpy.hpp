@@ -78,11 +78,37 @@ View<const T> const_view(const py::array& a) {
     return View<const T>(static_cast<const T*>(a.data()), shape_of(a));
 }
 
-/// A new uninitialised [x, y, z] array in x-fastest order and a View onto it.
+/// The array to write a result into, and a View onto it: a new uninitialised [x, y, z] array in
+/// x-fastest order if `out` is None, else `out` itself after checking that it is a writeable,
+/// Fortran-ordered array of dtype T and shape `shape` that is either `input` or disjoint from it
+/// (kernels read each input voxel before they write the same output voxel, never after).
 template <class T>
-std::pair<py::array_t<T, py::array::f_style>, View<T>> new_volume(Vec3 shape) {
-    py::array_t<T, py::array::f_style> a({shape.x, shape.y, shape.z});
-    return {a, View<T>(a.mutable_data(), shape)};
+struct Output {
+    py::array array;
+    View<T> view;
+};
+
+template <class T>
+Output<T> output_volume(const py::object& out, Vec3 shape, const py::array& input) {
+    if (out.is_none()) {
+        py::array_t<T, py::array::f_style> a({shape.x, shape.y, shape.z});
+        return {a, View<T>(a.mutable_data(), shape)};
+    }
+    if (!py::isinstance<py::array>(out)) throw UnsupportedType("out must be a numpy array or None");
+    auto a = py::reinterpret_borrow<py::array>(out);
+    if (!a.dtype().is(py::dtype::of<T>()))
+        throw UnsupportedType("out must have dtype " + std::string(dtype_name(dtype_of_v<T>)) + ", got " +
+                              py::str(a.dtype()).cast<std::string>());
+    if (a.ndim() != 3 || Vec3{a.shape(0), a.shape(1), a.shape(2)} != shape)
+        throw InvalidArgument("out must have the shape of labels (" + std::to_string(shape.x) + ", " +
+                              std::to_string(shape.y) + ", " + std::to_string(shape.z) + ")");
+    if (!(a.flags() & py::array::f_style) || !a.writeable())
+        throw InvalidArgument("out must be writeable and Fortran-ordered (x fastest)");
+    const auto* begin = static_cast<const char*>(a.data());
+    const auto* in_begin = static_cast<const char*>(input.data());
+    const bool overlap = begin < in_begin + input.nbytes() && in_begin < begin + a.nbytes();
+    if (overlap && begin != in_begin) throw InvalidArgument("out overlaps labels without being the same array");
+    return {a, View<T>(static_cast<T*>(a.mutable_data()), shape)};
 }
 
 }  // namespace vx::bindings

@@ -5,6 +5,10 @@ are used in place; any other layout is copied once into it. Label dtypes: uint8/
 signed integers without negative values (viewed as the unsigned type of the same width). The
 results are uint64 arrays in Fortran order.
 
+Every function takes ``out=``: a uint64 Fortran-ordered array of the labels' shape to write the
+result into (it is also returned), e.g. one buffer reused for every block of a large volume.
+``out`` may be ``labels`` itself (in place); any other overlap with ``labels`` is refused.
+
 >>> import numpy as np, voxelytics as vx
 >>> labels = np.zeros((4, 4, 1), dtype=np.uint32, order="F")
 >>> labels[0, 0, 0] = labels[1, 1, 0] = 7
@@ -39,7 +43,12 @@ def _label_array(labels) -> np.ndarray:
 
 
 def connected_components(
-    labels, connectivity: int = 26, *, binary: bool = False, threads: int | None = None
+    labels,
+    connectivity: int = 26,
+    *,
+    binary: bool = False,
+    threads: int | None = None,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """Connected components of a 3D label volume.
 
@@ -49,19 +58,21 @@ def connected_components(
 
     Returns ``(ids, n)``: uint64 ids 1..n numbered in the order components first appear in
     x-fastest scan order (0 = background), and the number of components. The result does not
-    depend on ``threads`` (``None``: one per core).
+    depend on ``threads`` (``None``: one per core). ``out``: see the module docstring.
     """
     return _seg.connected_components(
-        _label_array(labels), int(connectivity), bool(binary), resolve_threads(threads)
+        _label_array(labels), int(connectivity), bool(binary), resolve_threads(threads), out
     )
 
 
-def relabel_sequential(labels, *, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def relabel_sequential(
+    labels, *, threads: int | None = None, out: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Map the distinct nonzero values of ``labels``, in increasing order, to 1..N (0 stays 0).
 
     Returns ``(relabeled, old_values)`` with ``old_values[new - 1] == old`` for every new id.
     """
-    return _seg.relabel_sequential(_label_array(labels), resolve_threads(threads))
+    return _seg.relabel_sequential(_label_array(labels), resolve_threads(threads), out)
 
 
 def remap(
@@ -70,6 +81,7 @@ def remap(
     *,
     preserve_missing: bool = False,
     threads: int | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Replace every voxel value ``v`` with ``mapping[v]``; returns a uint64 volume.
 
@@ -86,7 +98,9 @@ def remap(
         except (TypeError, ValueError):
             raise TypeError("mapping must be a dict or a (keys, values) pair of arrays") from None
         keys, values = _mapping_array(keys, "keys"), _mapping_array(values, "values")
-    return _seg.remap(_label_array(labels), keys, values, bool(preserve_missing), resolve_threads(threads))
+    return _seg.remap(
+        _label_array(labels), keys, values, bool(preserve_missing), resolve_threads(threads), out
+    )
 
 
 def _mapping_array(a, name: str) -> np.ndarray:

@@ -394,3 +394,63 @@ def test_remap_mismatched_lengths():
 def test_remap_negative_mapping_values():
     with pytest.raises(ValueError, match="negative"):
         vx.remap(np.ones((2, 2, 2), dtype=np.uint32), (np.array([1]), np.array([-4])))
+
+
+# --- out= -------------------------------------------------------------------------------------
+
+
+def test_out_is_written_and_returned_for_every_function():
+    labels = random_labels((20, 15, 10), np.uint32, seed=5, kind="blobs")
+    expected_ids, expected_n = vx.connected_components(labels, 6)
+    out = np.full(labels.shape, 99, dtype=np.uint64, order="F")
+    ids, n = vx.connected_components(labels, 6, out=out)
+    assert ids is out and n == expected_n
+    np.testing.assert_array_equal(out, expected_ids)
+
+    relabeled, old = vx.relabel_sequential(labels, out=out)
+    assert relabeled is out
+    np.testing.assert_array_equal(out, vx.relabel_sequential(labels)[0])
+
+    mapping = {int(v): 2 * int(v) for v in np.unique(labels)}
+    assert vx.remap(labels, mapping, out=out) is out
+    np.testing.assert_array_equal(out, 2 * labels.astype(np.uint64))
+
+
+def test_out_may_be_the_labels_themselves():
+    labels = random_labels((30, 20, 10), np.uint64, seed=6, kind="blobs")
+    expected_ids, expected_n = vx.connected_components(labels, 26)
+    work = labels.copy(order="F")
+    ids, n = vx.connected_components(work, 26, out=work)
+    assert ids is work and n == expected_n
+    np.testing.assert_array_equal(work, expected_ids)
+
+
+@pytest.mark.parametrize(
+    "make_out, error, message",
+    [
+        (lambda shape: np.zeros(shape, np.uint32, order="F"), TypeError, "uint64"),
+        (lambda shape: np.zeros(shape[::-1], np.uint64, order="F"), ValueError, "shape"),
+        (lambda shape: np.zeros(shape, np.uint64, order="C"), ValueError, "Fortran"),
+        (lambda shape: [[[0]]], TypeError, "numpy array"),
+    ],
+)
+def test_bad_out_is_refused(make_out, error, message):
+    labels = random_labels((6, 5, 4), np.uint64, seed=7)
+    with pytest.raises(error, match=message):
+        vx.connected_components(labels, 6, out=make_out(labels.shape))
+
+
+def test_out_overlapping_labels_is_refused():
+    flat = np.zeros(6 * 5 * 4 + 1, np.uint64)
+    labels = flat[:-1].reshape((6, 5, 4), order="F")
+    shifted = flat[1:].reshape((6, 5, 4), order="F")  # the same memory, one voxel further on
+    with pytest.raises(ValueError, match="overlaps"):
+        vx.connected_components(labels, 6, out=shifted)
+
+
+def test_read_only_out_is_refused():
+    labels = random_labels((6, 5, 4), np.uint64, seed=8)
+    out = np.zeros(labels.shape, np.uint64, order="F")
+    out.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        vx.connected_components(labels, 6, out=out)

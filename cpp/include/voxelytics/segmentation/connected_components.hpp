@@ -296,9 +296,9 @@ std::uint64_t connected_components(View<const Label> labels, View<std::uint64_t>
         for (RunIndex i = lo; i < hi; ++i) {
             if (parent[i] == i) continue;
             const RunIndex root = detail::find_root_const(parent, parent[i]);
-            const auto root_range =
-                std::upper_bound(range_first_run.begin(), range_first_run.end(), root) - range_first_run.begin() - 1;
-            label[i] = roots_before[static_cast<std::size_t>(root_range)] + label[root];
+            auto root_range = static_cast<std::size_t>(k);  // ranges are few: walk back to the root's
+            while (root < range_first_run[root_range]) --root_range;
+            label[i] = roots_before[root_range] + label[root];
         }
     });
 

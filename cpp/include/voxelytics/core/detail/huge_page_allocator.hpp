@@ -2,11 +2,14 @@
 // parents). Allocations of 2 MiB and more are 2 MiB-aligned and marked for transparent huge
 // pages: first-touch page faults are the dominant cost of fresh scratch memory on many virtual
 // machines, and a huge page takes one fault instead of 512. Elsewhere it is plain new/delete.
+// Elements are default-initialised (not zeroed): `ScratchVector<int> v(n)` leaves the memory
+// untouched, so the threads that fill it first also take its page faults, in parallel.
 #pragma once
 
 #include <cstddef>
 #include <cstdlib>
 #include <new>
+#include <utility>
 #include <vector>
 
 #ifdef __linux__
@@ -34,6 +37,14 @@ struct HugePageAllocator {
         madvise(p, rounded, MADV_HUGEPAGE);  // a hint: failure only costs speed
 #endif
         return static_cast<T*>(p);
+    }
+    template <class U, class... Args>
+    void construct(U* p, Args&&... args) {
+        if constexpr (sizeof...(Args) == 0) {
+            ::new (static_cast<void*>(p)) U;  // default-initialise: no write for trivial types
+        } else {
+            ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+        }
     }
     void deallocate(T* p, std::size_t n) noexcept {
         if (n * sizeof(T) < huge_page) {
