@@ -1,3 +1,5 @@
+#include <vector>
+
 #include "catch.hpp"
 #include "voxelytics/graph/union_find.hpp"
 
@@ -17,4 +19,14 @@ TEST_CASE("UnionFind roots are the smallest element whatever the merge order") {
     CHECK_FALSE(a.same(0, 1));
     CHECK(a.add() == 6);
     CHECK(a.find(6) == 6);
+}
+
+TEST_CASE("parent-array functions: read-only find leaves the array as it is") {
+    std::vector<std::uint32_t> parent{0, 0, 1, 2, 4};  // a chain 3 -> 2 -> 1 -> 0, and 4 alone
+    CHECK(vx::graph::find_root_const(parent, std::uint32_t{3}) == 0);
+    CHECK(parent == std::vector<std::uint32_t>{0, 0, 1, 2, 4});
+    CHECK(vx::graph::find_root(parent, std::uint32_t{3}) == 0);
+    CHECK(parent[3] == 1);  // path halving: 3 now skips 2
+    CHECK(vx::graph::merge_sets(parent, std::uint32_t{4}, std::uint32_t{2}) == 0);
+    CHECK(vx::graph::find_root_const(parent, std::uint32_t{4}) == 0);
 }

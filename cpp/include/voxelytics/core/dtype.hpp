@@ -81,17 +81,15 @@ namespace detail {
 template <class F, class... Ts>
 decltype(auto) dispatch_impl(DType d, const char* what, F&& f, TypeList<Ts...>) {
     using R = std::invoke_result_t<F, TypeTag<std::tuple_element_t<0, std::tuple<Ts...>>>>;
+    auto unsupported = [&] {
+        return UnsupportedType(std::string(what) + " has unsupported dtype " + dtype_name(d) +
+                               "; supported: " + TypeList<Ts...>::names());
+    };
     if constexpr (std::is_void_v<R>) {
-        const bool found = ((d == dtype_of_v<Ts> ? (f(TypeTag<Ts>{}), true) : false) || ...);
-        if (!found)
-            throw UnsupportedType(std::string(what) + " has unsupported dtype " + dtype_name(d) +
-                                  "; supported: " + TypeList<Ts...>::names());
+        if (!((d == dtype_of_v<Ts> ? (f(TypeTag<Ts>{}), true) : false) || ...)) throw unsupported();
     } else {
         R result{};
-        const bool found = ((d == dtype_of_v<Ts> ? (result = f(TypeTag<Ts>{}), true) : false) || ...);
-        if (!found)
-            throw UnsupportedType(std::string(what) + " has unsupported dtype " + dtype_name(d) +
-                                  "; supported: " + TypeList<Ts...>::names());
+        if (!((d == dtype_of_v<Ts> ? (result = f(TypeTag<Ts>{}), true) : false) || ...)) throw unsupported();
         return result;
     }
 }

@@ -9,6 +9,39 @@
 
 namespace vx::graph {
 
+// The operations on a bare parent array (parent[a] == a for a root), for algorithms that manage
+// the array themselves, e.g. to initialise and merge parts of it on different threads.
+
+/// The root of `a`'s set, halving the path on the way.
+template <class Parents, class Index>
+Index find_root(Parents& parent, Index a) {
+    while (parent[a] != a) {
+        parent[a] = parent[parent[a]];
+        a = parent[a];
+    }
+    return a;
+}
+
+/// The root of `a`'s set without changing the array: safe while other threads read it too.
+template <class Parents, class Index>
+Index find_root_const(const Parents& parent, Index a) {
+    while (parent[a] != a) a = parent[a];
+    return a;
+}
+
+/// Merges the sets of `a` and `b`, the smaller root becoming the root of both; returns it.
+template <class Parents, class Index>
+Index merge_sets(Parents& parent, Index a, Index b) {
+    a = find_root(parent, a);
+    b = find_root(parent, b);
+    if (a < b) {
+        parent[b] = a;
+        return a;
+    }
+    parent[a] = b;
+    return b;
+}
+
 template <class Index = std::uint64_t>
 class UnionFind {
 public:
@@ -22,28 +55,10 @@ public:
     }
 
     /// The root of `a`'s set, halving the path on the way.
-    Index find(Index a) {
-        while (parent_[a] != a) {
-            parent_[a] = parent_[parent_[a]];
-            a = parent_[a];
-        }
-        return a;
-    }
+    Index find(Index a) { return find_root(parent_, a); }
     /// Merges the sets of `a` and `b`; returns the root of the merged set.
-    Index merge(Index a, Index b) {
-        a = find(a);
-        b = find(b);
-        if (a < b) {
-            parent_[b] = a;
-            return a;
-        }
-        parent_[a] = b;
-        return b;
-    }
+    Index merge(Index a, Index b) { return merge_sets(parent_, a, b); }
     bool same(Index a, Index b) { return find(a) == find(b); }
-
-    /// Raw parent array, for algorithms that manage it in parallel (see connected_components).
-    std::vector<Index>& parents() { return parent_; }
 
 private:
     std::vector<Index> parent_;

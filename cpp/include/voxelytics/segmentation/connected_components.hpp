@@ -22,6 +22,7 @@
 #include "voxelytics/core/errors.hpp"
 #include "voxelytics/core/thread_pool.hpp"
 #include "voxelytics/core/view.hpp"
+#include "voxelytics/graph/union_find.hpp"
 
 namespace vx::segmentation {
 
@@ -158,30 +159,6 @@ private:
     std::vector<const Run<Label>*> row_data_;
 };
 
-inline RunIndex find_root(Parents& parent, RunIndex a) {
-    while (parent[a] != a) {
-        parent[a] = parent[parent[a]];
-        a = parent[a];
-    }
-    return a;
-}
-
-// Read-only find, safe while other threads read the same parents.
-inline RunIndex find_root_const(const Parents& parent, RunIndex a) {
-    while (parent[a] != a) a = parent[a];
-    return a;
-}
-
-inline void merge(Parents& parent, RunIndex a, RunIndex b) {
-    a = find_root(parent, a);
-    b = find_root(parent, b);
-    if (a < b) {
-        parent[b] = a;
-    } else if (b < a) {
-        parent[a] = b;
-    }
-}
-
 // Merges the runs of row `cur` with those of an earlier row `prev` that have the same value and
 // whose x ranges overlap once widened by `tolerance` (1 lets diagonal neighbours touch).
 template <class Label>
@@ -197,9 +174,9 @@ void merge_rows(RowRuns<Label> cur, RowRuns<Label> prev, Parents& parent, std::i
             // Row `cur` is being merged now, so a run of it that is still its own parent has not
             // been merged yet: it can simply join k's set (k < i, so the root stays smallest).
             if (parent[i] == i) {
-                parent[i] = find_root(parent, k);
+                parent[i] = graph::find_root(parent, k);
             } else if (parent[i] != parent[k]) {  // equal parents: already one set, skip the finds
-                merge(parent, i, k);
+                graph::merge_sets(parent, i, k);
             }
         }
     }
@@ -295,7 +272,7 @@ std::uint64_t connected_components(View<const Label> labels, View<std::uint64_t>
                        hi = range_first_run[static_cast<std::size_t>(k) + 1];
         for (RunIndex i = lo; i < hi; ++i) {
             if (parent[i] == i) continue;
-            const RunIndex root = detail::find_root_const(parent, parent[i]);
+            const RunIndex root = graph::find_root_const(parent, parent[i]);
             auto root_range = static_cast<std::size_t>(k);  // ranges are few: walk back to the root's
             while (root < range_first_run[root_range]) --root_range;
             label[i] = roots_before[root_range] + label[root];
