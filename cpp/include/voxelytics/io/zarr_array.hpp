@@ -1,0 +1,481 @@
+// ZarrArray: a Zarr v3 array in a Store, read and written by box.
+//
+// Boxes are (offset, shape) in array index space (for webKnossos data: c, x, y, z); buffers are
+// in voxelytics' memory order, Fortran order of those axes. Reads outside the stored chunks give
+// the fill value. Writes read-modify-write partly covered chunks (shards), skip chunks that hold
+// only the fill value, and replace each chunk (shard) file atomically. Chunks (shards) are
+// processed in parallel on the caller's ThreadPool; each is written by one thread.
+#pragma once
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "voxelytics/core/dtype.hpp"
+#include "voxelytics/core/thread_pool.hpp"
+#include "voxelytics/io/codecs.hpp"
+#include "voxelytics/io/store.hpp"
+
+namespace vx::io {
+
+inline std::size_t dtype_size(DType d) {
+    return dispatch<AllTypes>(d, "zarr array", [](auto tag) { return sizeof(typename decltype(tag)::type); });
+}
+
+inline DType dtype_from_zarr(const std::string& name, const std::string& where) {
+    for (DType d : {DType::uint8, DType::uint16, DType::uint32, DType::uint64, DType::int8, DType::int16, DType::int32,
+                    DType::int64, DType::float32, DType::float64})
+        if (name == dtype_name(d)) return d;
+    throw UnsupportedType(where + ": unsupported data_type \"" + name + "\" (supported: " + AllTypes::names() + ")");
+}
+
+struct ArrayMetadata {
+    Shape shape;
+    Shape chunk_shape;  // of the chunk grid: the shard shape when sharded
+    DType dtype = DType::uint8;
+    json fill_value = 0;
+    CodecChain codecs;
+    char separator = '/';
+    bool v2_keys = false;         // chunk_key_encoding "v2": "0.0.0" instead of "c/0/0/0"
+    json extra = json::object();  // attributes, dimension_names: kept as they are
+
+    static ArrayMetadata from_json(const json& j, const std::string& where) {
+        auto need = [&](const char* key) -> const json& {
+            if (!j.contains(key)) throw CorruptData(where + ": missing \"" + key + "\"");
+            return j.at(key);
+        };
+        if (!j.is_object()) throw CorruptData(where + ": not a JSON object");
+        if (need("zarr_format") != 3) throw UnsupportedType(where + ": zarr_format must be 3");
+        if (need("node_type") != "array") throw CorruptData(where + ": node_type is not \"array\"");
+        ArrayMetadata m;
+        try {
+            m.shape = need("shape").get<Shape>();
+            const json& grid = need("chunk_grid");
+            if (grid.value("name", "") != "regular") throw UnsupportedType(where + ": chunk_grid must be \"regular\"");
+            m.chunk_shape = grid.at("configuration").at("chunk_shape").get<Shape>();
+            m.dtype = dtype_from_zarr(need("data_type").get<std::string>(), where);
+            m.fill_value = need("fill_value");
+        } catch (const json::exception& e) {
+            throw CorruptData(where + ": malformed metadata (" + e.what() + ")");
+        }
+        if (m.chunk_shape.size() != m.shape.size())
+            throw CorruptData(where + ": chunk_shape and shape differ in length");
+        for (std::size_t d = 0; d < m.shape.size(); ++d)
+            if (m.shape[d] < 0 || m.chunk_shape[d] <= 0) throw CorruptData(where + ": invalid shape or chunk_shape");
+        if (!m.fill_value.is_number()) throw UnsupportedType(where + ": fill_value must be a number");
+        const json keys = j.value("chunk_key_encoding", json{{"name", "default"}});
+        const std::string encoding = keys.value("name", "default");
+        if (encoding != "default" && encoding != "v2")
+            throw UnsupportedType(where + ": unsupported chunk_key_encoding \"" + encoding + "\"");
+        m.v2_keys = encoding == "v2";
+        const std::string sep = keys.contains("configuration")
+                                    ? keys["configuration"].value("separator", m.v2_keys ? "." : "/")
+                                    : (m.v2_keys ? "." : "/");
+        if (sep != "/" && sep != ".") throw CorruptData(where + ": chunk key separator must be \"/\" or \".\"");
+        m.separator = sep[0];
+        m.codecs = CodecChain::from_json(need("codecs"), m.shape.size(), where + " codecs");
+        for (const char* key : {"attributes", "dimension_names", "storage_transformers"})
+            if (j.contains(key)) m.extra[key] = j[key];
+        if (m.extra.contains("storage_transformers") && !m.extra["storage_transformers"].empty())
+            throw UnsupportedType(where + ": storage_transformers are not supported");
+        return m;
+    }
+
+    json to_json() const {
+        json j = {
+            {"zarr_format", 3},
+            {"node_type", "array"},
+            {"shape", shape},
+            {"data_type", dtype_name(dtype)},
+            {"chunk_grid", {{"name", "regular"}, {"configuration", {{"chunk_shape", chunk_shape}}}}},
+            {"chunk_key_encoding",
+             {{"name", v2_keys ? "v2" : "default"}, {"configuration", {{"separator", std::string(1, separator)}}}}},
+            {"fill_value", fill_value},
+            {"codecs", codecs.to_json()}};
+        for (auto& [key, value] : extra.items()) j[key] = value;
+        return j;
+    }
+};
+
+class ZarrArray {
+public:
+    /// Opens the array at `path` ("" for the store root); NotFound if it has no zarr.json.
+    static ZarrArray open(std::shared_ptr<Store> store, const std::string& path) {
+        const std::string key = join(path, "zarr.json");
+        const auto raw = store->get(key);
+        if (!raw) throw NotFound("no Zarr array at " + store->describe(key));
+        json j;
+        try {
+            j = json::parse(raw->begin(), raw->end());
+        } catch (const json::exception& e) {
+            throw CorruptData(store->describe(key) + ": invalid JSON (" + e.what() + ")");
+        }
+        ArrayMetadata meta = ArrayMetadata::from_json(j, store->describe(key));
+        return ZarrArray(std::move(store), path, std::move(meta));
+    }
+
+    /// Creates (or replaces the metadata of) the array at `path`.
+    static ZarrArray create(std::shared_ptr<Store> store, const std::string& path, ArrayMetadata metadata) {
+        ZarrArray array(std::move(store), path, std::move(metadata));
+        array.write_metadata();
+        return array;
+    }
+
+    const ArrayMetadata& metadata() const { return meta_; }
+    std::size_t element_size() const { return elem_; }
+
+    /// Grows (or shrinks) the array's shape; stored chunks are kept.
+    void resize(const Shape& shape) {
+        if (shape.size() != meta_.shape.size()) throw InvalidArgument("resize: wrong number of axes");
+        meta_.shape = shape;
+        write_metadata();
+    }
+
+    /// Reads the box (offset, shape) into `out` (Fortran order, product(shape) elements).
+    void read(const Shape& offset, const Shape& shape, std::uint8_t* out, ThreadPool& pool) const {
+        check_box(offset, shape, "read");
+        const auto chunks = chunks_overlapping(offset, shape, meta_.chunk_shape);
+        parallel_for(pool, 0, static_cast<std::int64_t>(chunks.size()),
+                     [&](std::int64_t i) { read_chunk(chunks[static_cast<std::size_t>(i)], offset, shape, out); });
+    }
+
+    /// Writes `in` (Fortran order) to the box (offset, shape); the box must lie inside the shape.
+    void write(const Shape& offset, const Shape& shape, const std::uint8_t* in, ThreadPool& pool) {
+        check_box(offset, shape, "write");
+        for (std::size_t d = 0; d < shape.size(); ++d)
+            if (offset[d] + shape[d] > meta_.shape[d])
+                throw InvalidArgument("write: box reaches past the array shape on axis " + std::to_string(d) +
+                                      " (resize the array first)");
+        const auto chunks = chunks_overlapping(offset, shape, meta_.chunk_shape);
+        parallel_for(pool, 0, static_cast<std::int64_t>(chunks.size()),
+                     [&](std::int64_t i) { write_chunk(chunks[static_cast<std::size_t>(i)], offset, shape, in); });
+    }
+
+    /// The store key of the chunk (shard) at grid coordinates `coords`.
+    std::string chunk_key(const Shape& coords) const {
+        std::string key = meta_.v2_keys ? "" : "c";
+        for (std::size_t d = 0; d < coords.size(); ++d) {
+            if (!key.empty() || d > 0) key += meta_.separator;
+            key += std::to_string(coords[d]);
+        }
+        if (coords.empty()) key = meta_.v2_keys ? "0" : "c";
+        return join(path_, key);
+    }
+
+private:
+    ZarrArray(std::shared_ptr<Store> store, std::string path, ArrayMetadata meta)
+        : store_(std::move(store)), path_(std::move(path)), meta_(std::move(meta)), elem_(dtype_size(meta_.dtype)) {
+        fill_ = fill_bytes();
+        if (const Sharding* s = meta_.codecs.sharding()) {
+            for (std::size_t d = 0; d < meta_.shape.size(); ++d)
+                if (meta_.chunk_shape[d] % s->chunk_shape[d] != 0)
+                    throw CorruptData(store_->describe(join(path_, "zarr.json")) +
+                                      ": the shard shape must be a multiple of the inner chunk shape");
+            // The index codecs hold no compressor in practice (bytes, crc32c), so its size is fixed.
+            Bytes probe(static_cast<std::size_t>(product(index_shape(*s))) * 8, 0);
+            index_size_ = static_cast<std::int64_t>(s->index->encode(probe.data(), index_shape(*s), 8).size());
+        }
+    }
+
+    static std::string join(const std::string& path, const std::string& key) {
+        return path.empty() ? key : path + "/" + key;
+    }
+
+    void write_metadata() {
+        const std::string text = meta_.to_json().dump(2);
+        store_->set(join(path_, "zarr.json"), Bytes(text.begin(), text.end()));
+    }
+
+    Bytes fill_bytes() const {
+        Bytes b(elem_);
+        dispatch<AllTypes>(meta_.dtype, "fill_value", [&](auto tag) {
+            using T = typename decltype(tag)::type;
+            const T v = meta_.fill_value.get<T>();
+            std::memcpy(b.data(), &v, sizeof(T));
+        });
+        return b;
+    }
+    void fill(std::uint8_t* data, std::int64_t count) const {
+        for (std::int64_t i = 0; i < count; ++i)
+            std::memcpy(data + i * static_cast<std::int64_t>(elem_), fill_.data(), elem_);
+    }
+    bool all_fill(const std::uint8_t* data, std::int64_t count) const {
+        for (std::int64_t i = 0; i < count; ++i)
+            if (std::memcmp(data + i * static_cast<std::int64_t>(elem_), fill_.data(), elem_) != 0) return false;
+        return true;
+    }
+
+    void check_box(const Shape& offset, const Shape& shape, const char* what) const {
+        if (offset.size() != meta_.shape.size() || shape.size() != meta_.shape.size())
+            throw InvalidArgument(std::string(what) + ": the box needs " + std::to_string(meta_.shape.size()) +
+                                  " axes");
+        for (std::size_t d = 0; d < shape.size(); ++d)
+            if (offset[d] < 0 || shape[d] < 0)
+                throw InvalidArgument(std::string(what) + ": negative offset or size on axis " + std::to_string(d));
+    }
+
+    // Grid coordinates of the cells of size `cell` that overlap the box.
+    static std::vector<Shape> chunks_overlapping(const Shape& offset, const Shape& shape, const Shape& cell) {
+        std::vector<Shape> out;
+        if (product(shape) == 0) return out;
+        const std::size_t n = shape.size();
+        Shape lo(n), hi(n), c(n);
+        for (std::size_t d = 0; d < n; ++d) {
+            lo[d] = offset[d] / cell[d];
+            hi[d] = (offset[d] + shape[d] - 1) / cell[d] + 1;
+        }
+        c = lo;
+        for (;;) {
+            out.push_back(c);
+            std::size_t d = 0;
+            for (; d < n; ++d) {
+                if (++c[d] < hi[d]) break;
+                c[d] = lo[d];
+            }
+            if (d == n) return out;
+        }
+    }
+
+    // Where a cell (origin, cell shape) and a box (offset, shape), both Fortran buffers, overlap.
+    struct Overlap {
+        Shape size, cell_strides, box_strides;
+        std::int64_t cell_start = 0, box_start = 0;  // in elements
+        bool empty = true;
+    };
+    static Overlap overlap(const Shape& origin, const Shape& cell, const Shape& offset, const Shape& shape) {
+        Overlap o;
+        const std::size_t n = shape.size();
+        Shape lo(n);
+        o.size.resize(n);
+        for (std::size_t d = 0; d < n; ++d) {
+            lo[d] = std::max(origin[d], offset[d]);
+            o.size[d] = std::min(origin[d] + cell[d], offset[d] + shape[d]) - lo[d];
+            if (o.size[d] <= 0) return o;
+        }
+        o.cell_strides = fortran_strides(cell);
+        o.box_strides = fortran_strides(shape);
+        for (std::size_t d = 0; d < n; ++d) {
+            o.cell_start += (lo[d] - origin[d]) * o.cell_strides[d];
+            o.box_start += (lo[d] - offset[d]) * o.box_strides[d];
+        }
+        o.empty = false;
+        return o;
+    }
+    void copy_cell_to_box(const Shape& origin, const Shape& cell, const std::uint8_t* cell_data, const Shape& offset,
+                          const Shape& shape, std::uint8_t* box_data) const {
+        const Overlap o = overlap(origin, cell, offset, shape);
+        const auto e = static_cast<std::int64_t>(elem_);
+        if (!o.empty)
+            strided_copy(cell_data + o.cell_start * e, o.cell_strides, box_data + o.box_start * e, o.box_strides,
+                         o.size, elem_);
+    }
+    void copy_box_to_cell(const Shape& offset, const Shape& shape, const std::uint8_t* box_data, const Shape& origin,
+                          const Shape& cell, std::uint8_t* cell_data) const {
+        const Overlap o = overlap(origin, cell, offset, shape);
+        const auto e = static_cast<std::int64_t>(elem_);
+        if (!o.empty)
+            strided_copy(box_data + o.box_start * e, o.box_strides, cell_data + o.cell_start * e, o.cell_strides,
+                         o.size, elem_);
+    }
+
+    Shape origin_of(const Shape& coords, const Shape& cell) const {
+        Shape o(coords.size());
+        for (std::size_t d = 0; d < coords.size(); ++d) o[d] = coords[d] * cell[d];
+        return o;
+    }
+
+    // --- one chunk (shard) ---------------------------------------------------------------------
+
+    void read_chunk(const Shape& coords, const Shape& offset, const Shape& shape, std::uint8_t* out) const {
+        const std::string key = chunk_key(coords);
+        const Shape origin = origin_of(coords, meta_.chunk_shape);
+        if (const Sharding* s = meta_.codecs.sharding()) {
+            const auto index = read_index(key, *s);
+            for (const Shape& inner :
+                 chunks_overlapping(offset_in(origin, offset), clip(origin, offset, shape), s->chunk_shape)) {
+                const Shape inner_origin = add(origin, origin_of(inner, s->chunk_shape));
+                Bytes data = index.empty() ? Bytes() : read_inner(key, *s, index, inner);
+                if (data.empty()) {
+                    data.resize(static_cast<std::size_t>(product(s->chunk_shape)) * elem_);
+                    fill(data.data(), product(s->chunk_shape));
+                }
+                copy_cell_to_box(inner_origin, s->chunk_shape, data.data(), offset, shape, out);
+            }
+            return;
+        }
+        const auto raw = store_->get(key);
+        Bytes data;
+        if (raw) {
+            data = meta_.codecs.decode(*raw, meta_.chunk_shape, elem_, describe_chunk(key, coords));
+        } else {
+            data.resize(static_cast<std::size_t>(product(meta_.chunk_shape)) * elem_);
+            fill(data.data(), product(meta_.chunk_shape));
+        }
+        copy_cell_to_box(origin, meta_.chunk_shape, data.data(), offset, shape, out);
+    }
+
+    void write_chunk(const Shape& coords, const Shape& offset, const Shape& shape, const std::uint8_t* in) {
+        const std::string key = chunk_key(coords);
+        const Shape origin = origin_of(coords, meta_.chunk_shape);
+        const std::int64_t count = product(meta_.chunk_shape);
+        // The whole chunk (shard) as it will be: the stored one (if the box covers it only partly)
+        // with the box's data on top.
+        Bytes data(static_cast<std::size_t>(count) * elem_);
+        bool covered = true;
+        for (std::size_t d = 0; d < shape.size(); ++d)
+            covered = covered && offset[d] <= origin[d] && origin[d] + meta_.chunk_shape[d] <= offset[d] + shape[d];
+        if (covered) {
+            fill(data.data(), count);
+        } else {
+            ThreadPool serial(1);
+            read(origin, meta_.chunk_shape, data.data(), serial);
+        }
+        copy_box_to_cell(offset, shape, in, origin, meta_.chunk_shape, data.data());
+
+        if (all_fill(data.data(), count)) {
+            store_->erase(key);
+            return;
+        }
+        if (const Sharding* s = meta_.codecs.sharding()) {
+            store_->set(key, encode_shard(*s, data));
+        } else {
+            store_->set(key, meta_.codecs.encode(data.data(), meta_.chunk_shape, elem_));
+        }
+    }
+
+    // --- shards --------------------------------------------------------------------------------
+
+    Shape chunks_per_shard(const Sharding& s) const {
+        Shape n(s.chunk_shape.size());
+        for (std::size_t d = 0; d < n.size(); ++d) n[d] = meta_.chunk_shape[d] / s.chunk_shape[d];
+        return n;
+    }
+    Shape index_shape(const Sharding& s) const {
+        Shape shape = chunks_per_shard(s);
+        shape.push_back(2);
+        return shape;
+    }
+    // Position of inner chunk `inner` in the index, which is in C order over the inner grid.
+    std::int64_t index_position(const Sharding& s, const Shape& inner) const {
+        const Shape cps = chunks_per_shard(s);
+        std::int64_t pos = 0;
+        for (std::size_t d = 0; d < inner.size(); ++d) pos = pos * cps[d] + inner[d];
+        return pos;
+    }
+
+    // The decoded index as (offset, nbytes) pairs in C order of the inner grid; empty if the
+    // shard does not exist.
+    std::vector<std::uint64_t> read_index(const std::string& key, const Sharding& s) const {
+        const std::int64_t size = index_size_;
+        const auto raw = store_->get_range(key, s.index_at_end ? -size : 0, size);
+        if (!raw) return {};
+        const Shape shape = index_shape(s);
+        const Bytes fortran = s.index->decode(*raw, shape, 8, store_->describe(key) + " (shard index)");
+        // Fortran order of (inner grid..., 2) -> pairs in C order of the inner grid.
+        const std::int64_t n = product(shape) / 2;
+        std::vector<std::uint64_t> pairs(static_cast<std::size_t>(2 * n));
+        const auto* words = reinterpret_cast<const std::uint64_t*>(fortran.data());
+        const Shape cps = chunks_per_shard(s);
+        Shape inner(cps.size(), 0);
+        for (std::int64_t i = 0; i < n; ++i) {  // i = Fortran position over the inner grid
+            std::int64_t rest = i;
+            for (std::size_t d = 0; d < cps.size(); ++d) {
+                inner[d] = rest % cps[d];
+                rest /= cps[d];
+            }
+            const auto p = static_cast<std::size_t>(index_position(s, inner));
+            pairs[2 * p] = words[i];
+            pairs[2 * p + 1] = words[i + n];
+        }
+        return pairs;
+    }
+
+    Bytes read_inner(const std::string& key, const Sharding& s, const std::vector<std::uint64_t>& index,
+                     const Shape& inner) const {
+        const auto p = static_cast<std::size_t>(index_position(s, inner));
+        const std::uint64_t offset = index[2 * p], nbytes = index[2 * p + 1];
+        if (offset == Sharding::empty && nbytes == Sharding::empty) return {};
+        const std::string what = store_->describe(key) + " inner chunk " + coords_string(inner);
+        const std::int64_t limit = std::numeric_limits<std::int64_t>::max() / 2;
+        if (offset > static_cast<std::uint64_t>(limit) || nbytes > static_cast<std::uint64_t>(limit))
+            throw CorruptData(what + ": invalid index entry");
+        const auto raw = store_->get_range(key, static_cast<std::int64_t>(offset), static_cast<std::int64_t>(nbytes));
+        if (!raw) throw CorruptData(what + ": shard vanished while reading");
+        return s.inner->decode(*raw, s.chunk_shape, elem_, what);
+    }
+
+    Bytes encode_shard(const Sharding& s, const Bytes& data) const {
+        const Shape cps = chunks_per_shard(s);
+        const std::int64_t n = product(cps);
+        const std::int64_t header = s.index_at_end ? 0 : index_size_;
+        Bytes body;
+        std::vector<std::uint64_t> words(static_cast<std::size_t>(2 * n), Sharding::empty);  // Fortran (grid..., 2)
+        Bytes chunk(static_cast<std::size_t>(product(s.chunk_shape)) * elem_);
+        Shape inner(cps.size(), 0);
+        for (std::int64_t i = 0; i < n; ++i) {  // Fortran position over the inner grid
+            std::int64_t rest = i;
+            for (std::size_t d = 0; d < cps.size(); ++d) {
+                inner[d] = rest % cps[d];
+                rest /= cps[d];
+            }
+            copy_box_to_cell(Shape(cps.size(), 0), meta_.chunk_shape, data.data(), origin_of(inner, s.chunk_shape),
+                             s.chunk_shape, chunk.data());
+            if (all_fill(chunk.data(), product(s.chunk_shape))) continue;
+            const Bytes encoded = s.inner->encode(chunk.data(), s.chunk_shape, elem_);
+            words[static_cast<std::size_t>(i)] = static_cast<std::uint64_t>(header) + body.size();
+            words[static_cast<std::size_t>(i + n)] = encoded.size();
+            body.insert(body.end(), encoded.begin(), encoded.end());
+        }
+        const Bytes index = s.index->encode(reinterpret_cast<const std::uint8_t*>(words.data()), index_shape(s), 8);
+        if (s.index_at_end) {
+            body.insert(body.end(), index.begin(), index.end());
+            return body;
+        }
+        Bytes out(index);
+        out.insert(out.end(), body.begin(), body.end());
+        return out;
+    }
+
+    // --- small helpers ---------------------------------------------------------------------------
+
+    static Shape add(const Shape& a, const Shape& b) {
+        Shape r(a.size());
+        for (std::size_t d = 0; d < a.size(); ++d) r[d] = a[d] + b[d];
+        return r;
+    }
+    // The box clipped to the cell at `origin`, relative to it: used to find inner chunks.
+    Shape offset_in(const Shape& origin, const Shape& offset) const {
+        Shape r(origin.size());
+        for (std::size_t d = 0; d < origin.size(); ++d) r[d] = std::max(offset[d] - origin[d], std::int64_t{0});
+        return r;
+    }
+    Shape clip(const Shape& origin, const Shape& offset, const Shape& shape) const {
+        Shape r(origin.size());
+        for (std::size_t d = 0; d < origin.size(); ++d) {
+            const std::int64_t lo = std::max(offset[d], origin[d]);
+            const std::int64_t hi = std::min(offset[d] + shape[d], origin[d] + meta_.chunk_shape[d]);
+            r[d] = std::max(hi - lo, std::int64_t{0});
+        }
+        return r;
+    }
+    static std::string coords_string(const Shape& c) {
+        std::string s = "(";
+        for (std::size_t d = 0; d < c.size(); ++d) s += (d ? ", " : "") + std::to_string(c[d]);
+        return s + ")";
+    }
+    std::string describe_chunk(const std::string& key, const Shape& coords) const {
+        return store_->describe(key) + " (chunk " + coords_string(coords) + ")";
+    }
+
+    std::shared_ptr<Store> store_;
+    std::string path_;
+    ArrayMetadata meta_;
+    std::size_t elem_;
+    Bytes fill_;
+    std::int64_t index_size_ = 0;  // encoded shard index, when sharded
+};
+
+}  // namespace vx::io

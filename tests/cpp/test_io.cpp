@@ -1,0 +1,171 @@
+#include <cstring>
+#include <filesystem>
+#include <numeric>
+#include <random>
+#include <string>
+
+#include "catch.hpp"
+#include "voxelytics/io/crc32c.hpp"
+#include "voxelytics/io/store.hpp"
+#include "voxelytics/io/zarr_array.hpp"
+
+namespace fs = std::filesystem;
+using vx::io::Bytes;
+using vx::io::Shape;
+
+namespace {
+
+// A fresh directory under the system temp dir, removed when the test ends.
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        std::random_device rd;
+        path = fs::temp_directory_path() / ("voxelytics-test-" + std::to_string(rd()) + std::to_string(rd()));
+        fs::create_directories(path);
+    }
+    ~TempDir() { fs::remove_all(path); }
+};
+
+Bytes bytes(const std::string& s) { return Bytes(s.begin(), s.end()); }
+
+vx::io::ArrayMetadata metadata(Shape shape, Shape chunk, vx::io::json codecs, vx::DType dtype = vx::DType::uint16) {
+    vx::io::json j = {{"zarr_format", 3},
+                      {"node_type", "array"},
+                      {"shape", shape},
+                      {"data_type", vx::dtype_name(dtype)},
+                      {"chunk_grid", {{"name", "regular"}, {"configuration", {{"chunk_shape", chunk}}}}},
+                      {"chunk_key_encoding", {{"name", "default"}}},
+                      {"fill_value", 7},
+                      {"codecs", codecs}};
+    return vx::io::ArrayMetadata::from_json(j, "test zarr.json");
+}
+
+const vx::io::json webknossos_codecs = vx::io::json::parse(R"([{"name": "sharding_indexed", "configuration": {
+    "chunk_shape": [2, 4, 4], "codecs": [{"name": "transpose", "configuration": {"order": [2, 1, 0]}},
+    {"name": "bytes", "configuration": {"endian": "little"}}, {"name": "zstd", "configuration": {"level": 3, "checksum": true}}],
+    "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}]}}])");
+
+}  // namespace
+
+TEST_CASE("crc32c matches the standard check value") {
+    const std::string check = "123456789";
+    CHECK(vx::io::crc32c(reinterpret_cast<const std::uint8_t*>(check.data()), check.size()) == 0xE3069283u);
+    CHECK(vx::io::crc32c(nullptr, 0) == 0u);
+    // Continuing a CRC over a split buffer gives the CRC of the whole.
+    const auto* p = reinterpret_cast<const std::uint8_t*>(check.data());
+    CHECK(vx::io::crc32c(p + 4, 5, vx::io::crc32c(p, 4)) == 0xE3069283u);
+}
+
+TEST_CASE("FileStore gets, ranges, lists and erases; writes leave no temporary files") {
+    TempDir dir;
+    vx::io::FileStore store(dir.path);
+    CHECK_FALSE(store.get("a/b").has_value());
+    store.set("a/b", bytes("hello world"));
+    store.set("c", bytes("x"));
+    CHECK(*store.get("a/b") == bytes("hello world"));
+    CHECK(*store.get_range("a/b", 6, 5) == bytes("world"));
+    CHECK(*store.get_range("a/b", -5, 5) == bytes("world"));
+    REQUIRE_THROWS_AS(store.get_range("a/b", 8, 10), vx::CorruptData);
+    auto keys = store.list();
+    std::sort(keys.begin(), keys.end());
+    CHECK(keys == std::vector<std::string>{"a/b", "c"});
+    CHECK(store.list("a") == std::vector<std::string>{"a/b"});
+    CHECK(store.erase("c"));
+    CHECK_FALSE(store.erase("c"));
+    std::size_t files = 0;
+    for (const auto& e : fs::recursive_directory_iterator(dir.path)) files += e.is_regular_file();
+    CHECK(files == 1);
+}
+
+TEST_CASE("Zarr arrays round-trip boxes, with and without sharding") {
+    const vx::io::json plain = vx::io::json::parse(R"([{"name": "bytes", "configuration": {"endian": "big"}},
+        {"name": "gzip", "configuration": {"level": 1}}, {"name": "crc32c"}])");
+    for (const auto& codecs : {plain, webknossos_codecs}) {
+        TempDir dir;
+        auto store = std::make_shared<vx::io::FileStore>(dir.path);
+        const Shape shape{5, 9, 13}, chunk = codecs == plain ? Shape{2, 4, 4} : Shape{4, 8, 8};
+        auto array = vx::io::ZarrArray::create(store, "arr", metadata(shape, chunk, codecs));
+        vx::ThreadPool pool(3);
+
+        // Write two overlapping boxes, the second partly over the first.
+        std::vector<std::uint16_t> a(3 * 5 * 7), b(2 * 6 * 4);
+        std::iota(a.begin(), a.end(), 100);
+        std::iota(b.begin(), b.end(), 1000);
+        array.write({1, 2, 3}, {3, 5, 7}, reinterpret_cast<const std::uint8_t*>(a.data()), pool);
+        array.write({2, 3, 8}, {2, 6, 4}, reinterpret_cast<const std::uint8_t*>(b.data()), pool);
+
+        // The expected volume, built voxel by voxel (Fortran order).
+        std::vector<std::uint16_t> expected(5 * 9 * 13, 7);
+        auto at = [](std::int64_t x, std::int64_t y, std::int64_t z) {
+            return static_cast<std::size_t>(x + 5 * (y + 9 * z));
+        };
+        for (int z = 0; z < 7; ++z)
+            for (int y = 0; y < 5; ++y)
+                for (int x = 0; x < 3; ++x)
+                    expected[at(1 + x, 2 + y, 3 + z)] = a[static_cast<std::size_t>(x + 3 * (y + 5 * z))];
+        for (int z = 0; z < 4; ++z)
+            for (int y = 0; y < 6; ++y)
+                for (int x = 0; x < 2; ++x)
+                    expected[at(2 + x, 3 + y, 8 + z)] = b[static_cast<std::size_t>(x + 2 * (y + 6 * z))];
+
+        auto reopened = vx::io::ZarrArray::open(store, "arr");
+        std::vector<std::uint16_t> all(expected.size());
+        reopened.read({0, 0, 0}, shape, reinterpret_cast<std::uint8_t*>(all.data()), pool);
+        for (std::size_t i = 0; i < all.size(); ++i)
+            if (all[i] != expected[i]) {
+                INFO("first difference at " << i << ": " << all[i] << " vs " << expected[i]);
+                CHECK(all == expected);
+                break;
+            }
+
+        // A box reaching past the shape reads the fill value there.
+        std::vector<std::uint16_t> edge(2 * 2 * 2);
+        reopened.read({4, 8, 12}, {2, 2, 2}, reinterpret_cast<std::uint8_t*>(edge.data()), pool);
+        CHECK(edge[0] == expected[at(4, 8, 12)]);
+        CHECK(edge[7] == 7);
+
+        // Chunks holding only the fill value are not stored.
+        CHECK_FALSE(store->get(array.chunk_key(codecs == plain ? Shape{2, 2, 0} : Shape{1, 1, 0})).has_value());
+        CHECK(store->get(array.chunk_key({0, 0, 0})).has_value());
+    }
+}
+
+TEST_CASE("corrupt chunks and shard indices are reported with their file") {
+    TempDir dir;
+    auto store = std::make_shared<vx::io::FileStore>(dir.path);
+    auto array = vx::io::ZarrArray::create(store, "", metadata({8, 8, 4}, {8, 8, 4}, webknossos_codecs));
+    vx::ThreadPool pool(1);
+    std::vector<std::uint16_t> data(8 * 8 * 4, 3);
+    array.write({0, 0, 0}, {8, 8, 4}, reinterpret_cast<const std::uint8_t*>(data.data()), pool);
+    const std::string key = array.chunk_key({0, 0, 0});
+    Bytes shard = *store->get(key);
+
+    Bytes flipped = shard;
+    flipped[flipped.size() - 10] ^= 0x40;  // inside the index: its crc32c must catch it
+    store->set(key, flipped);
+    try {
+        array.read({0, 0, 0}, {8, 8, 4}, reinterpret_cast<std::uint8_t*>(data.data()), pool);
+        FAIL("expected CorruptData");
+    } catch (const vx::CorruptData& e) {
+        CHECK(std::string(e.what()).find("crc32c") != std::string::npos);
+        CHECK(std::string(e.what()).find(key) != std::string::npos);
+    }
+    store->set(key, Bytes(shard.begin(), shard.begin() + 10));  // truncated
+    REQUIRE_THROWS_AS(array.read({0, 0, 0}, {8, 8, 4}, reinterpret_cast<std::uint8_t*>(data.data()), pool),
+                      vx::CorruptData);
+}
+
+TEST_CASE("bad metadata is refused with the place at fault") {
+    REQUIRE_THROWS_AS(metadata({4}, {4}, vx::io::json::parse(R"([{"name": "blosc"}])")), vx::UnsupportedType);
+    REQUIRE_THROWS_AS(metadata({4}, {4}, vx::io::json::parse(R"([{"name": "zstd"}])")), vx::CorruptData);
+    REQUIRE_THROWS_AS(metadata({4}, {0}, vx::io::json::parse(R"([{"name": "bytes"}])")), vx::CorruptData);
+    try {
+        metadata({4, 4}, {4, 4}, vx::io::json::parse(R"([{"name": "transpose", "configuration": {"order": [0, 0]}},
+                                                          {"name": "bytes"}])"));
+        FAIL("expected CorruptData");
+    } catch (const vx::CorruptData& e) {
+        CHECK(std::string(e.what()) == "test zarr.json codecs[0]: transpose order is not a permutation");
+    }
+    TempDir dir;
+    REQUIRE_THROWS_AS(vx::io::ZarrArray::open(std::make_shared<vx::io::FileStore>(dir.path), "missing"), vx::NotFound);
+}
