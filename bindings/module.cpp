@@ -7,6 +7,7 @@
 namespace py = pybind11;
 
 void export_core(py::module_&);
+void export_io(py::module_&);
 void export_segmentation(py::module_&);
 #ifdef VOXELYTICS_WITH_TORCH
 void export_inference(py::module_&);
@@ -17,6 +18,7 @@ PYBIND11_MODULE(_core, m) {
     m.attr("__version__") = VOXELYTICS_VERSION_STRING;
     vx::bindings::register_errors(m);
     export_core(m);
+    export_io(m);
     export_segmentation(m);
 #ifdef VOXELYTICS_WITH_TORCH
     export_inference(m);

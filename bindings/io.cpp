@@ -1,0 +1,88 @@
+// vx::io -> voxelytics._core.io: Zarr v3 arrays on the file system. Metadata crosses as JSON
+// text; boxes as (offset, shape) tuples; data as numpy arrays in Fortran order.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "detail/numpy.hpp"
+#include "voxelytics/io/zarr_array.hpp"
+
+namespace py = pybind11;
+using namespace vx::bindings;
+
+namespace {
+
+struct PyZarrArray {
+    std::string path;
+    vx::io::ZarrArray array;
+};
+
+PyZarrArray open_array(const std::string& path) {
+    auto store = std::make_shared<vx::io::FileStore>(path);
+    return {path, vx::io::ZarrArray::open(store, "")};
+}
+
+PyZarrArray create_array(const std::string& path, const std::string& metadata_json) {
+    auto store = std::make_shared<vx::io::FileStore>(path);
+    vx::io::json j;
+    try {
+        j = vx::io::json::parse(metadata_json);
+    } catch (const vx::io::json::exception& e) {
+        throw vx::InvalidArgument(std::string("metadata is not valid JSON: ") + e.what());
+    }
+    return {path, vx::io::ZarrArray::create(store, "", vx::io::ArrayMetadata::from_json(j, path + "/zarr.json"))};
+}
+
+py::array read_box(const PyZarrArray& self, const vx::io::Shape& offset, const vx::io::Shape& shape,
+                   std::size_t threads) {
+    const auto& meta = self.array.metadata();
+    std::vector<py::ssize_t> dims(shape.begin(), shape.end()), strides(shape.size());
+    py::ssize_t stride = static_cast<py::ssize_t>(self.array.element_size());
+    for (std::size_t d = 0; d < dims.size(); ++d) {  // Fortran order
+        strides[d] = stride;
+        stride *= dims[d];
+    }
+    py::array out(py::dtype(vx::dtype_name(meta.dtype)), dims, strides);
+    auto* data = static_cast<std::uint8_t*>(out.mutable_data());
+    {
+        const py::gil_scoped_release nogil;
+        vx::ThreadPool pool(threads);
+        self.array.read(offset, shape, data, pool);
+    }
+    return out;
+}
+
+void write_box(PyZarrArray& self, const py::array& data_obj, const vx::io::Shape& offset, std::size_t threads) {
+    const auto& meta = self.array.metadata();
+    const py::dtype want(vx::dtype_name(meta.dtype));
+    if (!data_obj.dtype().is(want))
+        throw vx::UnsupportedType("data has dtype " + py::str(data_obj.dtype()).cast<std::string>() + " but " +
+                                  self.path + " holds " + vx::dtype_name(meta.dtype));
+    if (static_cast<std::size_t>(data_obj.ndim()) != meta.shape.size())
+        throw vx::InvalidArgument("data has " + std::to_string(data_obj.ndim()) + " axes but " + self.path + " has " +
+                                  std::to_string(meta.shape.size()));
+    const py::array data = py::array::ensure(data_obj, py::array::f_style);  // copies only if not Fortran-ordered
+    vx::io::Shape shape(data.shape(), data.shape() + data.ndim());
+    const auto* bytes = static_cast<const std::uint8_t*>(data.data());
+    const py::gil_scoped_release nogil;
+    vx::ThreadPool pool(threads);
+    self.array.write(offset, shape, bytes, pool);
+}
+
+}  // namespace
+
+void export_io(py::module_& parent) {
+    py::module_ m = parent.def_submodule("io", "Zarr v3 arrays (see voxelytics.io).");
+    py::class_<PyZarrArray>(m, "ZarrArray")
+        .def_property_readonly("path", [](const PyZarrArray& a) { return a.path; })
+        .def_property_readonly("shape", [](const PyZarrArray& a) { return a.array.metadata().shape; })
+        .def_property_readonly("chunk_shape", [](const PyZarrArray& a) { return a.array.metadata().chunk_shape; })
+        .def_property_readonly("dtype", [](const PyZarrArray& a) { return vx::dtype_name(a.array.metadata().dtype); })
+        .def_property_readonly("metadata_json",
+                               [](const PyZarrArray& a) { return a.array.metadata().to_json().dump(); })
+        .def("read", &read_box, py::arg("offset"), py::arg("shape"), py::arg("threads"))
+        .def("write", &write_box, py::arg("data"), py::arg("offset"), py::arg("threads"))
+        .def("resize", [](PyZarrArray& a, const vx::io::Shape& shape) { a.array.resize(shape); }, py::arg("shape"));
+    m.def("open_array", &open_array, py::arg("path"));
+    m.def("create_array", &create_array, py::arg("path"), py::arg("metadata_json"));
+}

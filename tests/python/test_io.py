@@ -1,0 +1,253 @@
+"""voxelytics.io.ZarrArray: round trips, and interop with zarr-python, tensorstore, webknossos."""
+
+import json
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+import voxelytics as vx
+import voxelytics.io as vio
+
+zarr = pytest.importorskip("zarr")
+ts = pytest.importorskip("tensorstore")
+
+DTYPES = ["uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float32", "float64"]
+
+
+def random_data(shape, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    if np.dtype(dtype).kind == "f":
+        return rng.normal(size=shape).astype(dtype)
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, info.max, size=shape, dtype=dtype, endpoint=True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sharded", [False, True])
+def test_round_trip_of_boxes(tmp_path, dtype, sharded):
+    path = tmp_path / "a"
+    a = vio.ZarrArray.create(
+        path,
+        (1, 40, 30, 20),
+        dtype,
+        (1, 8, 8, 8),
+        shard_shape=(1, 16, 16, 16) if sharded else None,
+        fill_value=3,
+    )
+    expected = np.full(a.shape, 3, dtype=dtype)
+    for seed, (offset, shape) in enumerate(
+        [((0, 1, 2, 3), (1, 20, 15, 10)), ((0, 10, 0, 5), (1, 30, 9, 15))]
+    ):
+        box = random_data(shape, dtype, seed)
+        a.write(box, offset)
+        expected[tuple(slice(o, o + s) for o, s in zip(offset, shape))] = box
+    reopened = vio.ZarrArray.open(path)
+    got = reopened.read()
+    assert got.dtype == np.dtype(dtype) and got.flags.f_contiguous
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(reopened.read((0, 5, 5, 5), (1, 7, 3, 2)), expected[:, 5:12, 5:8, 5:7])
+    # Beyond the stored data: the fill value.
+    assert np.all(reopened.read((0, 38, 28, 18), (1, 10, 10, 10))[:, 2:, 2:, 2:] == 3)
+
+
+def test_results_do_not_depend_on_threads(tmp_path):
+    data = random_data((64, 48, 40), "uint16")
+    paths = []
+    for threads in (1, 3):
+        path = tmp_path / f"t{threads}"
+        vio.ZarrArray.create(path, data.shape, "uint16", (8, 8, 8), shard_shape=(32, 16, 16)).write(
+            data, threads=threads
+        )
+        paths.append(path)
+    files = [sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file()) for root in paths]
+    assert files[0] == files[1]
+    for name in files[0]:
+        assert (paths[0] / name).read_bytes() == (paths[1] / name).read_bytes()
+
+
+# --- interop ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sharded", [False, True])
+def test_zarr_python_and_tensorstore_read_ours(tmp_path, sharded):
+    path = tmp_path / "ours"
+    data = random_data((1, 70, 50, 40), "uint32")
+    a = vio.ZarrArray.create(
+        path, (1, 96, 64, 64), "uint32", (1, 16, 16, 16), shard_shape=(1, 32, 32, 32) if sharded else None
+    )
+    a.write(data, (0, 5, 6, 7))
+    box = np.s_[0:1, 5:75, 6:56, 7:47]
+    np.testing.assert_array_equal(zarr.open_array(path, mode="r")[box], data)
+    t = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path)}}).result()
+    np.testing.assert_array_equal(t[box].read().result(), data)
+
+
+@pytest.mark.parametrize(
+    "shards, compressor",
+    [
+        (None, "zstd"),
+        (None, "gzip"),
+        ((20, 20, 30), "zstd"),
+        ((20, 20, 30), "gzip"),
+    ],
+)
+def test_we_read_zarr_python(tmp_path, shards, compressor):
+    codec = zarr.codecs.ZstdCodec(level=3) if compressor == "zstd" else zarr.codecs.GzipCodec(level=3)
+    z = zarr.create_array(
+        tmp_path / "theirs",
+        shape=(50, 40, 30),
+        chunks=(10, 10, 10),
+        shards=shards,
+        dtype="int16",
+        compressors=codec,
+        fill_value=-1,
+    )
+    data = random_data((50, 40, 30), "int16")
+    data[:10, :10, :10] = -1  # an all-fill chunk that zarr-python does not store
+    z[:] = data
+    np.testing.assert_array_equal(vio.ZarrArray.open(tmp_path / "theirs").read(), data)
+
+
+def test_we_read_tensorstore_with_index_at_start(tmp_path):
+    path = tmp_path / "ts"
+    spec = {
+        "driver": "zarr3",
+        "kvstore": {"driver": "file", "path": str(path)},
+        "metadata": {
+            "shape": [33, 17, 9],
+            "data_type": "uint64",
+            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [16, 16, 8]}},
+            "codecs": [
+                {
+                    "name": "sharding_indexed",
+                    "configuration": {
+                        "chunk_shape": [8, 8, 4],
+                        "codecs": [{"name": "bytes", "configuration": {"endian": "big"}}, {"name": "crc32c"}],
+                        "index_codecs": [
+                            {"name": "bytes", "configuration": {"endian": "little"}},
+                            {"name": "crc32c"},
+                        ],
+                        "index_location": "start",
+                    },
+                }
+            ],
+        },
+        "create": True,
+    }
+    t = ts.open(spec).result()
+    data = random_data((33, 17, 9), "uint64")
+    t[...].write(data).result()
+    np.testing.assert_array_equal(vio.ZarrArray.open(path).read(), data)
+
+
+def test_webknossos_reads_ours_and_we_read_webknossos(tmp_path):
+    warnings.filterwarnings("ignore")
+    wk = pytest.importorskip("webknossos")
+    # webknossos writes a dataset with its defaults (32^3 chunks in shards)...
+    ds = wk.Dataset(tmp_path / "wk", voxel_size=(11.24, 11.24, 25))
+    layer = ds.add_layer("color", wk.COLOR_CATEGORY, dtype="uint8", data_format=wk.DataFormat.Zarr3)
+    data = random_data((70, 40, 33), "uint8")
+    layer.add_mag(1).write(data, absolute_offset=(0, 0, 0), allow_resize=True)
+    ours = vio.ZarrArray.open(tmp_path / "wk" / "color" / "1")
+    np.testing.assert_array_equal(ours.read((0, 0, 0, 0), (1, 70, 40, 33))[0], data)
+    # ...and reads what we write into the same array.
+    ours.write(np.full((1, 10, 10, 10), 9, np.uint8), (0, 60, 30, 23))
+    reread = (
+        wk.Dataset.open(tmp_path / "wk")
+        .get_layer("color")
+        .get_mag(1)
+        .read(absolute_offset=(0, 0, 0), size=(70, 40, 33))
+    )
+    expected = data.copy()
+    expected[60:70, 30:40, 23:33] = 9
+    np.testing.assert_array_equal(reread[0], expected)
+
+
+# --- bad input ---------------------------------------------------------------------------------------
+
+
+def sharded_array(tmp_path):
+    a = vio.ZarrArray.create(tmp_path / "c", (16, 16, 16), "uint16", (8, 8, 8), shard_shape=(16, 16, 16))
+    a.write(random_data((16, 16, 16), "uint16"))
+    return a, tmp_path / "c" / "c" / "0" / "0" / "0"
+
+
+def test_missing_array_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError, match="zarr.json"):
+        vio.ZarrArray.open(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize(
+    "edit, error, message",
+    [
+        (lambda m: m.update(codecs=[{"name": "blosc"}]), TypeError, "unsupported codec"),
+        (lambda m: m.update(data_type="complex64"), TypeError, "data_type"),
+        (lambda m: m.pop("shape"), vx.CorruptDataError, "shape"),
+        (lambda m: m.update(zarr_format=2), TypeError, "zarr_format"),
+    ],
+)
+def test_bad_metadata_names_the_file(tmp_path, edit, error, message):
+    a, _ = sharded_array(tmp_path)
+    meta_path = tmp_path / "c" / "zarr.json"
+    meta = json.loads(meta_path.read_text())
+    edit(meta)
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(error, match=message) as info:
+        vio.ZarrArray.open(tmp_path / "c")
+    assert "zarr.json" in str(info.value)
+
+
+def test_malformed_json_is_corrupt_data(tmp_path):
+    sharded_array(tmp_path)
+    (tmp_path / "c" / "zarr.json").write_text("{not json")
+    with pytest.raises(vx.CorruptDataError, match="invalid JSON"):
+        vio.ZarrArray.open(tmp_path / "c")
+
+
+def test_random_corruption_gives_only_clean_errors_or_the_right_data(tmp_path):
+    """Fuzz: flip bytes in a shard; every read either raises CorruptDataError naming the shard, or
+    returns exactly the data (a flip in zstd padding can be harmless), never a crash or wrong data."""
+    a, shard = sharded_array(tmp_path)
+    good = a.read()
+    original = shard.read_bytes()
+    rng = np.random.default_rng(1)
+    outcomes = {"error": 0, "same": 0}
+    for _ in range(200):
+        corrupt = bytearray(original)
+        for position in rng.integers(0, len(corrupt), size=rng.integers(1, 4)):
+            corrupt[position] ^= int(rng.integers(1, 256))
+        if rng.random() < 0.2:
+            corrupt = corrupt[: rng.integers(0, len(corrupt))]
+        shard.write_bytes(bytes(corrupt))
+        try:
+            got = vio.ZarrArray.open(tmp_path / "c").read()
+        except vx.CorruptDataError as e:
+            assert os.fspath(shard) in str(e)
+            outcomes["error"] += 1
+        else:
+            np.testing.assert_array_equal(got, good)
+            outcomes["same"] += 1
+    assert outcomes["error"] > 150  # zstd checksums and the crc32c index catch nearly everything
+
+
+def test_write_checks_dtype_and_box(tmp_path):
+    a = vio.ZarrArray.create(tmp_path / "w", (8, 8, 8), "uint16", (4, 4, 4))
+    with pytest.raises(TypeError, match="uint16"):
+        a.write(np.zeros((2, 2, 2), np.float32))
+    with pytest.raises(ValueError, match="past the array shape"):
+        a.write(np.zeros((4, 4, 4), np.uint16), (6, 0, 0))
+    with pytest.raises(ValueError, match="negative"):
+        a.read((-1, 0, 0), (2, 2, 2))
+    with pytest.raises(ValueError, match="axes"):
+        a.write(np.zeros((4, 4), np.uint16))
+    a.resize((16, 8, 8))
+    a.write(np.ones((4, 4, 4), np.uint16), (12, 0, 0))
+    assert vio.ZarrArray.open(tmp_path / "w").shape == (16, 8, 8)
+
+
+def test_no_temporary_files_are_left(tmp_path):
+    a = vio.ZarrArray.create(tmp_path / "n", (32, 32, 32), "uint8", (8, 8, 8), shard_shape=(16, 16, 16))
+    a.write(random_data((32, 32, 32), "uint8"), threads=2)
+    assert not [p for p in (tmp_path / "n").rglob("*") if ".tmp-" in p.name]
