@@ -5,6 +5,8 @@
 #include <pybind11/stl.h>
 
 #include "detail/numpy.hpp"
+#include "detail/vec3_caster.hpp"
+#include "voxelytics/io/dataset.hpp"
 #include "voxelytics/io/zarr_array.hpp"
 
 namespace py = pybind11;
@@ -69,6 +71,53 @@ void write_box(PyZarrArray& self, const py::array& data_obj, const vx::io::Shape
     self.array.write(offset, shape, bytes, pool);
 }
 
+py::array read_mag(const vx::io::Mag& mag, vx::Vec3 topleft, vx::Vec3 size, std::size_t threads) {
+    const auto& meta = mag.array().metadata();
+    const vx::Box box(topleft, size);
+    const vx::Vec3 n = vx::floor_div(size, mag.factor());
+    const std::vector<py::ssize_t> dims{meta.shape[0], n.x, n.y, n.z};
+    std::vector<py::ssize_t> strides(4);
+    py::ssize_t stride = static_cast<py::ssize_t>(mag.array().element_size());
+    for (std::size_t d = 0; d < 4; ++d) {
+        strides[d] = stride;
+        stride *= dims[d];
+    }
+    py::array out(py::dtype(vx::dtype_name(meta.dtype)), dims, strides);
+    auto* data = static_cast<std::uint8_t*>(out.mutable_data());
+    const py::gil_scoped_release nogil;
+    vx::ThreadPool pool(threads);
+    mag.read(box, data, pool);
+    return out;
+}
+
+void write_mag(vx::io::Mag& mag, const py::array& data_obj, vx::Vec3 offset, std::size_t threads) {
+    const auto& meta = mag.array().metadata();
+    if (!data_obj.dtype().is(py::dtype(vx::dtype_name(meta.dtype))))
+        throw vx::UnsupportedType("data has dtype " + py::str(data_obj.dtype()).cast<std::string>() +
+                                  " but the layer holds " + vx::dtype_name(meta.dtype));
+    if (data_obj.ndim() != 4 || data_obj.shape(0) != meta.shape[0])
+        throw vx::InvalidArgument("data must be shaped (c, x, y, z) with c = " + std::to_string(meta.shape[0]));
+    const py::array data = py::array::ensure(data_obj, py::array::f_style);
+    const auto* bytes = static_cast<const std::uint8_t*>(data.data());
+    const vx::Vec3 size{data.shape(1), data.shape(2), data.shape(3)};
+    const py::gil_scoped_release nogil;
+    vx::ThreadPool pool(threads);
+    mag.write(offset, size, bytes, pool);
+}
+
+py::dict layer_info(const vx::io::Dataset& ds, const std::string& name) {
+    const vx::io::LayerInfo& l = ds.layer(name);
+    py::dict d;
+    d["name"] = l.name;
+    d["category"] = l.category;
+    d["dtype"] = vx::dtype_name(l.dtype);
+    d["num_channels"] = l.num_channels;
+    d["bounding_box"] = l.bounding_box;
+    d["largest_segment_id"] = l.largest_segment_id ? py::cast(*l.largest_segment_id) : py::none();
+    d["mags"] = l.mags;
+    return d;
+}
+
 }  // namespace
 
 void export_io(py::module_& parent) {
@@ -84,5 +133,30 @@ void export_io(py::module_& parent) {
         .def("write", &write_box, py::arg("data"), py::arg("offset"), py::arg("threads"))
         .def("resize", [](PyZarrArray& a, const vx::io::Shape& shape) { a.array.resize(shape); }, py::arg("shape"));
     m.def("open_array", &open_array, py::arg("path"));
+
+    py::class_<vx::io::Mag>(m, "Mag")
+        .def_property_readonly("factor", &vx::io::Mag::factor)
+        .def_property_readonly("shape", [](const vx::io::Mag& mag) { return mag.array().metadata().shape; })
+        .def("read", &read_mag, py::arg("topleft"), py::arg("size"), py::arg("threads"))
+        .def("write", &write_mag, py::arg("data"), py::arg("offset"), py::arg("threads"));
+
+    py::class_<vx::io::Dataset>(m, "Dataset")
+        .def_static("create", &vx::io::Dataset::create, py::arg("path"), py::arg("voxel_size"), py::arg("unit"))
+        .def_static("open", &vx::io::Dataset::open, py::arg("path"))
+        .def_property_readonly("path", &vx::io::Dataset::path)
+        .def_property_readonly("voxel_size", &vx::io::Dataset::voxel_size)
+        .def_property_readonly("unit", &vx::io::Dataset::unit)
+        .def("layer_names", &vx::io::Dataset::layer_names)
+        .def("layer_info", &layer_info, py::arg("name"))
+        .def(
+            "add_layer",
+            [](vx::io::Dataset& ds, const std::string& name, const std::string& category, const std::string& dtype,
+               std::int64_t num_channels) {
+                ds.add_layer(name, category, vx::io::dtype_from_zarr(dtype, "dtype"), num_channels);
+            },
+            py::arg("name"), py::arg("category"), py::arg("dtype"), py::arg("num_channels"))
+        .def("add_mag", &vx::io::Dataset::add_mag, py::arg("layer"), py::arg("mag"), py::arg("chunk_shape"),
+             py::arg("shard_shape"), py::arg("compression_level"), py::keep_alive<0, 1>())
+        .def("get_mag", &vx::io::Dataset::get_mag, py::arg("layer"), py::arg("mag"), py::keep_alive<0, 1>());
     m.def("create_array", &create_array, py::arg("path"), py::arg("metadata_json"));
 }

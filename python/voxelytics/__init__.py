@@ -16,6 +16,7 @@ if _importlib_util.find_spec("torch") is not None:
 from . import _core
 from ._core import CorruptDataError
 from .core import Block, BlockGrid, Box
+from .io import Dataset
 from .segmentation import connected_components, relabel_sequential, remap
 
 __version__ = _core.__version__
@@ -25,6 +26,7 @@ __all__ = [
     "BlockGrid",
     "Box",
     "CorruptDataError",
+    "Dataset",
     "__version__",
     "connected_components",
     "relabel_sequential",

@@ -1,11 +1,29 @@
-"""Zarr v3 arrays, read and written by the C++ core (sharding, zstd, gzip, crc32c, transpose).
+"""webKnossos datasets and Zarr v3 arrays, read and written by the C++ core.
+
+``Dataset`` / ``Layer`` / ``Mag`` follow webknossos-libs: a dataset folder with
+``datasource-properties.json``, one folder per layer, one Zarr v3 array (c, x, y, z) per mag, in
+the layout webknossos-libs writes (32³ chunks in 1024³ shards, zstd). Boxes and offsets are in
+mag-1 voxels; data arrays are in the mag's own voxels, shaped (c, x, y, z) (or (x, y, z) for one
+channel when writing).
+
+>>> import numpy as np, tempfile, voxelytics as vx
+>>> ds = vx.Dataset.create(tempfile.mkdtemp() + "/ds", voxel_size=(11.24, 11.24, 25))
+>>> seg = ds.add_layer("segmentation", "segmentation", "uint32")
+>>> mag = seg.add_mag(1)
+>>> mag.write(np.ones((64, 64, 32), np.uint32), offset=(128, 0, 0))
+>>> seg.bounding_box
+Box(topleft=(128, 0, 0), size=(64, 64, 32))
+>>> vx.Dataset.open(ds.path).get_layer("segmentation").get_mag(1).read().shape
+(1, 64, 64, 32)
+
+``ZarrArray`` is a single Zarr v3 array (sharding, zstd, gzip, crc32c, transpose).
 
 Arrays are read and written by box: ``offset`` and ``shape`` in array index space (for webKnossos
 data: c, x, y, z). Results come back in Fortran order, the project's memory order; data to write
 may be in any order (one copy if it is not Fortran-ordered). Reading outside the stored chunks
 gives the fill value.
 
->>> import numpy as np, tempfile, voxelytics.io as vio
+>>> import voxelytics.io as vio
 >>> path = tempfile.mkdtemp() + "/seg"
 >>> a = vio.ZarrArray.create(path, shape=(64, 64, 32), dtype="uint32", chunk_shape=(16, 16, 16),
 ...                          shard_shape=(32, 32, 32))
@@ -23,9 +41,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._core import io as _io
-from .core import resolve_threads
+from .core import Box, resolve_threads
 
-__all__ = ["ZarrArray", "default_codecs"]
+__all__ = ["Dataset", "Layer", "Mag", "ZarrArray", "default_codecs"]
 
 
 def default_codecs(ndim: int, chunk_shape: Sequence[int] | None, compression_level: int) -> list[dict]:
@@ -142,3 +160,149 @@ class ZarrArray:
 
     def __repr__(self) -> str:
         return f"ZarrArray({self.path!r}, shape={self.shape}, dtype={self.dtype.name})"
+
+
+def _vec3(value, name: str) -> tuple[int, int, int]:
+    if isinstance(value, str):
+        parts = [int(p) for p in value.split("-")]
+        value = parts * 3 if len(parts) == 1 else parts
+    elif np.isscalar(value):
+        value = [int(value)] * 3
+    value = tuple(int(v) for v in value)
+    if len(value) != 3:
+        raise ValueError(f"{name} must be one number or three (x, y, z), got {value}")
+    return value
+
+
+class Dataset:
+    """A webKnossos dataset (a folder with ``datasource-properties.json``)."""
+
+    def __init__(self, handle):
+        self._ds = handle
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, voxel_size: Sequence[float], unit: str = "nanometer") -> Dataset:
+        """A new empty dataset; ``voxel_size`` is (x, y, z) in ``unit``."""
+        return cls(_io.Dataset.create(os.fspath(path), [float(v) for v in voxel_size], unit))
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> Dataset:
+        return cls(_io.Dataset.open(os.fspath(path)))
+
+    @property
+    def path(self) -> str:
+        return self._ds.path
+
+    @property
+    def voxel_size(self) -> tuple[float, float, float]:
+        return tuple(self._ds.voxel_size)
+
+    @property
+    def unit(self) -> str:
+        return self._ds.unit
+
+    @property
+    def layers(self) -> dict[str, Layer]:
+        return {name: Layer(self, name) for name in self._ds.layer_names()}
+
+    def add_layer(self, name: str, category: str, dtype, num_channels: int = 1) -> Layer:
+        """Add a ``"color"`` or ``"segmentation"`` layer of ``dtype`` elements."""
+        self._ds.add_layer(name, category, np.dtype(dtype).name, int(num_channels))
+        return Layer(self, name)
+
+    def get_layer(self, name: str) -> Layer:
+        self._ds.layer_info(name)  # raises FileNotFoundError for an unknown layer
+        return Layer(self, name)
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.path!r}, voxel_size={self.voxel_size} {self.unit}, layers={list(self.layers)})"
+
+
+class Layer:
+    """One layer of a Dataset."""
+
+    def __init__(self, dataset: Dataset, name: str):
+        self.dataset, self.name = dataset, name
+
+    def _info(self) -> dict:
+        return self.dataset._ds.layer_info(self.name)
+
+    @property
+    def category(self) -> str:
+        return self._info()["category"]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self._info()["dtype"])
+
+    @property
+    def num_channels(self) -> int:
+        return self._info()["num_channels"]
+
+    @property
+    def bounding_box(self) -> Box:
+        """The layer's extent in mag-1 voxels; grows as data is written."""
+        return self._info()["bounding_box"]
+
+    @property
+    def largest_segment_id(self) -> int | None:
+        return self._info()["largest_segment_id"]
+
+    @property
+    def mags(self) -> list[tuple[int, int, int]]:
+        return [tuple(m) for m in self._info()["mags"]]
+
+    def add_mag(
+        self,
+        mag=1,
+        chunk_shape=32,
+        shard_shape=1024,
+        compression_level: int = 5,
+    ) -> Mag:
+        """Add a mag (1, 2, "2-2-1", (2, 2, 1), ...) with chunks inside shards (x, y, z)."""
+        factor = _vec3(mag, "mag")
+        handle = self.dataset._ds.add_mag(
+            self.name,
+            factor,
+            _vec3(chunk_shape, "chunk_shape"),
+            _vec3(shard_shape, "shard_shape"),
+            compression_level,
+        )
+        return Mag(self, handle)
+
+    def get_mag(self, mag) -> Mag:
+        return Mag(self, self.dataset._ds.get_mag(self.name, _vec3(mag, "mag")))
+
+    def __repr__(self) -> str:
+        info = self._info()
+        return (
+            f"Layer({self.name!r}, {info['category']}, dtype={info['dtype']}, "
+            f"bounding_box={info['bounding_box']}, mags={self.mags})"
+        )
+
+
+class Mag:
+    """One mag of a Layer."""
+
+    def __init__(self, layer: Layer, handle):
+        self.layer, self._m = layer, handle
+
+    @property
+    def factor(self) -> tuple[int, int, int]:
+        return tuple(self._m.factor)
+
+    def read(self, box: Box | None = None, *, threads: int | None = None) -> np.ndarray:
+        """The box (mag-1 voxels, default: the layer's bounding box) as (c, x, y, z) in this mag."""
+        box = self.layer.bounding_box if box is None else box
+        return self._m.read(box.topleft, box.size, resolve_threads(threads))
+
+    def write(self, data: np.ndarray, offset=(0, 0, 0), *, threads: int | None = None) -> None:
+        """Write ``data`` ((x, y, z) or (c, x, y, z), in this mag's voxels) at ``offset`` (mag-1
+        voxels, a multiple of the mag factor). The array and bounding box grow as needed."""
+        data = np.asarray(data)
+        if data.ndim == 3:
+            data = data[np.newaxis]
+        self._m.write(data, _vec3(offset, "offset"), resolve_threads(threads))
+
+    def __repr__(self) -> str:
+        return f"Mag({self.layer.name!r}, {self.factor}, array shape={tuple(self._m.shape)})"

@@ -251,3 +251,101 @@ def test_no_temporary_files_are_left(tmp_path):
     a = vio.ZarrArray.create(tmp_path / "n", (32, 32, 32), "uint8", (8, 8, 8), shard_shape=(16, 16, 16))
     a.write(random_data((32, 32, 32), "uint8"), threads=2)
     assert not [p for p in (tmp_path / "n").rglob("*") if ".tmp-" in p.name]
+
+
+# --- webKnossos datasets ------------------------------------------------------------------------------
+
+
+def make_dataset(tmp_path):
+    ds = vx.Dataset.create(tmp_path / "ds", voxel_size=(11.24, 11.24, 25))
+    color = ds.add_layer("color", "color", "uint8")
+    seg = ds.add_layer("segmentation", "segmentation", "uint32")
+    raw = random_data((96, 80, 40), "uint8")
+    labels = random_data((48, 40, 40), "uint32")
+    color.add_mag(1, chunk_shape=16, shard_shape=64).write(raw, offset=(32, 0, 8))
+    seg.add_mag(1, chunk_shape=16, shard_shape=64)
+    seg.add_mag("2-2-1", chunk_shape=16, shard_shape=64).write(labels, offset=(32, 0, 8))
+    return ds, raw, labels
+
+
+def test_dataset_round_trip_and_bounding_boxes(tmp_path):
+    ds, raw, labels = make_dataset(tmp_path)
+    reopened = vx.Dataset.open(ds.path)
+    assert reopened.voxel_size == (11.24, 11.24, 25.0) and reopened.unit == "nanometer"
+    assert set(reopened.layers) == {"color", "segmentation"}
+    color, seg = reopened.get_layer("color"), reopened.get_layer("segmentation")
+    assert color.bounding_box == vx.Box((32, 0, 8), (96, 80, 40))
+    assert seg.bounding_box == vx.Box((32, 0, 8), (96, 80, 40))  # mag 2-2-1 data, in mag-1 voxels
+    assert seg.mags == [(1, 1, 1), (2, 2, 1)] and seg.dtype == np.uint32 and seg.category == "segmentation"
+    np.testing.assert_array_equal(color.get_mag(1).read()[0], raw)
+    np.testing.assert_array_equal(seg.get_mag("2-2-1").read()[0], labels)
+    part = color.get_mag(1).read(vx.Box((40, 10, 10), (8, 8, 8)))
+    np.testing.assert_array_equal(part[0], raw[8:16, 10:18, 2:10])
+    assert "Layer('color'" in repr(color) and "Dataset(" in repr(reopened)
+
+
+def test_webknossos_opens_our_dataset(tmp_path):
+    warnings.filterwarnings("ignore")
+    wk = pytest.importorskip("webknossos")
+    ds, raw, labels = make_dataset(tmp_path)
+    theirs = wk.Dataset.open(ds.path)
+    assert tuple(theirs.voxel_size) == (11.24, 11.24, 25.0)
+    color = theirs.get_layer("color")
+    assert color.bounding_box.topleft.to_tuple() == (32, 0, 8) and color.bounding_box.size.to_tuple() == (
+        96,
+        80,
+        40,
+    )
+    np.testing.assert_array_equal(
+        color.get_mag(1).read(absolute_offset=(32, 0, 8), size=(96, 80, 40))[0], raw
+    )
+    seg_mag = theirs.get_layer("segmentation").get_mag("2-2-1")
+    np.testing.assert_array_equal(seg_mag.read(absolute_offset=(32, 0, 8), size=(96, 80, 40))[0], labels)
+
+
+def test_we_open_a_webknossos_dataset(tmp_path):
+    warnings.filterwarnings("ignore")
+    wk = pytest.importorskip("webknossos")
+    theirs = wk.Dataset(tmp_path / "wk", voxel_size=(4, 4, 40))
+    layer = theirs.add_layer(
+        "segmentation",
+        wk.SEGMENTATION_CATEGORY,
+        dtype="uint64",
+        largest_segment_id=7,
+        data_format=wk.DataFormat.Zarr3,
+    )
+    data = random_data((40, 30, 20), "uint64")
+    layer.add_mag(1, chunk_shape=32, shard_shape=128).write(
+        data, absolute_offset=(10, 20, 30), allow_resize=True
+    )
+    ours = vx.Dataset.open(tmp_path / "wk").get_layer("segmentation")
+    assert ours.largest_segment_id == 7
+    assert ours.bounding_box == vx.Box((10, 20, 30), (40, 30, 20))
+    np.testing.assert_array_equal(ours.get_mag(1).read()[0], data)
+
+
+def test_dataset_errors_name_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError, match="datasource-properties.json"):
+        vx.Dataset.open(tmp_path / "none")
+    ds, _, _ = make_dataset(tmp_path)
+    with pytest.raises(ValueError, match="exists already"):
+        ds.add_layer("color", "color", "uint8")
+    with pytest.raises(ValueError, match="category"):
+        ds.add_layer("x", "colour", "uint8")
+    with pytest.raises(FileNotFoundError, match="no layer 'nope'"):
+        ds.get_layer("nope")
+    with pytest.raises(FileNotFoundError, match="no mag 4"):
+        ds.get_layer("color").get_mag(4)
+    with pytest.raises(ValueError, match="not aligned to mag 2-2-1"):
+        ds.get_layer("segmentation").get_mag("2-2-1").write(np.zeros((2, 2, 2), np.uint32), offset=(1, 0, 0))
+    with pytest.raises(TypeError, match="uint32"):
+        ds.get_layer("segmentation").get_mag(1).write(np.zeros((2, 2, 2), np.float32))
+    with pytest.raises(ValueError, match="already exists"):
+        vx.Dataset.create(ds.path, voxel_size=(1, 1, 1))
+    props = tmp_path / "ds" / "datasource-properties.json"
+    props.write_text(props.read_text().replace('"zarr3"', '"wkw"', 1))
+    with pytest.raises(TypeError, match="dataFormat 'wkw'"):
+        vx.Dataset.open(ds.path)
+    props.write_text("{")
+    with pytest.raises(vx.CorruptDataError, match="datasource-properties.json"):
+        vx.Dataset.open(ds.path)

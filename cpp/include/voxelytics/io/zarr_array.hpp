@@ -318,32 +318,35 @@ private:
     }
 
     void write_chunk(const Shape& coords, const Shape& offset, const Shape& shape, const std::uint8_t* in) {
+        if (const Sharding* s = meta_.codecs.sharding()) return write_shard(*s, coords, offset, shape, in);
         const std::string key = chunk_key(coords);
         const Shape origin = origin_of(coords, meta_.chunk_shape);
         const std::int64_t count = product(meta_.chunk_shape);
-        // The whole chunk (shard) as it will be: the stored one (if the box covers it only partly)
-        // with the box's data on top.
+        // The chunk as it will be: the stored one (if the box covers it only partly) with the box on top.
         Bytes data(static_cast<std::size_t>(count) * elem_);
-        bool covered = true;
-        for (std::size_t d = 0; d < shape.size(); ++d)
-            covered = covered && offset[d] <= origin[d] && origin[d] + meta_.chunk_shape[d] <= offset[d] + shape[d];
-        if (covered) {
+        if (covers(offset, shape, origin, meta_.chunk_shape)) {
             fill(data.data(), count);
         } else {
             ThreadPool serial(1);
             read(origin, meta_.chunk_shape, data.data(), serial);
         }
         copy_box_to_cell(offset, shape, in, origin, meta_.chunk_shape, data.data());
-
         if (all_fill(data.data(), count)) {
             store_->erase(key);
-            return;
-        }
-        if (const Sharding* s = meta_.codecs.sharding()) {
-            store_->set(key, encode_shard(*s, data));
         } else {
             store_->set(key, meta_.codecs.encode(data.data(), meta_.chunk_shape, elem_));
         }
+    }
+
+    static bool covers(const Shape& offset, const Shape& shape, const Shape& origin, const Shape& cell) {
+        for (std::size_t d = 0; d < shape.size(); ++d)
+            if (offset[d] > origin[d] || origin[d] + cell[d] > offset[d] + shape[d]) return false;
+        return true;
+    }
+    static bool overlaps(const Shape& offset, const Shape& shape, const Shape& origin, const Shape& cell) {
+        for (std::size_t d = 0; d < shape.size(); ++d)
+            if (origin[d] >= offset[d] + shape[d] || offset[d] >= origin[d] + cell[d]) return false;
+        return true;
     }
 
     // --- shards --------------------------------------------------------------------------------
@@ -369,28 +372,35 @@ private:
     // The decoded index as (offset, nbytes) pairs in C order of the inner grid; empty if the
     // shard does not exist.
     std::vector<std::uint64_t> read_index(const std::string& key, const Sharding& s) const {
-        const std::int64_t size = index_size_;
-        const auto raw = store_->get_range(key, s.index_at_end ? -size : 0, size);
+        const auto raw = store_->get_range(key, s.index_at_end ? -index_size_ : 0, index_size_);
         if (!raw) return {};
+        return decode_index(*raw, key, s);
+    }
+
+    std::vector<std::uint64_t> decode_index(const Bytes& raw, const std::string& key, const Sharding& s) const {
         const Shape shape = index_shape(s);
-        const Bytes fortran = s.index->decode(*raw, shape, 8, store_->describe(key) + " (shard index)");
+        const Bytes fortran = s.index->decode(raw, shape, 8, store_->describe(key) + " (shard index)");
         // Fortran order of (inner grid..., 2) -> pairs in C order of the inner grid.
         const std::int64_t n = product(shape) / 2;
         std::vector<std::uint64_t> pairs(static_cast<std::size_t>(2 * n));
         const auto* words = reinterpret_cast<const std::uint64_t*>(fortran.data());
-        const Shape cps = chunks_per_shard(s);
-        Shape inner(cps.size(), 0);
         for (std::int64_t i = 0; i < n; ++i) {  // i = Fortran position over the inner grid
-            std::int64_t rest = i;
-            for (std::size_t d = 0; d < cps.size(); ++d) {
-                inner[d] = rest % cps[d];
-                rest /= cps[d];
-            }
-            const auto p = static_cast<std::size_t>(index_position(s, inner));
+            const auto p = static_cast<std::size_t>(index_position(s, inner_coords(s, i)));
             pairs[2 * p] = words[i];
             pairs[2 * p + 1] = words[i + n];
         }
         return pairs;
+    }
+
+    // Grid coordinates of the inner chunk at Fortran position i of the inner grid.
+    Shape inner_coords(const Sharding& s, std::int64_t i) const {
+        const Shape cps = chunks_per_shard(s);
+        Shape inner(cps.size());
+        for (std::size_t d = 0; d < cps.size(); ++d) {
+            inner[d] = i % cps[d];
+            i /= cps[d];
+        }
+        return inner;
     }
 
     Bytes read_inner(const std::string& key, const Sharding& s, const std::vector<std::uint64_t>& index,
@@ -407,36 +417,73 @@ private:
         return s.inner->decode(*raw, s.chunk_shape, elem_, what);
     }
 
-    Bytes encode_shard(const Sharding& s, const Bytes& data) const {
-        const Shape cps = chunks_per_shard(s);
-        const std::int64_t n = product(cps);
+    // Rewrites one shard inner chunk by inner chunk: chunks the box touches are decoded (or
+    // start as fill), overlaid and re-encoded; the others keep their stored bytes. Memory stays
+    // at one stored shard plus one inner chunk, however large the shard.
+    void write_shard(const Sharding& s, const Shape& coords, const Shape& offset, const Shape& shape,
+                     const std::uint8_t* in) {
+        const std::string key = chunk_key(coords);
+        const Shape origin = origin_of(coords, meta_.chunk_shape);
+        const auto old = covers(offset, shape, origin, meta_.chunk_shape) ? std::nullopt : store_->get(key);
+        std::vector<std::uint64_t> old_index;
+        if (old) {
+            if (static_cast<std::int64_t>(old->size()) < index_size_)
+                throw CorruptData(store_->describe(key) + ": shard shorter than its index");
+            const auto begin = s.index_at_end ? old->end() - index_size_ : old->begin();
+            old_index = decode_index(Bytes(begin, begin + index_size_), key, s);
+        }
+        const std::int64_t n = product(chunks_per_shard(s));
         const std::int64_t header = s.index_at_end ? 0 : index_size_;
         Bytes body;
         std::vector<std::uint64_t> words(static_cast<std::size_t>(2 * n), Sharding::empty);  // Fortran (grid..., 2)
         Bytes chunk(static_cast<std::size_t>(product(s.chunk_shape)) * elem_);
-        Shape inner(cps.size(), 0);
-        for (std::int64_t i = 0; i < n; ++i) {  // Fortran position over the inner grid
-            std::int64_t rest = i;
-            for (std::size_t d = 0; d < cps.size(); ++d) {
-                inner[d] = rest % cps[d];
-                rest /= cps[d];
+        for (std::int64_t i = 0; i < n; ++i) {
+            const Shape inner = inner_coords(s, i);
+            const Shape inner_origin = add(origin, origin_of(inner, s.chunk_shape));
+            Bytes stored;  // this inner chunk's encoded bytes in the old shard, if any
+            if (!old_index.empty()) {
+                const auto p = static_cast<std::size_t>(index_position(s, inner));
+                const std::uint64_t at = old_index[2 * p], size = old_index[2 * p + 1];
+                if (!(at == Sharding::empty && size == Sharding::empty)) {
+                    if (at > old->size() || size > old->size() - at)
+                        throw CorruptData(store_->describe(key) + " inner chunk " + coords_string(inner) +
+                                          ": index entry points outside the shard");
+                    stored.assign(old->begin() + static_cast<std::ptrdiff_t>(at),
+                                  old->begin() + static_cast<std::ptrdiff_t>(at + size));
+                }
             }
-            copy_box_to_cell(Shape(cps.size(), 0), meta_.chunk_shape, data.data(), origin_of(inner, s.chunk_shape),
-                             s.chunk_shape, chunk.data());
-            if (all_fill(chunk.data(), product(s.chunk_shape))) continue;
-            const Bytes encoded = s.inner->encode(chunk.data(), s.chunk_shape, elem_);
+            Bytes encoded;
+            if (overlaps(offset, shape, inner_origin, s.chunk_shape)) {
+                if (stored.empty()) {
+                    fill(chunk.data(), product(s.chunk_shape));
+                } else {
+                    chunk = s.inner->decode(stored, s.chunk_shape, elem_,
+                                            store_->describe(key) + " inner chunk " + coords_string(inner));
+                }
+                copy_box_to_cell(offset, shape, in, inner_origin, s.chunk_shape, chunk.data());
+                if (!all_fill(chunk.data(), product(s.chunk_shape)))
+                    encoded = s.inner->encode(chunk.data(), s.chunk_shape, elem_);
+            } else {
+                encoded = std::move(stored);
+            }
+            if (encoded.empty()) continue;
             words[static_cast<std::size_t>(i)] = static_cast<std::uint64_t>(header) + body.size();
             words[static_cast<std::size_t>(i + n)] = encoded.size();
             body.insert(body.end(), encoded.begin(), encoded.end());
         }
+        if (body.empty()) {
+            store_->erase(key);
+            return;
+        }
         const Bytes index = s.index->encode(reinterpret_cast<const std::uint8_t*>(words.data()), index_shape(s), 8);
         if (s.index_at_end) {
             body.insert(body.end(), index.begin(), index.end());
-            return body;
+            store_->set(key, body);
+        } else {
+            Bytes out(index);
+            out.insert(out.end(), body.begin(), body.end());
+            store_->set(key, out);
         }
-        Bytes out(index);
-        out.insert(out.end(), body.begin(), body.end());
-        return out;
     }
 
     // --- small helpers ---------------------------------------------------------------------------

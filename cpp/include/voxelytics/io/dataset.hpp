@@ -1,0 +1,339 @@
+// Dataset: a webKnossos dataset on disk. `datasource-properties.json` at the root describes the
+// voxel size and the layers (color or segmentation, element class, bounding box in mag-1
+// voxels, channels, mags); each mag of a layer is a Zarr v3 array shaped (c, x, y, z) in the
+// folder `<layer>/<mag>` (mag "1", "2", "2-2-1", ...). Fields this class does not model (view
+// configurations, attachments, mappings, additional axes) are kept as they are on rewrite.
+//
+// Coordinates are mag-1 voxels unless a name says otherwise. Writing through a Mag grows the
+// array and the layer's bounding box; the properties file is replaced atomically.
+#pragma once
+
+#include <array>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "voxelytics/core/box.hpp"
+#include "voxelytics/io/zarr_array.hpp"
+
+namespace vx::io {
+
+/// "1" for (1, 1, 1), "2" for (2, 2, 2), "2-2-1" for (2, 2, 1): webKnossos' folder names.
+inline std::string mag_name(Vec3 mag) {
+    if (mag.x == mag.y && mag.y == mag.z) return std::to_string(mag.x);
+    return std::to_string(mag.x) + "-" + std::to_string(mag.y) + "-" + std::to_string(mag.z);
+}
+
+/// webKnossos' element class of a dtype ("float" and "double" for the float types).
+inline std::string element_class(DType d) {
+    if (d == DType::float32) return "float";
+    if (d == DType::float64) return "double";
+    return dtype_name(d);
+}
+inline DType dtype_from_element_class(const std::string& name, const std::string& where) {
+    if (name == "float") return DType::float32;
+    if (name == "double") return DType::float64;
+    return dtype_from_zarr(name, where);
+}
+
+struct LayerInfo {
+    std::string name;
+    std::string category;  // "color" or "segmentation"
+    DType dtype = DType::uint8;
+    std::int64_t num_channels = 1;
+    Box bounding_box;  // mag-1 voxels
+    std::optional<std::uint64_t> largest_segment_id;
+    std::vector<Vec3> mags;
+    json extra = json::object();  // fields kept verbatim
+};
+
+class Dataset;
+
+/// One mag of one layer: reads and writes boxes given in mag-1 voxels.
+class Mag {
+public:
+    Vec3 factor() const { return factor_; }
+    const ZarrArray& array() const { return *array_; }
+
+    /// Reads `box` (mag-1 voxels, aligned to the mag) into `out`: (c, x, y, z) in Fortran order,
+    /// in this mag's voxels.
+    void read(const Box& box, std::uint8_t* out, ThreadPool& pool) const;
+    /// Writes `size` voxels of this mag (c, x, y, z Fortran order in `data`) at `offset` (mag-1
+    /// voxels, aligned to the mag), growing the array and the layer's bounding box as needed.
+    void write(Vec3 offset, Vec3 size, const std::uint8_t* data, ThreadPool& pool);
+
+private:
+    friend class Dataset;
+    Mag(Dataset* dataset, std::string layer, Vec3 factor, std::shared_ptr<ZarrArray> array)
+        : dataset_(dataset), layer_(std::move(layer)), factor_(factor), array_(std::move(array)) {}
+    Box to_mag(const Box& mag1, const char* what) const;
+
+    Dataset* dataset_;
+    std::string layer_;
+    Vec3 factor_;
+    std::shared_ptr<ZarrArray> array_;
+};
+
+class Dataset {
+public:
+    static constexpr const char* properties_file = "datasource-properties.json";
+
+    /// A new, empty dataset at `path` (which must not hold one yet).
+    static std::unique_ptr<Dataset> create(const std::string& path, std::array<double, 3> voxel_size,
+                                           const std::string& unit = "nanometer") {
+        auto store = std::make_shared<FileStore>(path);
+        if (store->get(properties_file)) throw InvalidArgument("a dataset already exists at " + path);
+        std::unique_ptr<Dataset> ds(new Dataset(path, std::move(store)));
+        ds->voxel_size_ = voxel_size;
+        ds->unit_ = unit;
+        ds->save();
+        const std::string group = R"({"zarr_format": 3, "node_type": "group", "attributes": {}})";
+        ds->store_->set("zarr.json", Bytes(group.begin(), group.end()));
+        return ds;
+    }
+
+    static std::unique_ptr<Dataset> open(const std::string& path) {
+        auto store = std::make_shared<FileStore>(path);
+        const auto raw = store->get(properties_file);
+        const std::string where = store->describe(properties_file);
+        if (!raw) throw NotFound("no webKnossos dataset at " + path + " (" + where + " is missing)");
+        std::unique_ptr<Dataset> ds(new Dataset(path, std::move(store)));
+        try {
+            ds->parse(json::parse(raw->begin(), raw->end()), where);
+        } catch (const json::exception& e) {
+            throw CorruptData(where + ": " + e.what());
+        }
+        return ds;
+    }
+
+    const std::string& path() const { return path_; }
+    std::array<double, 3> voxel_size() const { return voxel_size_; }
+    const std::string& unit() const { return unit_; }
+    std::vector<std::string> layer_names() const {
+        std::vector<std::string> names;
+        for (const auto& l : layers_) names.push_back(l.name);
+        return names;
+    }
+    const LayerInfo& layer(const std::string& name) const { return *find_layer(name); }
+
+    void add_layer(const std::string& name, const std::string& category, DType dtype, std::int64_t num_channels = 1) {
+        if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
+            throw InvalidArgument("invalid layer name '" + name + "'");
+        if (category != "color" && category != "segmentation")
+            throw InvalidArgument("layer category must be 'color' or 'segmentation', got '" + category + "'");
+        if (num_channels < 1) throw InvalidArgument("num_channels must be >= 1");
+        for (const auto& l : layers_)
+            if (l.name == name) throw InvalidArgument("layer '" + name + "' exists already in " + path_);
+        LayerInfo l;
+        l.name = name;
+        l.category = category;
+        l.dtype = dtype;
+        l.num_channels = num_channels;
+        if (category == "segmentation") l.largest_segment_id = 0;
+        layers_.push_back(l);
+        save();
+    }
+
+    /// Adds a mag to a layer: chunks of `chunk_shape` inside shards of `shard_shape` (x, y, z),
+    /// zstd at `compression_level`: the layout webknossos-libs writes.
+    Mag add_mag(const std::string& layer, Vec3 mag, Vec3 chunk_shape = {32, 32, 32},
+                Vec3 shard_shape = {1024, 1024, 1024}, int compression_level = 5) {
+        LayerInfo& l = *find_layer(layer);
+        if (mag.x < 1 || mag.y < 1 || mag.z < 1) throw InvalidArgument("mag factors must be >= 1");
+        for (const Vec3& m : l.mags)
+            if (m == mag) throw InvalidArgument("layer '" + layer + "' has mag " + mag_name(mag) + " already");
+        for (int d = 0; d < 3; ++d)
+            if (chunk_shape[static_cast<std::size_t>(d)] < 1 ||
+                shard_shape[static_cast<std::size_t>(d)] % chunk_shape[static_cast<std::size_t>(d)] != 0)
+                throw InvalidArgument("shard_shape must be a positive multiple of chunk_shape on every axis");
+        const Shape chunk{l.num_channels, chunk_shape.x, chunk_shape.y, chunk_shape.z};
+        const Shape shard{l.num_channels, shard_shape.x, shard_shape.y, shard_shape.z};
+        const json inner = json::array(
+            {json{{"name", "transpose"}, {"configuration", {{"order", {3, 2, 1, 0}}}}},
+             json{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}},
+             json{{"name", "zstd"}, {"configuration", {{"level", compression_level}, {"checksum", true}}}}});
+        const json index =
+            json::array({json{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}}, json{{"name", "crc32c"}}});
+        const json meta = {
+            {"zarr_format", 3},
+            {"node_type", "array"},
+            {"shape", array_shape(l, mag, shard)},
+            {"data_type", dtype_name(l.dtype)},
+            {"chunk_grid", {{"name", "regular"}, {"configuration", {{"chunk_shape", shard}}}}},
+            {"chunk_key_encoding", {{"name", "default"}, {"configuration", {{"separator", "/"}}}}},
+            {"fill_value", 0},
+            {"codecs", json::array({json{
+                           {"name", "sharding_indexed"},
+                           {"configuration", {{"chunk_shape", chunk}, {"codecs", inner}, {"index_codecs", index}}}}})},
+            {"dimension_names", {"c", "x", "y", "z"}},
+            {"attributes", json::object()}};
+        const std::string dir = layer + "/" + mag_name(mag);
+        auto array = std::make_shared<ZarrArray>(
+            ZarrArray::create(store_, dir, ArrayMetadata::from_json(meta, store_->describe(dir + "/zarr.json"))));
+        l.mags.push_back(mag);
+        save();
+        return Mag(this, layer, mag, std::move(array));
+    }
+
+    Mag get_mag(const std::string& layer, Vec3 mag) {
+        const LayerInfo& l = *find_layer(layer);
+        for (const Vec3& m : l.mags)
+            if (m == mag)
+                return Mag(this, layer, mag,
+                           std::make_shared<ZarrArray>(ZarrArray::open(store_, layer + "/" + mag_name(mag))));
+        throw NotFound("layer '" + layer + "' of " + path_ + " has no mag " + mag_name(mag));
+    }
+
+    /// Writes datasource-properties.json (atomically).
+    void save() const {
+        const std::string text = to_json().dump(4);
+        store_->set(properties_file, Bytes(text.begin(), text.end()));
+    }
+
+    json to_json() const {
+        json layers = json::array();
+        for (const auto& l : layers_) {
+            json j = l.extra;
+            j["name"] = l.name;
+            j["category"] = l.category;
+            j["boundingBox"] = {
+                {"topLeft", {l.bounding_box.topleft().x, l.bounding_box.topleft().y, l.bounding_box.topleft().z}},
+                {"width", l.bounding_box.size().x},
+                {"height", l.bounding_box.size().y},
+                {"depth", l.bounding_box.size().z}};
+            j["dataFormat"] = "zarr3";
+            j["elementClass"] = element_class(l.dtype);
+            j["numChannels"] = l.num_channels;
+            json mags = json::array();
+            for (const Vec3& m : l.mags)
+                mags.push_back({{"mag", {m.x, m.y, m.z}},
+                                {"path", "./" + l.name + "/" + mag_name(m)},
+                                {"axisOrder", {{"c", 0}, {"x", 1}, {"y", 2}, {"z", 3}}}});
+            j["mags"] = mags;
+            if (l.largest_segment_id) j["largestSegmentId"] = *l.largest_segment_id;
+            layers.push_back(j);
+        }
+        json j = extra_;
+        j["id"] = {{"name", std::filesystem::path(path_).filename().string()}, {"team", ""}};
+        j["scale"] = {{"factor", voxel_size_}, {"unit", unit_}};
+        j["dataLayers"] = layers;
+        j["version"] = 1;
+        return j;
+    }
+
+private:
+    friend class Mag;
+    Dataset(std::string path, std::shared_ptr<FileStore> store) : path_(std::move(path)), store_(std::move(store)) {}
+
+    LayerInfo* find_layer(const std::string& name) {
+        for (auto& l : layers_)
+            if (l.name == name) return &l;
+        throw NotFound("no layer '" + name + "' in " + path_);
+    }
+    const LayerInfo* find_layer(const std::string& name) const { return const_cast<Dataset*>(this)->find_layer(name); }
+
+    // Array shape (c, x, y, z) covering the layer's bounding box in this mag, in whole shards.
+    static Shape array_shape(const LayerInfo& l, Vec3 mag, const Shape& shard) {
+        const Vec3 end = ceil_div(l.bounding_box.bottomright(), mag);
+        return {l.num_channels, ceil_div(end.x, shard[1]) * shard[1], ceil_div(end.y, shard[2]) * shard[2],
+                ceil_div(end.z, shard[3]) * shard[3]};
+    }
+
+    void parse(const json& j, const std::string& where) {
+        if (!j.is_object()) throw CorruptData(where + ": not a JSON object");
+        const json& scale = j.at("scale");
+        if (scale.is_array()) {
+            voxel_size_ = scale.get<std::array<double, 3>>();
+            unit_ = "nanometer";
+        } else {
+            voxel_size_ = scale.at("factor").get<std::array<double, 3>>();
+            unit_ = scale.value("unit", "nanometer");
+        }
+        extra_ = j;
+        for (const char* key : {"id", "scale", "dataLayers", "version"}) extra_.erase(key);
+        const json& layers = j.at("dataLayers");
+        for (std::size_t i = 0; i < layers.size(); ++i) {
+            const json& lj = layers[i];
+            const std::string at = where + " dataLayers[" + std::to_string(i) + "]";
+            LayerInfo l;
+            l.name = lj.at("name").get<std::string>();
+            l.category = lj.at("category").get<std::string>();
+            if (lj.value("dataFormat", "") != "zarr3")
+                throw UnsupportedType(at + ": dataFormat '" + lj.value("dataFormat", "") +
+                                      "' (only zarr3 is supported)");
+            l.dtype = dtype_from_element_class(lj.at("elementClass").get<std::string>(), at);
+            l.num_channels = lj.value("numChannels", 1);
+            const json& bb = lj.at("boundingBox");
+            const auto tl = bb.at("topLeft").get<std::array<std::int64_t, 3>>();
+            l.bounding_box =
+                Box({tl[0], tl[1], tl[2]}, {bb.at("width").get<std::int64_t>(), bb.at("height").get<std::int64_t>(),
+                                            bb.at("depth").get<std::int64_t>()});
+            if (lj.contains("largestSegmentId") && !lj["largestSegmentId"].is_null())
+                l.largest_segment_id = lj["largestSegmentId"].get<std::uint64_t>();
+            for (const json& m : lj.at("mags")) {
+                const auto f = m.at("mag").get<std::array<std::int64_t, 3>>();
+                l.mags.push_back({f[0], f[1], f[2]});
+            }
+            l.extra = lj;
+            for (const char* key : {"name", "category", "boundingBox", "dataFormat", "elementClass", "numChannels",
+                                    "mags", "largestSegmentId"})
+                l.extra.erase(key);
+            layers_.push_back(l);
+        }
+    }
+
+    // Grows a layer's bounding box to include `box` (mag 1) and saves; called by Mag::write.
+    void grow(const std::string& layer, const Box& box) {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        LayerInfo& l = *find_layer(layer);
+        const Box grown = l.bounding_box.union_with(box);
+        if (grown == l.bounding_box) return;
+        l.bounding_box = grown;
+        save();
+    }
+
+    std::string path_;
+    std::shared_ptr<FileStore> store_;
+    std::array<double, 3> voxel_size_{1, 1, 1};
+    std::string unit_ = "nanometer";
+    std::vector<LayerInfo> layers_;
+    json extra_ = json::object();
+    std::mutex mutex_;
+};
+
+inline Box Mag::to_mag(const Box& mag1, const char* what) const {
+    if (!mag1.is_aligned(factor_))
+        throw InvalidArgument(std::string(what) + ": " + mag1.to_string() + " is not aligned to mag " +
+                              mag_name(factor_));
+    return Box(floor_div(mag1.topleft(), factor_), floor_div(mag1.size(), factor_));
+}
+
+inline void Mag::read(const Box& box, std::uint8_t* out, ThreadPool& pool) const {
+    const Box b = to_mag(box, "read");
+    const std::int64_t c = array_->metadata().shape[0];
+    array_->read({0, b.topleft().x, b.topleft().y, b.topleft().z}, {c, b.size().x, b.size().y, b.size().z}, out, pool);
+}
+
+inline void Mag::write(Vec3 offset, Vec3 size, const std::uint8_t* data, ThreadPool& pool) {
+    const Box mag1(offset, size * factor_);
+    const Box b = to_mag(mag1, "write");
+    Shape shape = array_->metadata().shape;
+    const Shape& shard = array_->metadata().chunk_shape;
+    bool grow = false;
+    for (std::size_t d = 1; d < 4; ++d) {
+        const std::int64_t end = b.bottomright()[d - 1];
+        if (end > shape[d]) {
+            shape[d] = ceil_div(end, shard[d]) * shard[d];
+            grow = true;
+        }
+    }
+    if (grow) array_->resize(shape);
+    array_->write({0, b.topleft().x, b.topleft().y, b.topleft().z}, {shape[0], b.size().x, b.size().y, b.size().z},
+                  data, pool);
+    dataset_->grow(layer_, mag1);
+}
+
+}  // namespace vx::io
