@@ -153,46 +153,71 @@ public:
 
     /// Encodes a chunk held in Fortran order (not for sharded chains: see ZarrArray).
     Bytes encode(const std::uint8_t* chunk, const Shape& shape, std::size_t elem) const {
-        Bytes out(static_cast<std::size_t>(product(shape)) * elem);
-        strided_copy(chunk, fortran_strides(shape), out.data(), encoded_strides(shape), shape, elem);
-        if (big_endian_) swap_bytes(out, elem);
+        thread_local Bytes raw;  // scratch reused per thread: chunks are encoded by the thousand
+        raw.resize(static_cast<std::size_t>(product(shape)) * elem);
+        strided_copy(chunk, fortran_strides(shape), raw.data(), encoded_strides(shape), shape, elem);
+        if (big_endian_) swap_bytes(raw.data(), raw.size(), elem);
+        Bytes out;
+        bool in_raw = true;  // the current bytes are still in `raw`
         for (const BytesCodec& b : bytes_codecs_) {
+            const std::uint8_t* data = in_raw ? raw.data() : out.data();
+            const std::size_t n = in_raw ? raw.size() : out.size();
             if (b.name == "zstd") {
-                out = zstd_compress(out, b.level, b.checksum);
+                out = zstd_compress(data, n, b.level, b.checksum);
             } else if (b.name == "gzip") {
-                out = gzip_compress(out, b.level);
+                out = gzip_compress(data, n, b.level);
             } else {
+                if (in_raw) out.assign(raw.begin(), raw.end());
                 const std::uint32_t crc = crc32c(out.data(), out.size());
                 for (int i = 0; i < 4; ++i) out.push_back(static_cast<std::uint8_t>(crc >> (8 * i)));
             }
+            in_raw = false;
         }
+        if (in_raw) out.assign(raw.begin(), raw.end());
         return out;
     }
 
-    /// Decodes an encoded chunk into Fortran order; `what` names it (file, chunk) in errors.
-    Bytes decode(Bytes data, const Shape& shape, std::size_t elem, const std::string& what) const {
+    /// Decodes `n` encoded bytes into `out` (Fortran order, product(shape) elements); `what`
+    /// names the chunk (file, coordinates) in errors.
+    void decode_into(const std::uint8_t* data, std::size_t n, const Shape& shape, std::size_t elem,
+                     const std::string& what, std::uint8_t* out) const {
+        thread_local Bytes stages[2];  // scratch reused per thread, see encode
+        int next = 0;
         for (auto b = bytes_codecs_.rbegin(); b != bytes_codecs_.rend(); ++b) {
-            if (b->name == "zstd") {
-                data = zstd_decompress(data, what);
-            } else if (b->name == "gzip") {
-                data = gzip_decompress(data, what);
-            } else {
-                if (data.size() < 4) throw CorruptData(what + ": too short for its crc32c checksum");
-                const std::size_t n = data.size() - 4;
+            if (b->name == "crc32c") {
+                if (n < 4) throw CorruptData(what + ": too short for its crc32c checksum");
+                n -= 4;
                 std::uint32_t stored = 0;
-                for (int i = 0; i < 4; ++i) stored |= std::uint32_t{data[n + static_cast<std::size_t>(i)]} << (8 * i);
-                if (crc32c(data.data(), n) != stored) throw CorruptData(what + ": crc32c checksum mismatch");
-                data.resize(n);
+                for (std::size_t i = 0; i < 4; ++i) stored |= std::uint32_t{data[n + i]} << (8 * i);
+                if (crc32c(data, n) != stored) throw CorruptData(what + ": crc32c checksum mismatch");
+                continue;
             }
+            Bytes& stage = stages[next];
+            next ^= 1;
+            if (b->name == "zstd") {
+                zstd_decompress(data, n, stage, what);
+            } else {
+                gzip_decompress(data, n, stage, what);
+            }
+            data = stage.data();
+            n = stage.size();
         }
         const auto expected = static_cast<std::size_t>(product(shape)) * elem;
-        if (data.size() != expected)
-            throw CorruptData(what + ": decoded to " + std::to_string(data.size()) + " bytes, expected " +
+        if (n != expected)
+            throw CorruptData(what + ": decoded to " + std::to_string(n) + " bytes, expected " +
                               std::to_string(expected));
-        if (big_endian_) swap_bytes(data, elem);
-        if (is_fortran_identity()) return data;
-        Bytes out(expected);
-        strided_copy(data.data(), encoded_strides(shape), out.data(), fortran_strides(shape), shape, elem);
+        if (is_fortran_identity()) {
+            std::memcpy(out, data, n);
+        } else {
+            strided_copy(data, encoded_strides(shape), out, fortran_strides(shape), shape, elem);
+        }
+        if (big_endian_) swap_bytes(out, n, elem);
+    }
+
+    /// decode_into a new buffer.
+    Bytes decode(const Bytes& data, const Shape& shape, std::size_t elem, const std::string& what) const {
+        Bytes out(static_cast<std::size_t>(product(shape)) * elem);
+        decode_into(data.data(), data.size(), shape, elem, what, out.data());
         return out;
     }
 
@@ -239,10 +264,9 @@ private:
             if (permutation_[k] != permutation_.size() - 1 - k) return false;
         return true;
     }
-    static void swap_bytes(Bytes& data, std::size_t elem) {
+    static void swap_bytes(std::uint8_t* data, std::size_t n, std::size_t elem) {
         if (elem == 1) return;
-        for (std::size_t i = 0; i + elem <= data.size(); i += elem)
-            std::reverse(data.begin() + i, data.begin() + i + elem);
+        for (std::size_t i = 0; i + elem <= n; i += elem) std::reverse(data + i, data + i + elem);
     }
 
     json json_;

@@ -5,6 +5,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -15,67 +16,86 @@ namespace vx::io {
 
 using Bytes = std::vector<std::uint8_t>;
 
-inline Bytes zstd_compress(const Bytes& in, int level, bool checksum) {
-    ZSTD_CCtx* ctx = ZSTD_createCCtx();
+namespace detail {
+// One zstd context per thread, reused: setting one up costs more than compressing a 32^3 chunk.
+struct ZstdContexts {
+    ZSTD_CCtx* compress = ZSTD_createCCtx();
+    ZSTD_DCtx* decompress = ZSTD_createDCtx();
+    ~ZstdContexts() {
+        ZSTD_freeCCtx(compress);
+        ZSTD_freeDCtx(decompress);
+    }
+};
+inline ZstdContexts& zstd_contexts() {
+    thread_local ZstdContexts contexts;
+    return contexts;
+}
+}  // namespace detail
+
+inline Bytes zstd_compress(const std::uint8_t* in, std::size_t n, int level, bool checksum) {
+    ZSTD_CCtx* ctx = detail::zstd_contexts().compress;
+    ZSTD_CCtx_reset(ctx, ZSTD_reset_session_and_parameters);
     ZSTD_CCtx_setParameter(ctx, ZSTD_c_compressionLevel, level);
     ZSTD_CCtx_setParameter(ctx, ZSTD_c_checksumFlag, checksum ? 1 : 0);
-    Bytes out(ZSTD_compressBound(in.size()));
-    const std::size_t n = ZSTD_compress2(ctx, out.data(), out.size(), in.data(), in.size());
-    ZSTD_freeCCtx(ctx);
-    if (ZSTD_isError(n)) throw Error(std::string("zstd compression failed: ") + ZSTD_getErrorName(n));
-    out.resize(n);
-    return out;
+    // Compress into per-thread scratch and return an exact-size copy: a result that kept the
+    // worst-case capacity would hold as much memory as the uncompressed data.
+    thread_local Bytes scratch;
+    scratch.resize(ZSTD_compressBound(n));
+    const std::size_t size = ZSTD_compress2(ctx, scratch.data(), scratch.size(), in, n);
+    if (ZSTD_isError(size)) throw Error(std::string("zstd compression failed: ") + ZSTD_getErrorName(size));
+    return Bytes(scratch.begin(), scratch.begin() + static_cast<std::ptrdiff_t>(size));
 }
 
-inline Bytes zstd_decompress(const Bytes& in, const std::string& what) {
-    const unsigned long long known = ZSTD_getFrameContentSize(in.data(), in.size());
+/// Decompresses into `out` (resized; its capacity is reused, so callers keep it per thread).
+inline void zstd_decompress(const std::uint8_t* in, std::size_t n, Bytes& out, const std::string& what) {
+    const unsigned long long known = ZSTD_getFrameContentSize(in, n);
     if (known == ZSTD_CONTENTSIZE_ERROR) throw CorruptData(what + ": not a zstd frame");
-    ZSTD_DCtx* ctx = ZSTD_createDCtx();
-    Bytes out(known != ZSTD_CONTENTSIZE_UNKNOWN ? static_cast<std::size_t>(known) : in.size() * 4 + 1024);
-    ZSTD_inBuffer src{in.data(), in.size(), 0};
+    ZSTD_DCtx* ctx = detail::zstd_contexts().decompress;
+    ZSTD_DCtx_reset(ctx, ZSTD_reset_session_only);
+    if (known != ZSTD_CONTENTSIZE_UNKNOWN) {  // one call straight into the output
+        out.resize(static_cast<std::size_t>(known));
+        const std::size_t rc = ZSTD_decompressDCtx(ctx, out.data(), out.size(), in, n);
+        if (ZSTD_isError(rc)) throw CorruptData(what + ": zstd: " + ZSTD_getErrorName(rc));
+        if (rc != out.size()) throw CorruptData(what + ": zstd frame shorter than its declared size");
+        return;
+    }
+    out.resize(n * 4 + 1024);
+    ZSTD_inBuffer src{in, n, 0};
     std::size_t produced = 0;
     for (;;) {
         ZSTD_outBuffer dst{out.data() + produced, out.size() - produced, 0};
         const std::size_t rc = ZSTD_decompressStream(ctx, &dst, &src);
         produced += dst.pos;
-        if (ZSTD_isError(rc)) {
-            ZSTD_freeDCtx(ctx);
-            throw CorruptData(what + ": zstd: " + ZSTD_getErrorName(rc));
-        }
+        if (ZSTD_isError(rc)) throw CorruptData(what + ": zstd: " + ZSTD_getErrorName(rc));
         if (rc == 0) break;  // frame complete
-        if (src.pos == src.size && dst.pos < dst.size) {
-            ZSTD_freeDCtx(ctx);
-            throw CorruptData(what + ": truncated zstd frame");
-        }
+        if (src.pos == src.size && dst.pos < dst.size) throw CorruptData(what + ": truncated zstd frame");
         if (produced == out.size()) out.resize(out.size() * 2);
     }
-    ZSTD_freeDCtx(ctx);
     out.resize(produced);
-    return out;
 }
 
-inline Bytes gzip_compress(const Bytes& in, int level) {
+inline Bytes gzip_compress(const std::uint8_t* in, std::size_t n, int level) {
     z_stream s{};
     if (deflateInit2(&s, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
         throw Error("gzip: cannot initialise the compressor");
-    Bytes out(deflateBound(&s, static_cast<uLong>(in.size())) + 32);
-    s.next_in = const_cast<Bytef*>(in.data());
-    s.avail_in = static_cast<uInt>(in.size());
+    Bytes out(deflateBound(&s, static_cast<uLong>(n)) + 32);
+    s.next_in = const_cast<Bytef*>(in);
+    s.avail_in = static_cast<uInt>(n);
     s.next_out = out.data();
     s.avail_out = static_cast<uInt>(out.size());
     const int rc = deflate(&s, Z_FINISH);
-    out.resize(s.total_out);
     deflateEnd(&s);
     if (rc != Z_STREAM_END) throw Error("gzip compression failed");
-    return out;
+    return Bytes(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(s.total_out));  // exact size, see zstd
 }
 
-inline Bytes gzip_decompress(const Bytes& in, const std::string& what) {
+/// Decompresses into `out` (resized, capacity reused) like zstd_decompress.
+inline void gzip_decompress(const std::uint8_t* in, std::size_t n, Bytes& out, const std::string& what) {
     z_stream s{};
     if (inflateInit2(&s, 15 + 32) != Z_OK) throw Error("gzip: cannot initialise the decompressor");
-    Bytes out(in.size() * 4 + 1024);
-    s.next_in = const_cast<Bytef*>(in.data());
-    s.avail_in = static_cast<uInt>(in.size());
+    out.resize(std::max(out.capacity(), n * 4 + 1024));
+    s.next_in = const_cast<Bytef*>(in);
+    s.avail_in = static_cast<uInt>(n);
     int rc = Z_OK;
     while (rc != Z_STREAM_END) {
         if (s.total_out == out.size()) out.resize(out.size() * 2);
@@ -93,7 +113,6 @@ inline Bytes gzip_decompress(const Bytes& in, const std::string& what) {
     }
     out.resize(s.total_out);
     inflateEnd(&s);
-    return out;
 }
 
 }  // namespace vx::io

@@ -138,8 +138,12 @@ public:
     void read(const Shape& offset, const Shape& shape, std::uint8_t* out, ThreadPool& pool) const {
         check_box(offset, shape, "read");
         const auto chunks = chunks_overlapping(offset, shape, meta_.chunk_shape);
-        parallel_for(pool, 0, static_cast<std::int64_t>(chunks.size()),
-                     [&](std::int64_t i) { read_chunk(chunks[static_cast<std::size_t>(i)], offset, shape, out); });
+        if (const Sharding* s = meta_.codecs.sharding()) {  // one shard at a time, its inner chunks in parallel
+            for (const Shape& coords : chunks) read_shard(*s, coords, offset, shape, out, pool);
+            return;
+        }
+        for_each_chunk(pool, static_cast<std::int64_t>(chunks.size()),
+                       [&](std::int64_t i) { read_chunk(chunks[static_cast<std::size_t>(i)], offset, shape, out); });
     }
 
     /// Writes `in` (Fortran order) to the box (offset, shape); the box must lie inside the shape.
@@ -150,8 +154,12 @@ public:
                 throw InvalidArgument("write: box reaches past the array shape on axis " + std::to_string(d) +
                                       " (resize the array first)");
         const auto chunks = chunks_overlapping(offset, shape, meta_.chunk_shape);
-        parallel_for(pool, 0, static_cast<std::int64_t>(chunks.size()),
-                     [&](std::int64_t i) { write_chunk(chunks[static_cast<std::size_t>(i)], offset, shape, in); });
+        if (const Sharding* s = meta_.codecs.sharding()) {  // one shard at a time, its inner chunks in parallel
+            for (const Shape& coords : chunks) write_shard(*s, coords, offset, shape, in, pool);
+            return;
+        }
+        for_each_chunk(pool, static_cast<std::int64_t>(chunks.size()),
+                       [&](std::int64_t i) { write_chunk(chunks[static_cast<std::size_t>(i)], offset, shape, in); });
     }
 
     /// The store key of the chunk (shard) at grid coordinates `coords`.
@@ -199,13 +207,18 @@ private:
         return b;
     }
     void fill(std::uint8_t* data, std::int64_t count) const {
-        for (std::int64_t i = 0; i < count; ++i)
-            std::memcpy(data + i * static_cast<std::int64_t>(elem_), fill_.data(), elem_);
+        if (count <= 0) return;
+        std::memcpy(data, fill_.data(), elem_);
+        // Double the filled prefix until it covers everything: a handful of memcpy calls.
+        const std::size_t total = static_cast<std::size_t>(count) * elem_;
+        for (std::size_t done = elem_; done < total; done *= 2)
+            std::memcpy(data + done, data, std::min(done, total - done));
     }
     bool all_fill(const std::uint8_t* data, std::int64_t count) const {
-        for (std::int64_t i = 0; i < count; ++i)
-            if (std::memcmp(data + i * static_cast<std::int64_t>(elem_), fill_.data(), elem_) != 0) return false;
-        return true;
+        if (count <= 0) return true;
+        // All elements equal the first iff the buffer equals itself shifted by one element.
+        const std::size_t total = static_cast<std::size_t>(count) * elem_;
+        return std::memcmp(data, fill_.data(), elem_) == 0 && std::memcmp(data, data + elem_, total - elem_) == 0;
     }
 
     void check_box(const Shape& offset, const Shape& shape, const char* what) const {
@@ -287,25 +300,20 @@ private:
         return o;
     }
 
+    // Runs fn(i) for i in [0, n) as 8 tasks per thread rather than one range per thread: chunks
+    // differ in cost (empty or full, compressible or not) and a virtual CPU can stall, so threads
+    // take tasks from a shared queue until it is empty.
+    template <class F>
+    static void for_each_chunk(ThreadPool& pool, std::int64_t n, F&& fn) {
+        parallel_for(pool, 0, n, std::forward<F>(fn),
+                     std::min<std::int64_t>(n, 8 * static_cast<std::int64_t>(pool.size())));
+    }
+
     // --- one chunk (shard) ---------------------------------------------------------------------
 
     void read_chunk(const Shape& coords, const Shape& offset, const Shape& shape, std::uint8_t* out) const {
         const std::string key = chunk_key(coords);
         const Shape origin = origin_of(coords, meta_.chunk_shape);
-        if (const Sharding* s = meta_.codecs.sharding()) {
-            const auto index = read_index(key, *s);
-            for (const Shape& inner :
-                 chunks_overlapping(offset_in(origin, offset), clip(origin, offset, shape), s->chunk_shape)) {
-                const Shape inner_origin = add(origin, origin_of(inner, s->chunk_shape));
-                Bytes data = index.empty() ? Bytes() : read_inner(key, *s, index, inner);
-                if (data.empty()) {
-                    data.resize(static_cast<std::size_t>(product(s->chunk_shape)) * elem_);
-                    fill(data.data(), product(s->chunk_shape));
-                }
-                copy_cell_to_box(inner_origin, s->chunk_shape, data.data(), offset, shape, out);
-            }
-            return;
-        }
         const auto raw = store_->get(key);
         Bytes data;
         if (raw) {
@@ -317,8 +325,45 @@ private:
         copy_cell_to_box(origin, meta_.chunk_shape, data.data(), offset, shape, out);
     }
 
+    // Reads the part of the box in one shard. Many inner chunks: the shard is read in one go;
+    // a few: the index and then each chunk are read as byte ranges.
+    void read_shard(const Sharding& s, const Shape& coords, const Shape& offset, const Shape& shape, std::uint8_t* out,
+                    ThreadPool& pool) const {
+        const std::string key = chunk_key(coords);
+        const Shape origin = origin_of(coords, meta_.chunk_shape);
+        const auto inner = chunks_overlapping(offset_in(origin, offset), clip(origin, offset, shape), s.chunk_shape);
+        std::optional<Bytes> whole;
+        std::vector<std::uint64_t> index;
+        if (static_cast<std::int64_t>(inner.size()) * 4 >= product(chunks_per_shard(s))) {
+            whole = store_->get(key);
+            if (whole) index = decode_index(index_slice(*whole, key, s), key, s);
+        } else {
+            index = read_index(key, s);
+        }
+        const std::int64_t count = product(s.chunk_shape);
+        for_each_chunk(pool, static_cast<std::int64_t>(inner.size()), [&](std::int64_t i) {
+            const Shape& c = inner[static_cast<std::size_t>(i)];
+            thread_local Bytes chunk;  // reused: fresh large buffers per chunk cost page faults
+            chunk.resize(static_cast<std::size_t>(count) * elem_);
+            bool stored = false;
+            if (!index.empty()) {
+                if (whole) {
+                    const auto [at, size] = inner_span(*whole, key, s, index, c);
+                    if ((stored = at != nullptr))
+                        s.inner->decode_into(at, size, s.chunk_shape, elem_, inner_what(key, c), chunk.data());
+                } else {
+                    const auto raw = read_inner(key, s, index, c);
+                    if ((stored = !raw.empty()))
+                        s.inner->decode_into(raw.data(), raw.size(), s.chunk_shape, elem_, inner_what(key, c),
+                                             chunk.data());
+                }
+            }
+            if (!stored) fill(chunk.data(), count);
+            copy_cell_to_box(add(origin, origin_of(c, s.chunk_shape)), s.chunk_shape, chunk.data(), offset, shape, out);
+        });
+    }
+
     void write_chunk(const Shape& coords, const Shape& offset, const Shape& shape, const std::uint8_t* in) {
-        if (const Sharding* s = meta_.codecs.sharding()) return write_shard(*s, coords, offset, shape, in);
         const std::string key = chunk_key(coords);
         const Shape origin = origin_of(coords, meta_.chunk_shape);
         const std::int64_t count = product(meta_.chunk_shape);
@@ -403,87 +448,97 @@ private:
         return inner;
     }
 
+    Bytes index_slice(const Bytes& shard, const std::string& key, const Sharding& s) const {
+        if (static_cast<std::int64_t>(shard.size()) < index_size_)
+            throw CorruptData(store_->describe(key) + ": shard shorter than its index");
+        const auto begin = s.index_at_end ? shard.end() - index_size_ : shard.begin();
+        return Bytes(begin, begin + index_size_);
+    }
+
+    // Where inner chunk `inner` is stored within the whole shard `shard`: (nullptr, 0) if absent.
+    std::pair<const std::uint8_t*, std::size_t> inner_span(const Bytes& shard, const std::string& key,
+                                                           const Sharding& s, const std::vector<std::uint64_t>& index,
+                                                           const Shape& inner) const {
+        const auto p = static_cast<std::size_t>(index_position(s, inner));
+        const std::uint64_t at = index[2 * p], size = index[2 * p + 1];
+        if (at == Sharding::empty && size == Sharding::empty) return {nullptr, 0};
+        if (at > shard.size() || size > shard.size() - at)
+            throw CorruptData(inner_what(key, inner) + ": index entry points outside the shard");
+        return {shard.data() + at, static_cast<std::size_t>(size)};
+    }
+
+    std::string inner_what(const std::string& key, const Shape& inner) const {
+        return store_->describe(key) + " inner chunk " + coords_string(inner);
+    }
+
+    // The stored bytes of inner chunk `inner`, read as a byte range; empty if absent.
     Bytes read_inner(const std::string& key, const Sharding& s, const std::vector<std::uint64_t>& index,
                      const Shape& inner) const {
         const auto p = static_cast<std::size_t>(index_position(s, inner));
         const std::uint64_t offset = index[2 * p], nbytes = index[2 * p + 1];
         if (offset == Sharding::empty && nbytes == Sharding::empty) return {};
-        const std::string what = store_->describe(key) + " inner chunk " + coords_string(inner);
         const std::int64_t limit = std::numeric_limits<std::int64_t>::max() / 2;
         if (offset > static_cast<std::uint64_t>(limit) || nbytes > static_cast<std::uint64_t>(limit))
-            throw CorruptData(what + ": invalid index entry");
+            throw CorruptData(inner_what(key, inner) + ": invalid index entry");
         const auto raw = store_->get_range(key, static_cast<std::int64_t>(offset), static_cast<std::int64_t>(nbytes));
-        if (!raw) throw CorruptData(what + ": shard vanished while reading");
-        return s.inner->decode(*raw, s.chunk_shape, elem_, what);
+        if (!raw) throw CorruptData(inner_what(key, inner) + ": shard vanished while reading");
+        return *raw;
     }
 
     // Rewrites one shard inner chunk by inner chunk: chunks the box touches are decoded (or
     // start as fill), overlaid and re-encoded; the others keep their stored bytes. Memory stays
     // at one stored shard plus one inner chunk, however large the shard.
     void write_shard(const Sharding& s, const Shape& coords, const Shape& offset, const Shape& shape,
-                     const std::uint8_t* in) {
+                     const std::uint8_t* in, ThreadPool& pool) {
         const std::string key = chunk_key(coords);
         const Shape origin = origin_of(coords, meta_.chunk_shape);
         const auto old = covers(offset, shape, origin, meta_.chunk_shape) ? std::nullopt : store_->get(key);
         std::vector<std::uint64_t> old_index;
-        if (old) {
-            if (static_cast<std::int64_t>(old->size()) < index_size_)
-                throw CorruptData(store_->describe(key) + ": shard shorter than its index");
-            const auto begin = s.index_at_end ? old->end() - index_size_ : old->begin();
-            old_index = decode_index(Bytes(begin, begin + index_size_), key, s);
-        }
+        if (old) old_index = decode_index(index_slice(*old, key, s), key, s);
         const std::int64_t n = product(chunks_per_shard(s));
-        const std::int64_t header = s.index_at_end ? 0 : index_size_;
-        Bytes body;
-        std::vector<std::uint64_t> words(static_cast<std::size_t>(2 * n), Sharding::empty);  // Fortran (grid..., 2)
-        Bytes chunk(static_cast<std::size_t>(product(s.chunk_shape)) * elem_);
-        for (std::int64_t i = 0; i < n; ++i) {
+        const std::int64_t count = product(s.chunk_shape);
+        std::vector<Bytes> encoded(static_cast<std::size_t>(n));  // per inner chunk, Fortran order; empty = absent
+        for_each_chunk(pool, n, [&](std::int64_t i) {
             const Shape inner = inner_coords(s, i);
             const Shape inner_origin = add(origin, origin_of(inner, s.chunk_shape));
-            Bytes stored;  // this inner chunk's encoded bytes in the old shard, if any
-            if (!old_index.empty()) {
-                const auto p = static_cast<std::size_t>(index_position(s, inner));
-                const std::uint64_t at = old_index[2 * p], size = old_index[2 * p + 1];
-                if (!(at == Sharding::empty && size == Sharding::empty)) {
-                    if (at > old->size() || size > old->size() - at)
-                        throw CorruptData(store_->describe(key) + " inner chunk " + coords_string(inner) +
-                                          ": index entry points outside the shard");
-                    stored.assign(old->begin() + static_cast<std::ptrdiff_t>(at),
-                                  old->begin() + static_cast<std::ptrdiff_t>(at + size));
-                }
+            const auto [at, size] = old ? inner_span(*old, key, s, old_index, inner)
+                                        : std::pair<const std::uint8_t*, std::size_t>{nullptr, 0};
+            if (!overlaps(offset, shape, inner_origin, s.chunk_shape)) {
+                if (at) encoded[static_cast<std::size_t>(i)].assign(at, at + size);
+                return;
             }
-            Bytes encoded;
-            if (overlaps(offset, shape, inner_origin, s.chunk_shape)) {
-                if (stored.empty()) {
-                    fill(chunk.data(), product(s.chunk_shape));
-                } else {
-                    chunk = s.inner->decode(stored, s.chunk_shape, elem_,
-                                            store_->describe(key) + " inner chunk " + coords_string(inner));
-                }
-                copy_box_to_cell(offset, shape, in, inner_origin, s.chunk_shape, chunk.data());
-                if (!all_fill(chunk.data(), product(s.chunk_shape)))
-                    encoded = s.inner->encode(chunk.data(), s.chunk_shape, elem_);
+            thread_local Bytes chunk;  // reused, see read_shard
+            chunk.resize(static_cast<std::size_t>(count) * elem_);
+            if (at) {
+                s.inner->decode_into(at, size, s.chunk_shape, elem_, inner_what(key, inner), chunk.data());
             } else {
-                encoded = std::move(stored);
+                fill(chunk.data(), count);
             }
-            if (encoded.empty()) continue;
-            words[static_cast<std::size_t>(i)] = static_cast<std::uint64_t>(header) + body.size();
-            words[static_cast<std::size_t>(i + n)] = encoded.size();
-            body.insert(body.end(), encoded.begin(), encoded.end());
+            copy_box_to_cell(offset, shape, in, inner_origin, s.chunk_shape, chunk.data());
+            if (!all_fill(chunk.data(), count))
+                encoded[static_cast<std::size_t>(i)] = s.inner->encode(chunk.data(), s.chunk_shape, elem_);
+        });
+        const std::int64_t header = s.index_at_end ? 0 : index_size_;
+        std::vector<std::uint64_t> words(static_cast<std::size_t>(2 * n), Sharding::empty);  // Fortran (grid..., 2)
+        std::size_t body_size = 0;
+        for (std::int64_t i = 0; i < n; ++i) {
+            const Bytes& e = encoded[static_cast<std::size_t>(i)];
+            if (e.empty()) continue;
+            words[static_cast<std::size_t>(i)] = static_cast<std::uint64_t>(header) + body_size;
+            words[static_cast<std::size_t>(i + n)] = e.size();
+            body_size += e.size();
         }
-        if (body.empty()) {
+        if (body_size == 0) {
             store_->erase(key);
             return;
         }
         const Bytes index = s.index->encode(reinterpret_cast<const std::uint8_t*>(words.data()), index_shape(s), 8);
-        if (s.index_at_end) {
-            body.insert(body.end(), index.begin(), index.end());
-            store_->set(key, body);
-        } else {
-            Bytes out(index);
-            out.insert(out.end(), body.begin(), body.end());
-            store_->set(key, out);
-        }
+        Bytes shard;
+        shard.reserve(body_size + index.size());
+        if (!s.index_at_end) shard.insert(shard.end(), index.begin(), index.end());
+        for (const Bytes& e : encoded) shard.insert(shard.end(), e.begin(), e.end());
+        if (s.index_at_end) shard.insert(shard.end(), index.begin(), index.end());
+        store_->set(key, shard);
     }
 
     // --- small helpers ---------------------------------------------------------------------------
