@@ -5,9 +5,9 @@ read whole, as a Zarr v3 array with 32^3 chunks inside 256^3 shards (the chunks 
 zstd at --level, crc32c on the shard index): webknossos-libs' layout. Every library writes its
 own copy with the same codecs and the same thread count; every copy is read back by the library
 that wrote it and checked equal to the input. Each figure is the best of --repeat runs. Also
-measured: raw zstd (de)compression of the same
-32^3 chunks on the same threads, the ceiling for any implementation of this layout, and the peak
-memory (RSS growth) of our full-volume write.
+measured: raw zstd (de)compression of the same 32^3 chunks on the same threads (zstandard's
+C batch API), the ceiling for any implementation of this layout, and the peak memory (RSS growth)
+of our full-volume write.
 
 Run: python benchmarks/bench_io.py [--size 512] [--threads 2] [--level 5]
 """
@@ -47,21 +47,31 @@ def timed(fn):
     return time.perf_counter() - t0, result
 
 
-def run_voxelytics(path, data, level, threads):
+# Each library: write(path, data, level, threads) and read(path, threads) -> Fortran-ordered array.
+
+
+def write_voxelytics(path, data, level, threads):
     a = vio.ZarrArray.create(
         path, data.shape, data.dtype, (CHUNK,) * 3, shard_shape=(SHARD,) * 3, codecs=codecs(level)
     )
-    t_write, _ = timed(lambda: a.write(data, threads=threads))
-    t_read, back = timed(lambda: vio.ZarrArray.open(path).read(threads=threads))
-    return t_write, t_read, back
+    a.write(data, threads=threads)
 
 
-def run_tensorstore(path, data, level, threads):
+def read_voxelytics(path, threads):
+    return vio.ZarrArray.open(path).read(threads=threads)
+
+
+def _ts_context(threads):
     import tensorstore as ts
 
-    context = ts.Context(
+    return ts.Context(
         {"data_copy_concurrency": {"limit": threads}, "file_io_concurrency": {"limit": threads}}
     )
+
+
+def write_tensorstore(path, data, level, threads):
+    import tensorstore as ts
+
     spec = {
         "driver": "zarr3",
         "kvstore": {"driver": "file", "path": str(path)},
@@ -74,19 +84,25 @@ def run_tensorstore(path, data, level, threads):
         "create": True,
         "delete_existing": True,
     }
-    store = ts.open(spec, context=context).result()
-    t_write, _ = timed(lambda: store[...].write(data).result())
-    reader = ts.open(
-        {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path)}}, context=context
-    ).result()
-    t_read, back = timed(lambda: reader[...].read(order="F").result())
-    return t_write, t_read, back
+    ts.open(spec, context=_ts_context(threads)).result()[...].write(data).result()
 
 
-def run_zarr_python(path, data, level, threads):
+def read_tensorstore(path, threads):
+    import tensorstore as ts
+
+    spec = {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path)}}
+    return ts.open(spec, context=_ts_context(threads)).result()[...].read(order="F").result()
+
+
+def _zarr(threads):
     import zarr
 
     zarr.config.set({"async.concurrency": threads, "threading.max_workers": threads})
+    return zarr
+
+
+def write_zarr_python(path, data, level, threads):
+    zarr = _zarr(threads)
     z = zarr.create_array(
         path,
         shape=data.shape,
@@ -96,9 +112,11 @@ def run_zarr_python(path, data, level, threads):
         filters=[zarr.codecs.TransposeCodec(order=(2, 1, 0))],
         compressors=zarr.codecs.ZstdCodec(level=level, checksum=True),
     )
-    t_write, _ = timed(lambda: z.__setitem__(Ellipsis, data))
-    t_read, back = timed(lambda: zarr.open_array(path, mode="r")[...])
-    return t_write, t_read, back
+    z[...] = data
+
+
+def read_zarr_python(path, threads):
+    return _zarr(threads).open_array(path, mode="r")[...]
 
 
 def zstd_ceiling(data, level, threads, repeat):
@@ -134,22 +152,23 @@ def _status_kb(field: str) -> int:
 
 def _measure(lib, npy, path, level, threads, repeat, queue):
     """In a fresh process: `repeat` write+read rounds of one library; best times, bytes on disk,
-    and the peak RSS growth of a write (above the loaded data)."""
+    and the peak RSS growth while writing (above the loaded data)."""
     data = np.load(npy)
-    run = RUNNERS[lib]
+    write, read = RUNNERS[lib]
     best_write = best_read = float("inf")
     peak = 0.0
     for _ in range(repeat):
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")  # reset the peak RSS (VmHWM) to the current RSS
         rss_before = _status_kb("VmRSS")
-        t_write, t_read, back = run(path, data, level, threads)
+        t_write, _ = timed(lambda: write(path, data, level, threads))
+        peak = max(peak, (_status_kb("VmHWM") - rss_before) / 1e3)
+        t_read, back = timed(lambda: read(path, threads))
         assert np.array_equal(back, data), f"{lib} did not read back what it wrote"
         del back
         best_write, best_read = min(best_write, t_write), min(best_read, t_read)
         disk = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs) / 1e6
         shutil.rmtree(path)
-        peak = max(peak, (_status_kb("VmHWM") - rss_before) / 1e3)
     queue.put((best_write, best_read, disk, peak))
 
 
@@ -165,7 +184,11 @@ def measure(lib, npy, path, level, threads, repeat):
     return result
 
 
-RUNNERS = {"voxelytics": run_voxelytics, "tensorstore": run_tensorstore, "zarr-python": run_zarr_python}
+RUNNERS = {
+    "voxelytics": (write_voxelytics, read_voxelytics),
+    "tensorstore": (write_tensorstore, read_tensorstore),
+    "zarr-python": (write_zarr_python, read_zarr_python),
+}
 
 
 def main() -> None:
@@ -214,9 +237,7 @@ def main() -> None:
                 f"{t_c / vx_write:.0%} of it writing, {t_d / vx_read:.0%} reading"
             )
             shard_mb = SHARD**3 * data.itemsize / 1e6
-            print(
-                f"peak memory of our write + read of {mb:.0f} MB: +{vx_peak:.0f} MB (shard {shard_mb:.0f} MB)"
-            )
+            print(f"peak memory of our write of all {mb:.0f} MB: +{vx_peak:.0f} MB (shard {shard_mb:.0f} MB)")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

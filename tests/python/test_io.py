@@ -349,3 +349,75 @@ def test_dataset_errors_name_the_problem(tmp_path):
     props.write_text("{")
     with pytest.raises(vx.CorruptDataError, match="datasource-properties.json"):
         vx.Dataset.open(ds.path)
+
+
+# --- chunk key encodings, concurrency, durability ----------------------------------------------------
+
+
+def test_we_read_v2_chunk_keys(tmp_path):
+    z = zarr.create_array(
+        tmp_path / "v2keys",
+        shape=(20, 20),
+        chunks=(8, 8),
+        dtype="uint16",
+        chunk_key_encoding={"name": "v2", "separator": "."},
+    )
+    data = random_data((20, 20), "uint16")
+    z[:] = data
+    assert (tmp_path / "v2keys" / "1.2").exists()
+    np.testing.assert_array_equal(vio.ZarrArray.open(tmp_path / "v2keys").read(), data)
+
+
+WRITER = """
+import sys, numpy as np, voxelytics.io as vio
+path, x0 = sys.argv[1], int(sys.argv[2])
+data = np.full((32, 64, 64), x0 // 32 + 1, np.uint16)
+vio.ZarrArray.open(path).write(data, (x0, 0, 0), threads=1)
+"""
+
+
+def test_processes_writing_disjoint_shards_lose_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "shared"
+    vio.ZarrArray.create(path, (128, 64, 64), "uint16", (16, 16, 16), shard_shape=(32, 64, 64))
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(x0)]) for x0 in (0, 32, 64, 96)]
+    assert [w.wait() for w in writers] == [0, 0, 0, 0]
+    got = vio.ZarrArray.open(path).read()
+    for k in range(4):
+        assert np.all(got[32 * k : 32 * (k + 1)] == k + 1)
+
+
+KILLED_WRITER = """
+import sys, numpy as np, voxelytics.io as vio
+a = vio.ZarrArray.open(sys.argv[1])
+rng = np.random.default_rng(0)
+for round in range(1000):
+    a.write(rng.integers(1, 60000, (64, 64, 64), dtype=np.uint16), threads=2)
+"""
+
+
+def test_a_killed_writer_never_leaves_a_shard_that_reads_wrong(tmp_path):
+    """Kill a process in the middle of rewriting shards: every shard on disk is either the old one
+    or a complete new one (writes go to a temporary file that is renamed into place)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "killed"
+    a = vio.ZarrArray.create(path, (64, 64, 64), "uint16", (16, 16, 16), shard_shape=(32, 32, 32))
+    a.write(np.full((64, 64, 64), 7, np.uint16))
+    writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(path)])
+    time.sleep(2.0)
+    assert writer.poll() is None, "the writer should still be writing when it is killed"
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    got = vio.ZarrArray.open(path).read()  # no CorruptDataError: no torn shard
+    for sx in range(2):
+        for sy in range(2):
+            for sz in range(2):
+                shard = got[32 * sx : 32 * sx + 32, 32 * sy : 32 * sy + 32, 32 * sz : 32 * sz + 32]
+                # The old content (all 7) or a complete new random block (7 only by chance), never a mix.
+                assert np.all(shard == 7) or np.mean(shard == 7) < 0.01

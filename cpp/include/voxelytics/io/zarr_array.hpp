@@ -138,8 +138,10 @@ public:
     void read(const Shape& offset, const Shape& shape, std::uint8_t* out, ThreadPool& pool) const {
         check_box(offset, shape, "read");
         const auto chunks = chunks_overlapping(offset, shape, meta_.chunk_shape);
-        if (const Sharding* s = meta_.codecs.sharding()) {  // one shard at a time, its inner chunks in parallel
-            for (const Shape& coords : chunks) read_shard(*s, coords, offset, shape, out, pool);
+        if (const Sharding* s = meta_.codecs.sharding()) {
+            for_each_shard(pool, chunks, [&](const Shape& coords, ThreadPool& inner_pool) {
+                read_shard(*s, coords, offset, shape, out, inner_pool);
+            });
             return;
         }
         for_each_chunk(pool, static_cast<std::int64_t>(chunks.size()),
@@ -154,8 +156,10 @@ public:
                 throw InvalidArgument("write: box reaches past the array shape on axis " + std::to_string(d) +
                                       " (resize the array first)");
         const auto chunks = chunks_overlapping(offset, shape, meta_.chunk_shape);
-        if (const Sharding* s = meta_.codecs.sharding()) {  // one shard at a time, its inner chunks in parallel
-            for (const Shape& coords : chunks) write_shard(*s, coords, offset, shape, in, pool);
+        if (const Sharding* s = meta_.codecs.sharding()) {
+            for_each_shard(pool, chunks, [&](const Shape& coords, ThreadPool& inner_pool) {
+                write_shard(*s, coords, offset, shape, in, inner_pool);
+            });
             return;
         }
         for_each_chunk(pool, static_cast<std::int64_t>(chunks.size()),
@@ -307,6 +311,22 @@ private:
     static void for_each_chunk(ThreadPool& pool, std::int64_t n, F&& fn) {
         parallel_for(pool, 0, n, std::forward<F>(fn),
                      std::min<std::int64_t>(n, 8 * static_cast<std::int64_t>(pool.size())));
+    }
+
+    // Runs fn(shard, pool for its inner chunks) for every shard. With at least as many shards as
+    // threads, each thread takes whole shards (its file I/O then overlaps the others' coding);
+    // with fewer, shards go one by one and their inner chunks are spread over the threads. Either
+    // way at most `pool.size()` shards are in memory at once.
+    template <class F>
+    static void for_each_shard(ThreadPool& pool, const std::vector<Shape>& shards, F&& fn) {
+        if (shards.size() >= pool.size() && pool.size() > 1) {
+            for_each_chunk(pool, static_cast<std::int64_t>(shards.size()), [&](std::int64_t i) {
+                ThreadPool serial(1);
+                fn(shards[static_cast<std::size_t>(i)], serial);
+            });
+        } else {
+            for (const Shape& shard : shards) fn(shard, pool);
+        }
     }
 
     // --- one chunk (shard) ---------------------------------------------------------------------
