@@ -157,6 +157,23 @@ void export_io(py::module_& parent) {
             py::arg("name"), py::arg("category"), py::arg("dtype"), py::arg("num_channels"))
         .def("add_mag", &vx::io::Dataset::add_mag, py::arg("layer"), py::arg("mag"), py::arg("chunk_shape"),
              py::arg("shard_shape"), py::arg("compression_level"), py::keep_alive<0, 1>())
-        .def("get_mag", &vx::io::Dataset::get_mag, py::arg("layer"), py::arg("mag"), py::keep_alive<0, 1>());
+        .def("get_mag", &vx::io::Dataset::get_mag, py::arg("layer"), py::arg("mag"), py::keep_alive<0, 1>())
+        .def(
+            "downsample",
+            [](vx::io::Dataset& ds, const std::string& layer, vx::Vec3 from, vx::Vec3 to, const std::string& method,
+               std::size_t threads) {
+                if (method != "mean" && method != "mode")
+                    throw vx::InvalidArgument("downsampling method must be 'mean' or 'mode', got '" + method + "'");
+                const py::gil_scoped_release nogil;
+                vx::ThreadPool pool(threads);
+                return ds.downsample(layer, from, to,
+                                     method == "mean" ? vx::io::Downsampling::mean : vx::io::Downsampling::mode, pool);
+            },
+            py::arg("layer"), py::arg("from_mag"), py::arg("to_mag"), py::arg("method"), py::arg("threads"),
+            py::keep_alive<0, 1>());
+    m.def(
+        "next_mag",
+        [](vx::Vec3 mag, std::array<double, 3> voxel_size) { return vx::io::next_mag(mag, voxel_size.data()); },
+        py::arg("mag"), py::arg("voxel_size"));
     m.def("create_array", &create_array, py::arg("path"), py::arg("metadata_json"));
 }

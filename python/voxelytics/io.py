@@ -15,6 +15,8 @@ channel when writing).
 Box(topleft=(128, 0, 0), size=(64, 64, 32))
 >>> vx.Dataset.open(ds.path).get_layer("segmentation").get_mag(1).read().shape
 (1, 64, 64, 32)
+>>> [m.factor for m in seg.downsample(max_mag=4)]
+[(2, 2, 1), (4, 4, 2)]
 
 ``ZarrArray`` is a single Zarr v3 array (sharding, zstd, gzip, crc32c, transpose).
 
@@ -272,6 +274,29 @@ class Layer:
 
     def get_mag(self, mag) -> Mag:
         return Mag(self, self.dataset._ds.get_mag(self.name, _vec3(mag, "mag")))
+
+    def downsample(
+        self, from_mag=1, max_mag=None, *, method: str | None = None, threads: int | None = None
+    ) -> list[Mag]:
+        """Build coarser mags from ``from_mag``, each from the previous one, halving the finer axes
+        first until voxels are near-isotropic (11 x 11 x 25 nm: 2-2-1, 4-4-2, 8-8-4, ...). Stops
+        at ``max_mag`` (on every axis) or, by default, once the layer fits in 128 voxels.
+        ``method``: "mean" (default for color) or "mode" (default for segmentation)."""
+        method = method or ("mode" if self.category == "segmentation" else "mean")
+        current = _vec3(from_mag, "from_mag")
+        limit = None if max_mag is None else _vec3(max_mag, "max_mag")
+        size = self.bounding_box.size
+        built = []
+        while True:
+            target = tuple(_io.next_mag(current, self.dataset.voxel_size))
+            if limit is not None and any(t > m for t, m in zip(target, limit)):
+                break
+            if limit is None and max(-(-s // c) for s, c in zip(size, current)) <= 128:
+                break
+            handle = self.dataset._ds.downsample(self.name, current, target, method, resolve_threads(threads))
+            built.append(Mag(self, handle))
+            current = target
+        return built
 
     def __repr__(self) -> str:
         info = self._info()

@@ -6,6 +6,7 @@
 
 #include "catch.hpp"
 #include "voxelytics/io/crc32c.hpp"
+#include "voxelytics/io/downsampling.hpp"
 #include "voxelytics/io/store.hpp"
 #include "voxelytics/io/zarr_array.hpp"
 
@@ -168,4 +169,27 @@ TEST_CASE("bad metadata is refused with the place at fault") {
     }
     TempDir dir;
     REQUIRE_THROWS_AS(vx::io::ZarrArray::open(std::make_shared<vx::io::FileStore>(dir.path), "missing"), vx::NotFound);
+}
+
+TEST_CASE("downsampling by mean and by mode") {
+    // One channel, 4 x 2 x 2 -> factor (2, 2, 2) -> 2 x 1 x 1.
+    const std::vector<std::uint8_t> in{1, 2, 9, 9, 3, 4, 9, 9, 5, 6, 9, 8, 7, 8, 8, 8};
+    std::vector<std::uint8_t> out(2);
+    vx::ThreadPool pool(2);
+    vx::io::downsample(in.data(), 1, {4, 2, 2}, {2, 2, 2}, vx::io::Downsampling::mean, out.data(), pool);
+    CHECK(out == std::vector<std::uint8_t>{5, 9});  // (1+2+3+4+5+6+7+8)/8 = 4.5 -> 5; (9*5+8*3)/8 = 8.6 -> 9
+    vx::io::downsample(in.data(), 1, {4, 2, 2}, {2, 2, 2}, vx::io::Downsampling::mode, out.data(), pool);
+    CHECK(out == std::vector<std::uint8_t>{1, 9});  // all distinct: the smallest; 9 five times
+    REQUIRE_THROWS_AS(
+        vx::io::downsample(in.data(), 1, {4, 2, 2}, {3, 1, 1}, vx::io::Downsampling::mean, out.data(), pool),
+        vx::InvalidArgument);
+}
+
+TEST_CASE("next_mag halves the finer axes first") {
+    const double anisotropic[3] = {11.24, 11.24, 25};
+    CHECK(vx::io::next_mag({1, 1, 1}, anisotropic) == vx::Vec3{2, 2, 1});
+    CHECK(vx::io::next_mag({2, 2, 1}, anisotropic) == vx::Vec3{4, 4, 2});
+    CHECK(vx::io::next_mag({4, 4, 2}, anisotropic) == vx::Vec3{8, 8, 4});
+    const double isotropic[3] = {8, 8, 8};
+    CHECK(vx::io::next_mag({1, 1, 1}, isotropic) == vx::Vec3{2, 2, 2});
 }

@@ -421,3 +421,49 @@ def test_a_killed_writer_never_leaves_a_shard_that_reads_wrong(tmp_path):
                 shard = got[32 * sx : 32 * sx + 32, 32 * sy : 32 * sy + 32, 32 * sz : 32 * sz + 32]
                 # The old content (all 7) or a complete new random block (7 only by chance), never a mix.
                 assert np.all(shard == 7) or np.mean(shard == 7) < 0.01
+
+
+# --- downsampling ---------------------------------------------------------------------------------
+
+
+def block_reduce(data, factor, reduce):
+    """numpy reference: apply `reduce` to every factor-shaped cell of an (x, y, z) array."""
+    fx, fy, fz = factor
+    x, y, z = (s // f for s, f in zip(data.shape, factor))
+    cells = data.reshape(x, fx, y, fy, z, fz).transpose(0, 2, 4, 1, 3, 5).reshape(x, y, z, -1)
+    return np.apply_along_axis(reduce, -1, cells)
+
+
+def mean_rounded(values):
+    return np.floor(values.astype(np.float64).mean() + 0.5)
+
+
+def mode_smallest(values):
+    uniques, counts = np.unique(values, return_counts=True)  # sorted: argmax takes the smallest tie
+    return uniques[np.argmax(counts)]
+
+
+def test_downsampling_builds_anisotropic_mags_like_the_numpy_reference(tmp_path):
+    ds = vx.Dataset.create(tmp_path / "pyr", voxel_size=(11.24, 11.24, 25))
+    color = ds.add_layer("color", "color", "uint8")
+    seg = ds.add_layer("seg", "segmentation", "uint32")
+    raw = random_data((32, 32, 16), "uint8")
+    labels = np.random.default_rng(3).integers(0, 4, (32, 32, 16)).astype(np.uint32)
+    color.add_mag(1, chunk_shape=8, shard_shape=16).write(raw)
+    seg.add_mag(1, chunk_shape=8, shard_shape=16).write(labels)
+
+    built = color.downsample(max_mag=(4, 4, 2))
+    assert [m.factor for m in built] == [(2, 2, 1), (4, 4, 2)]
+    assert color.bounding_box == vx.Box((0, 0, 0), (32, 32, 16))  # unchanged by downsampling
+    expected = block_reduce(raw, (2, 2, 1), mean_rounded)
+    np.testing.assert_array_equal(color.get_mag("2-2-1").read()[0], expected)
+    np.testing.assert_array_equal(
+        color.get_mag("4-4-2").read()[0], block_reduce(expected.astype(np.uint8), (2, 2, 2), mean_rounded)
+    )
+
+    seg.downsample(max_mag=(2, 2, 1))
+    np.testing.assert_array_equal(
+        seg.get_mag("2-2-1").read()[0], block_reduce(labels, (2, 2, 1), mode_smallest)
+    )
+    with pytest.raises(ValueError, match="'mean' or 'mode'"):
+        seg.downsample(max_mag=4, method="median")

@@ -16,7 +16,9 @@
 #include <string>
 #include <vector>
 
+#include "voxelytics/core/blocking.hpp"
 #include "voxelytics/core/box.hpp"
+#include "voxelytics/io/downsampling.hpp"
 #include "voxelytics/io/zarr_array.hpp"
 
 namespace vx::io {
@@ -62,8 +64,9 @@ public:
     /// in this mag's voxels.
     void read(const Box& box, std::uint8_t* out, ThreadPool& pool) const;
     /// Writes `size` voxels of this mag (c, x, y, z Fortran order in `data`) at `offset` (mag-1
-    /// voxels, aligned to the mag), growing the array and the layer's bounding box as needed.
-    void write(Vec3 offset, Vec3 size, const std::uint8_t* data, ThreadPool& pool);
+    /// voxels, aligned to the mag), growing the array and (unless told not to, as when building
+    /// mags from the layer's own data) the layer's bounding box as needed.
+    void write(Vec3 offset, Vec3 size, const std::uint8_t* data, ThreadPool& pool, bool grow_bounding_box = true);
 
 private:
     friend class Dataset;
@@ -185,6 +188,42 @@ public:
                 return Mag(this, layer, mag,
                            std::make_shared<ZarrArray>(ZarrArray::open(store_, layer + "/" + mag_name(mag))));
         throw NotFound("layer '" + layer + "' of " + path_ + " has no mag " + mag_name(mag));
+    }
+
+    /// Builds mag `to` of a layer from its mag `from` (each factor of `to` a multiple of the one of
+    /// `from`), block by block (one target shard at a time, so memory stays bounded), adding
+    /// the mag if it does not exist yet with the chunk and shard shapes of `from`.
+    Mag downsample(const std::string& layer, Vec3 from, Vec3 to, Downsampling method, ThreadPool& pool) {
+        Mag source = get_mag(layer, from);
+        const Vec3 ratio = floor_div(to, from);
+        if (ratio * from != to || ratio.x < 1 || ratio.y < 1 || ratio.z < 1)
+            throw InvalidArgument("mag " + mag_name(to) + " is not a multiple of mag " + mag_name(from));
+        const ArrayMetadata& meta = source.array().metadata();
+        const Shape inner = meta.codecs.sharding() ? meta.codecs.sharding()->chunk_shape : meta.chunk_shape;
+        const Vec3 chunk{inner[1], inner[2], inner[3]},
+            shard{meta.chunk_shape[1], meta.chunk_shape[2], meta.chunk_shape[3]};
+        const LayerInfo& info = *find_layer(layer);
+        bool exists = false;
+        for (const Vec3& m : info.mags) exists = exists || m == to;
+        Mag target = exists ? get_mag(layer, to) : add_mag(layer, to, chunk, shard);
+        const Box covered = info.bounding_box.aligned_outward(to);  // mag 1
+        const Box in_target(floor_div(covered.topleft(), to), floor_div(covered.size(), to));
+        const std::int64_t channels = meta.shape[0];
+        dispatch<AllTypes>(meta.dtype, "layer", [&](auto tag) {
+            using T = typename decltype(tag)::type;
+            const BlockGrid grid(in_target, shard);
+            for (std::int64_t i = 0; i < grid.size(); ++i) {
+                const Box block = grid[i].core;  // target voxels
+                const Box mag1(block.topleft() * to, block.size() * to);
+                std::vector<T> src(static_cast<std::size_t>(channels * (block.size() * ratio).prod()));
+                source.read(mag1, reinterpret_cast<std::uint8_t*>(src.data()), pool);
+                std::vector<T> dst(static_cast<std::size_t>(channels * block.volume()));
+                io::downsample(src.data(), channels, block.size() * ratio, ratio, method, dst.data(), pool);
+                target.write(mag1.topleft(), block.size(), reinterpret_cast<const std::uint8_t*>(dst.data()), pool,
+                             false);
+            }
+        });
+        return target;
     }
 
     /// Writes datasource-properties.json (atomically).
@@ -317,7 +356,7 @@ inline void Mag::read(const Box& box, std::uint8_t* out, ThreadPool& pool) const
     array_->read({0, b.topleft().x, b.topleft().y, b.topleft().z}, {c, b.size().x, b.size().y, b.size().z}, out, pool);
 }
 
-inline void Mag::write(Vec3 offset, Vec3 size, const std::uint8_t* data, ThreadPool& pool) {
+inline void Mag::write(Vec3 offset, Vec3 size, const std::uint8_t* data, ThreadPool& pool, bool grow_bounding_box) {
     const Box mag1(offset, size * factor_);
     const Box b = to_mag(mag1, "write");
     Shape shape = array_->metadata().shape;
@@ -333,7 +372,7 @@ inline void Mag::write(Vec3 offset, Vec3 size, const std::uint8_t* data, ThreadP
     if (grow) array_->resize(shape);
     array_->write({0, b.topleft().x, b.topleft().y, b.topleft().z}, {shape[0], b.size().x, b.size().y, b.size().z},
                   data, pool);
-    dataset_->grow(layer_, mag1);
+    if (grow_bounding_box) dataset_->grow(layer_, mag1);
 }
 
 }  // namespace vx::io
