@@ -37,14 +37,8 @@ PyZarrArray create_array(const std::string& path, const std::string& metadata_js
 
 py::array read_box(const PyZarrArray& self, const vx::io::Shape& offset, const vx::io::Shape& shape,
                    std::size_t threads) {
-    const auto& meta = self.array.metadata();
-    std::vector<py::ssize_t> dims(shape.begin(), shape.end()), strides(shape.size());
-    py::ssize_t stride = static_cast<py::ssize_t>(self.array.element_size());
-    for (std::size_t d = 0; d < dims.size(); ++d) {  // Fortran order
-        strides[d] = stride;
-        stride *= dims[d];
-    }
-    py::array out(py::dtype(vx::dtype_name(meta.dtype)), dims, strides);
+    py::array out =
+        new_fortran_array(self.array.metadata().dtype, std::vector<py::ssize_t>(shape.begin(), shape.end()));
     auto* data = static_cast<std::uint8_t*>(out.mutable_data());
     {
         const py::gil_scoped_release nogil;
@@ -56,10 +50,7 @@ py::array read_box(const PyZarrArray& self, const vx::io::Shape& offset, const v
 
 void write_box(PyZarrArray& self, const py::array& data_obj, const vx::io::Shape& offset, std::size_t threads) {
     const auto& meta = self.array.metadata();
-    const py::dtype want(vx::dtype_name(meta.dtype));
-    if (!data_obj.dtype().is(want))
-        throw vx::UnsupportedType("data has dtype " + py::str(data_obj.dtype()).cast<std::string>() + " but " +
-                                  self.path + " holds " + vx::dtype_name(meta.dtype));
+    require_dtype(data_obj, meta.dtype, self.path);
     if (static_cast<std::size_t>(data_obj.ndim()) != meta.shape.size())
         throw vx::InvalidArgument("data has " + std::to_string(data_obj.ndim()) + " axes but " + self.path + " has " +
                                   std::to_string(meta.shape.size()));
@@ -75,14 +66,7 @@ py::array read_mag(const vx::io::Mag& mag, vx::Vec3 topleft, vx::Vec3 size, std:
     const auto& meta = mag.array().metadata();
     const vx::Box box(topleft, size);
     const vx::Vec3 n = vx::floor_div(size, mag.factor());
-    const std::vector<py::ssize_t> dims{meta.shape[0], n.x, n.y, n.z};
-    std::vector<py::ssize_t> strides(4);
-    py::ssize_t stride = static_cast<py::ssize_t>(mag.array().element_size());
-    for (std::size_t d = 0; d < 4; ++d) {
-        strides[d] = stride;
-        stride *= dims[d];
-    }
-    py::array out(py::dtype(vx::dtype_name(meta.dtype)), dims, strides);
+    py::array out = new_fortran_array(meta.dtype, {meta.shape[0], n.x, n.y, n.z});
     auto* data = static_cast<std::uint8_t*>(out.mutable_data());
     const py::gil_scoped_release nogil;
     vx::ThreadPool pool(threads);
@@ -92,9 +76,7 @@ py::array read_mag(const vx::io::Mag& mag, vx::Vec3 topleft, vx::Vec3 size, std:
 
 void write_mag(vx::io::Mag& mag, const py::array& data_obj, vx::Vec3 offset, std::size_t threads) {
     const auto& meta = mag.array().metadata();
-    if (!data_obj.dtype().is(py::dtype(vx::dtype_name(meta.dtype))))
-        throw vx::UnsupportedType("data has dtype " + py::str(data_obj.dtype()).cast<std::string>() +
-                                  " but the layer holds " + vx::dtype_name(meta.dtype));
+    require_dtype(data_obj, meta.dtype, "the layer");
     if (data_obj.ndim() != 4 || data_obj.shape(0) != meta.shape[0])
         throw vx::InvalidArgument("data must be shaped (c, x, y, z) with c = " + std::to_string(meta.shape[0]));
     const py::array data = py::array::ensure(data_obj, py::array::f_style);

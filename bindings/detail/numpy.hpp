@@ -78,6 +78,24 @@ View<const T> const_view(const py::array& a) {
     return View<const T>(static_cast<const T*>(a.data()), shape_of(a));
 }
 
+/// A new uninitialised array of `dtype` and shape `dims` in Fortran order (axis 0 fastest).
+inline py::array new_fortran_array(DType dtype, const std::vector<py::ssize_t>& dims) {
+    std::vector<py::ssize_t> strides(dims.size());
+    py::ssize_t stride = py::dtype(dtype_name(dtype)).itemsize();
+    for (std::size_t d = 0; d < dims.size(); ++d) {
+        strides[d] = stride;
+        stride *= dims[d];
+    }
+    return py::array(py::dtype(dtype_name(dtype)), dims, strides);
+}
+
+/// UnsupportedType unless `data` has exactly dtype `want`; `target` names where it should go.
+inline void require_dtype(const py::array& data, DType want, const std::string& target) {
+    if (!data.dtype().is(py::dtype(dtype_name(want))))
+        throw UnsupportedType("data has dtype " + py::str(data.dtype()).cast<std::string>() + " but " + target +
+                              " holds " + dtype_name(want));
+}
+
 /// The array to write a result into, and a View onto it: a new uninitialised [x, y, z] array in
 /// x-fastest order if `out` is None, else `out` itself after checking that it is a writeable,
 /// Fortran-ordered array of dtype T and shape `shape` that is either `input` or disjoint from it
