@@ -467,3 +467,41 @@ def test_downsampling_builds_anisotropic_mags_like_the_numpy_reference(tmp_path)
     )
     with pytest.raises(ValueError, match="'mean' or 'mode'"):
         seg.downsample(max_mag=4, method="median")
+
+
+SLAB_WRITER = """
+import os, sys, time, numpy as np, voxelytics as vx
+path, k = sys.argv[1], int(sys.argv[2])
+open(os.path.join(path, f"ready-{k}"), "w").close()
+while not os.path.exists(os.path.join(path, "go")):  # start together, so the writes overlap
+    time.sleep(0.001)
+mag = vx.Dataset.open(path).get_layer("seg").get_mag(1)
+for _ in range(100):
+    mag.write(np.full((16, 64, 64), k + 1, np.uint32), offset=(16 * k, 0, 32 * k), threads=1)
+"""
+
+
+def test_processes_writing_one_shard_and_growing_one_bounding_box_lose_nothing(tmp_path):
+    """Four processes write different slabs of the same shard (each a read-modify-write of it)
+    and grow the layer's bounding box and array shape in different directions at once."""
+    import subprocess
+    import sys
+    import time
+
+    ds = vx.Dataset.create(tmp_path / "busy", voxel_size=(1, 1, 1))
+    ds.add_layer("seg", "segmentation", "uint32").add_mag(1, chunk_shape=16, shard_shape=64)
+    writers = [
+        subprocess.Popen([sys.executable, "-c", SLAB_WRITER, str(tmp_path / "busy"), str(k)])
+        for k in range(4)
+    ]
+    deadline = time.monotonic() + 120
+    while not all((tmp_path / "busy" / f"ready-{k}").exists() for k in range(4)):
+        assert time.monotonic() < deadline and all(w.poll() is None for w in writers), "writers did not start"
+        time.sleep(0.01)
+    (tmp_path / "busy" / "go").touch()
+    assert [w.wait(timeout=120) for w in writers] == [0, 0, 0, 0]
+    layer = vx.Dataset.open(tmp_path / "busy").get_layer("seg")
+    assert layer.bounding_box == vx.Box((0, 0, 0), (64, 64, 160))
+    got = layer.get_mag(1).read()[0]
+    for k in range(4):
+        assert np.all(got[16 * k : 16 * (k + 1), :, 32 * k : 32 * k + 64] == k + 1), f"writer {k} lost data"

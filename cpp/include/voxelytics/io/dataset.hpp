@@ -325,12 +325,22 @@ private:
     }
 
     // Grows a layer's bounding box to include `box` (mag 1) and saves; called by Mag::write.
+    // Under the properties file's lock, the stored file is re-read first, so that bounding boxes
+    // grown (or layers added) by other processes are kept.
     void grow(const std::string& layer, const Box& box) {
         const std::lock_guard<std::mutex> lock(mutex_);
+        if (find_layer(layer)->bounding_box.contains(box)) return;
+        const auto guard = store_->lock(properties_file);
+        if (const auto raw = store_->get(properties_file)) {
+            try {
+                layers_.clear();
+                parse(json::parse(raw->begin(), raw->end()), store_->describe(properties_file));
+            } catch (const json::exception& e) {
+                throw CorruptData(store_->describe(properties_file) + ": " + e.what());
+            }
+        }
         LayerInfo& l = *find_layer(layer);
-        const Box grown = l.bounding_box.union_with(box);
-        if (grown == l.bounding_box) return;
-        l.bounding_box = grown;
+        l.bounding_box = l.bounding_box.union_with(box);
         save();
     }
 
@@ -369,7 +379,7 @@ inline void Mag::write(Vec3 offset, Vec3 size, const std::uint8_t* data, ThreadP
             grow = true;
         }
     }
-    if (grow) array_->resize(shape);
+    if (grow) array_->grow_to(shape);
     array_->write({0, b.topleft().x, b.topleft().y, b.topleft().z}, {shape[0], b.size().x, b.size().y, b.size().z},
                   data, pool);
     if (grow_bounding_box) dataset_->grow(layer_, mag1);

@@ -4,10 +4,16 @@
 // over it, so a reader (or a crash) never sees a half-written value.
 #pragma once
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
@@ -20,9 +26,19 @@ namespace vx::io {
 
 using Bytes = std::vector<std::uint8_t>;
 
+/// Held while a process read-modify-writes a value; released when destroyed.
+class StoreLock {
+public:
+    virtual ~StoreLock() = default;
+};
+
 class Store {
 public:
     virtual ~Store() = default;
+    /// An exclusive lock on `key` across threads and processes, held until the result is
+    /// destroyed: read-modify-write of a shard or of metadata happens under it, so concurrent
+    /// writers of one key wait for each other instead of losing each other's update.
+    virtual std::unique_ptr<StoreLock> lock(const std::string& key) = 0;
     /// The value of `key`, or nothing if it does not exist.
     virtual std::optional<Bytes> get(const std::string& key) const = 0;
     /// `length` bytes from `offset` of `key`'s value; a negative offset counts from the end.
@@ -101,6 +117,7 @@ public:
             if (!it->is_regular_file()) continue;
             const auto name = it->path().filename().string();
             if (name.find(".tmp-") != std::string::npos) continue;  // another writer's unfinished value
+            if (it->path().parent_path().filename() == ".voxelytics-locks") continue;
             keys.push_back(std::filesystem::relative(it->path(), root_).generic_string());
         }
         return keys;
@@ -108,7 +125,36 @@ public:
 
     std::string describe(const std::string& key) const override { return path(key).string(); }
 
+    /// flock(2) on a file under `<root>/.voxelytics-locks/`, one per key. Lock files stay (removing
+    /// them would race with the next locker); they are empty and outside every array's keys.
+    std::unique_ptr<StoreLock> lock(const std::string& key) override {
+        std::string name = key;
+        for (char& c : name)
+            if (c == '/') c = '%';
+        const auto dir = root_ / ".voxelytics-locks";
+        std::error_code ec;
+        std::filesystem::create_directories(dir, ec);
+        const auto file = (dir / (name + ".lock")).string();
+        const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0) throw IOError("cannot open lock file " + file);
+        while (::flock(fd, LOCK_EX) != 0) {
+            if (errno != EINTR) {
+                ::close(fd);
+                throw IOError("cannot lock " + file);
+            }
+        }
+        return std::make_unique<FileLock>(fd);
+    }
+
 private:
+    class FileLock : public StoreLock {
+    public:
+        explicit FileLock(int fd) : fd_(fd) {}
+        ~FileLock() override { ::close(fd_); }  // closing releases the flock
+    private:
+        int fd_;
+    };
+
     std::filesystem::path path(const std::string& key) const { return root_ / key; }
 
     Bytes read_exactly(std::ifstream& f, const std::string& key, std::int64_t offset, std::int64_t length) const {

@@ -130,8 +130,33 @@ public:
     /// Grows (or shrinks) the array's shape; stored chunks are kept.
     void resize(const Shape& shape) {
         if (shape.size() != meta_.shape.size()) throw InvalidArgument("resize: wrong number of axes");
+        const auto guard = store_->lock(join(path_, "zarr.json"));
         meta_.shape = shape;
         write_metadata();
+    }
+
+    /// Grows the shape to at least `shape` on every axis, taking into account growth by other
+    /// processes since this array was opened (the stored zarr.json is re-read under its lock).
+    void grow_to(const Shape& shape) {
+        if (shape.size() != meta_.shape.size()) throw InvalidArgument("grow_to: wrong number of axes");
+        const std::string key = join(path_, "zarr.json");
+        const auto guard = store_->lock(key);
+        if (const auto raw = store_->get(key)) {
+            try {
+                const auto stored = json::parse(raw->begin(), raw->end()).at("shape").get<Shape>();
+                if (stored.size() == shape.size())
+                    for (std::size_t d = 0; d < shape.size(); ++d) meta_.shape[d] = std::max(meta_.shape[d], stored[d]);
+            } catch (const json::exception& e) {
+                throw CorruptData(store_->describe(key) + ": " + e.what());
+            }
+        }
+        bool changed = false;
+        for (std::size_t d = 0; d < shape.size(); ++d)
+            if (shape[d] > meta_.shape[d]) {
+                meta_.shape[d] = shape[d];
+                changed = true;
+            }
+        if (changed) write_metadata();
     }
 
     /// Reads the box (offset, shape) into `out` (Fortran order, product(shape) elements).
@@ -385,6 +410,7 @@ private:
 
     void write_chunk(const Shape& coords, const Shape& offset, const Shape& shape, const std::uint8_t* in) {
         const std::string key = chunk_key(coords);
+        const auto guard = store_->lock(key);
         const Shape origin = origin_of(coords, meta_.chunk_shape);
         const std::int64_t count = product(meta_.chunk_shape);
         // The chunk as it will be: the stored one (if the box covers it only partly) with the box on top.
@@ -511,6 +537,7 @@ private:
     void write_shard(const Sharding& s, const Shape& coords, const Shape& offset, const Shape& shape,
                      const std::uint8_t* in, ThreadPool& pool) {
         const std::string key = chunk_key(coords);
+        const auto guard = store_->lock(key);
         const Shape origin = origin_of(coords, meta_.chunk_shape);
         const auto old = covers(offset, shape, origin, meta_.chunk_shape) ? std::nullopt : store_->get(key);
         std::vector<std::uint64_t> old_index;
