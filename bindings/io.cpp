@@ -115,6 +115,12 @@ void export_io(py::module_& parent) {
         .def("write", &write_box, py::arg("data"), py::arg("offset"), py::arg("threads"))
         .def("resize", [](PyZarrArray& a, const vx::io::Shape& shape) { a.array.resize(shape); }, py::arg("shape"));
     m.def("open_array", &open_array, py::arg("path"));
+    m.def(
+        "default_codecs",
+        [](std::size_t ndim, const std::optional<vx::io::Shape>& inner_chunk_shape, int compression_level) {
+            return vx::io::default_codecs(ndim, inner_chunk_shape, compression_level).dump();
+        },
+        py::arg("ndim"), py::arg("inner_chunk_shape"), py::arg("compression_level"));
 
     py::class_<vx::io::Mag>(m, "Mag")
         .def_property_readonly("factor", &vx::io::Mag::factor)

@@ -51,20 +51,8 @@ __all__ = ["Dataset", "Layer", "Mag", "ZarrArray", "default_codecs"]
 def default_codecs(ndim: int, chunk_shape: Sequence[int] | None, compression_level: int) -> list[dict]:
     """The codecs webknossos-libs writes: chunks stored x-fastest (transpose reversing the axes),
     zstd with checksum, and, with ``chunk_shape`` (inner chunks), sharding with a crc32c index."""
-    chunk = [
-        {"name": "transpose", "configuration": {"order": list(range(ndim - 1, -1, -1))}},
-        {"name": "bytes", "configuration": {"endian": "little"}},
-        {"name": "zstd", "configuration": {"level": compression_level, "checksum": True}},
-    ]
-    if chunk_shape is None:
-        return chunk
-    index = [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}]
-    return [
-        {
-            "name": "sharding_indexed",
-            "configuration": {"chunk_shape": list(chunk_shape), "codecs": chunk, "index_codecs": index},
-        }
-    ]
+    shape = None if chunk_shape is None else [int(c) for c in chunk_shape]
+    return json.loads(_io.default_codecs(ndim, shape, compression_level))
 
 
 class ZarrArray:

@@ -276,4 +276,21 @@ private:
     std::vector<BytesCodec> bytes_codecs_;
 };
 
+/// The codecs webknossos-libs writes: chunks stored x-fastest (a transpose reversing the axes),
+/// little-endian, zstd with checksum; with `inner_chunk_shape`, sharded with a crc32c index.
+inline json default_codecs(std::size_t ndim, const std::optional<Shape>& inner_chunk_shape, int compression_level) {
+    std::vector<std::size_t> reversed(ndim);
+    for (std::size_t k = 0; k < ndim; ++k) reversed[k] = ndim - 1 - k;
+    const json chunk =
+        json::array({json{{"name", "transpose"}, {"configuration", {{"order", reversed}}}},
+                     json{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}},
+                     json{{"name", "zstd"}, {"configuration", {{"level", compression_level}, {"checksum", true}}}}});
+    if (!inner_chunk_shape) return chunk;
+    const json index =
+        json::array({json{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}}, json{{"name", "crc32c"}}});
+    return json::array(
+        {json{{"name", "sharding_indexed"},
+              {"configuration", {{"chunk_shape", *inner_chunk_shape}, {"codecs", chunk}, {"index_codecs", index}}}}});
+}
+
 }  // namespace vx::io

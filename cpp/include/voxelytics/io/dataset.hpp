@@ -154,25 +154,16 @@ public:
                 throw InvalidArgument("shard_shape must be a positive multiple of chunk_shape on every axis");
         const Shape chunk{l.num_channels, chunk_shape.x, chunk_shape.y, chunk_shape.z};
         const Shape shard{l.num_channels, shard_shape.x, shard_shape.y, shard_shape.z};
-        const json inner = json::array(
-            {json{{"name", "transpose"}, {"configuration", {{"order", {3, 2, 1, 0}}}}},
-             json{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}},
-             json{{"name", "zstd"}, {"configuration", {{"level", compression_level}, {"checksum", true}}}}});
-        const json index =
-            json::array({json{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}}, json{{"name", "crc32c"}}});
-        const json meta = {
-            {"zarr_format", 3},
-            {"node_type", "array"},
-            {"shape", array_shape(l, mag, shard)},
-            {"data_type", dtype_name(l.dtype)},
-            {"chunk_grid", {{"name", "regular"}, {"configuration", {{"chunk_shape", shard}}}}},
-            {"chunk_key_encoding", {{"name", "default"}, {"configuration", {{"separator", "/"}}}}},
-            {"fill_value", 0},
-            {"codecs", json::array({json{
-                           {"name", "sharding_indexed"},
-                           {"configuration", {{"chunk_shape", chunk}, {"codecs", inner}, {"index_codecs", index}}}}})},
-            {"dimension_names", {"c", "x", "y", "z"}},
-            {"attributes", json::object()}};
+        const json meta = {{"zarr_format", 3},
+                           {"node_type", "array"},
+                           {"shape", array_shape(l, mag, shard)},
+                           {"data_type", dtype_name(l.dtype)},
+                           {"chunk_grid", {{"name", "regular"}, {"configuration", {{"chunk_shape", shard}}}}},
+                           {"chunk_key_encoding", {{"name", "default"}, {"configuration", {{"separator", "/"}}}}},
+                           {"fill_value", 0},
+                           {"codecs", default_codecs(4, chunk, compression_level)},
+                           {"dimension_names", {"c", "x", "y", "z"}},
+                           {"attributes", json::object()}};
         const std::string dir = layer + "/" + mag_name(mag);
         auto array = std::make_shared<ZarrArray>(
             ZarrArray::create(store_, dir, ArrayMetadata::from_json(meta, store_->describe(dir + "/zarr.json"))));
