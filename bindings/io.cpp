@@ -88,7 +88,7 @@ void write_mag(vx::io::Mag& mag, const py::array& data_obj, vx::Vec3 offset, std
 }
 
 py::dict layer_info(const vx::io::Dataset& ds, const std::string& name) {
-    const vx::io::LayerInfo& l = ds.layer(name);
+    const vx::io::LayerInfo l = ds.layer(name);
     py::dict d;
     d["name"] = l.name;
     d["category"] = l.category;
@@ -97,6 +97,16 @@ py::dict layer_info(const vx::io::Dataset& ds, const std::string& name) {
     d["bounding_box"] = l.bounding_box;
     d["largest_segment_id"] = l.largest_segment_id ? py::cast(*l.largest_segment_id) : py::none();
     d["mags"] = l.mags;
+    py::list attachments;
+    for (const auto& a : l.attachments) {
+        py::dict entry;
+        entry["kind"] = a.kind;
+        entry["name"] = a.name;
+        entry["path"] = a.path;
+        entry["data_format"] = a.data_format;
+        attachments.append(entry);
+    }
+    d["attachments"] = attachments;
     return d;
 }
 
@@ -145,6 +155,13 @@ void export_io(py::module_& parent) {
             py::arg("name"), py::arg("category"), py::arg("dtype"), py::arg("num_channels"))
         .def("add_mag", &vx::io::Dataset::add_mag, py::arg("layer"), py::arg("mag"), py::arg("chunk_shape"),
              py::arg("shard_shape"), py::arg("compression_level"), py::keep_alive<0, 1>())
+        .def(
+            "add_attachment",
+            [](vx::io::Dataset& ds, const std::string& layer, const std::string& kind, const std::string& name,
+               const std::string& path,
+               const std::string& data_format) { ds.add_attachment(layer, {kind, name, path, data_format}); },
+            py::arg("layer"), py::arg("kind"), py::arg("name"), py::arg("path"), py::arg("data_format"))
+        .def("set_largest_segment_id", &vx::io::Dataset::set_largest_segment_id, py::arg("layer"), py::arg("id"))
         .def("get_mag", &vx::io::Dataset::get_mag, py::arg("layer"), py::arg("mag"), py::keep_alive<0, 1>())
         .def(
             "downsample",
@@ -164,4 +181,20 @@ void export_io(py::module_& parent) {
         [](vx::Vec3 mag, std::array<double, 3> voxel_size) { return vx::io::next_mag(mag, voxel_size.data()); },
         py::arg("mag"), py::arg("voxel_size"));
     m.def("create_array", &create_array, py::arg("path"), py::arg("metadata_json"));
+
+    m.def("chunk_cache_stats", [] {
+        const auto s = vx::io::ChunkCache::shared()->stats();
+        py::dict d;
+        d["capacity"] = s.capacity;
+        d["size"] = s.size;
+        d["entries"] = s.entries;
+        d["hits"] = s.hits;
+        d["misses"] = s.misses;
+        return d;
+    });
+    m.def(
+        "set_chunk_cache_capacity",
+        [](std::size_t capacity_bytes) { vx::io::ChunkCache::shared()->set_capacity(capacity_bytes); },
+        py::arg("capacity_bytes"));
+    m.def("clear_chunk_cache", [] { vx::io::ChunkCache::shared()->clear(); });
 }

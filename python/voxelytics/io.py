@@ -45,7 +45,33 @@ import numpy as np
 from ._core import io as _io
 from .core import Box, resolve_threads
 
-__all__ = ["Dataset", "Layer", "Mag", "ZarrArray", "default_codecs"]
+__all__ = [
+    "Dataset",
+    "Layer",
+    "Mag",
+    "ZarrArray",
+    "chunk_cache_stats",
+    "clear_chunk_cache",
+    "default_codecs",
+    "set_chunk_cache_capacity",
+]
+
+
+def chunk_cache_stats() -> dict:
+    """The process-wide cache of decoded chunks: ``capacity`` and ``size`` in bytes, ``entries``,
+    ``hits``, ``misses``. Reads that take small parts of chunks or shards go through it (shard
+    indices included); each entry is checked against the stored file's version, so data rewritten
+    by another process is never served stale."""
+    return dict(_io.chunk_cache_stats())
+
+
+def set_chunk_cache_capacity(capacity_bytes: int) -> None:
+    """Bound the chunk cache (default 256 MiB); 0 turns it off."""
+    _io.set_chunk_cache_capacity(int(capacity_bytes))
+
+
+def clear_chunk_cache() -> None:
+    _io.clear_chunk_cache()
 
 
 def default_codecs(ndim: int, chunk_shape: Sequence[int] | None, compression_level: int) -> list[dict]:
@@ -148,6 +174,51 @@ class ZarrArray:
         """Change the shape; stored chunks are kept."""
         self._a.resize([int(s) for s in shape])
 
+    def __getitem__(self, index) -> np.ndarray:
+        """numpy basic indexing (integers, slices with step 1, ``...``): ``a[10:20, :, 5]``."""
+        offset, shape, squeeze = self._box(index)
+        return self.read(offset, shape)[squeeze]
+
+    def __setitem__(self, index, value) -> None:
+        """``a[0:64, 0:64, 5] = data`` (or a scalar): writes the box the index selects."""
+        offset, shape, squeeze = self._box(index)
+        value = np.asarray(value)
+        if value.ndim == 0:
+            value = value.astype(self.dtype)
+        box = np.empty(shape, dtype=value.dtype, order="F")
+        box[squeeze] = value  # numpy's broadcasting and shape errors
+        self.write(box, offset)
+
+    def _box(self, index) -> tuple[list[int], list[int], tuple]:
+        """The box a basic index selects, and the index that drops the integer-indexed axes."""
+        index = index if isinstance(index, tuple) else (index,)
+        if any(i is Ellipsis for i in index):
+            at = next(k for k, i in enumerate(index) if i is Ellipsis)
+            fill = (slice(None),) * (len(self.shape) - len(index) + 1)
+            index = index[:at] + fill + index[at + 1 :]
+        if len(index) > len(self.shape):
+            raise IndexError(f"{len(index)} indices for an array of {len(self.shape)} axes ({self.path})")
+        index = index + (slice(None),) * (len(self.shape) - len(index))
+        offset, shape, squeeze = [], [], []
+        for axis, (i, n) in enumerate(zip(index, self.shape)):
+            if isinstance(i, slice):
+                start, stop, step = i.indices(n)
+                if step != 1:
+                    raise IndexError(f"axis {axis}: only slices with step 1 are supported")
+                offset.append(start)
+                shape.append(max(stop - start, 0))
+                squeeze.append(slice(None))
+            elif isinstance(i, (int, np.integer)):
+                k = int(i) + n if i < 0 else int(i)
+                if not 0 <= k < n:
+                    raise IndexError(f"index {int(i)} is out of bounds for axis {axis} with size {n}")
+                offset.append(k)
+                shape.append(1)
+                squeeze.append(0)
+            else:
+                raise IndexError(f"axis {axis}: unsupported index {i!r} (integers, slices and ... only)")
+        return offset, shape, tuple(squeeze)
+
     def __repr__(self) -> str:
         return f"ZarrArray({self.path!r}, shape={self.shape}, dtype={self.dtype.name})"
 
@@ -236,7 +307,29 @@ class Layer:
 
     @property
     def largest_segment_id(self) -> int | None:
+        """Segmentation layers: an upper bound of the ids stored, raised by every write (set it
+        after relabelling to lower it). ``None`` for color layers or when unknown."""
         return self._info()["largest_segment_id"]
+
+    @largest_segment_id.setter
+    def largest_segment_id(self, value: int | None) -> None:
+        self.dataset._ds.set_largest_segment_id(self.name, None if value is None else int(value))
+
+    @property
+    def attachments(self) -> list[dict]:
+        """Files attached to the layer (webKnossos ``attachments``): dicts with ``kind``
+        ("meshes", "agglomerates", "connectomes", "segmentIndex", "segmentStatistics",
+        "cumsum"), ``name``, ``path`` (relative to the dataset) and ``data_format``."""
+        return list(self._info()["attachments"])
+
+    def add_attachment(
+        self, kind: str, name: str, path: str | None = None, data_format: str = "zarr3"
+    ) -> dict:
+        """Record an attachment (replacing one of that kind and name); by default its files are
+        expected in ``<layer>/<kind>/<name>``, where webknossos-libs puts them."""
+        path = f"{self.name}/{kind}/{name}" if path is None else os.fspath(path)
+        self.dataset._ds.add_attachment(self.name, kind, name, path, data_format)
+        return next(a for a in self.attachments if a["kind"] == kind and a["name"] == name)
 
     @property
     def mags(self) -> list[tuple[int, int, int]]:

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "catch.hpp"
+#include "voxelytics/io/chunk_cache.hpp"
 #include "voxelytics/io/crc32c.hpp"
 #include "voxelytics/io/downsampling.hpp"
 #include "voxelytics/io/store.hpp"
@@ -192,4 +193,66 @@ TEST_CASE("next_mag halves the finer axes first") {
     CHECK(vx::io::next_mag({4, 4, 2}, anisotropic) == vx::Vec3{8, 8, 4});
     const double isotropic[3] = {8, 8, 8};
     CHECK(vx::io::next_mag({1, 1, 1}, isotropic) == vx::Vec3{2, 2, 2});
+}
+
+TEST_CASE("ChunkCache keeps the most recently used entries within its capacity") {
+    vx::io::ChunkCache cache(300);
+    auto value = [](std::size_t n) { return std::make_shared<const Bytes>(n, std::uint8_t{1}); };
+    cache.put<std::uint8_t>("a", "v1", value(100));
+    cache.put<std::uint8_t>("b", "v1", value(100));
+    cache.put<std::uint8_t>("c", "v1", value(100));
+    CHECK(cache.get<std::uint8_t>("a", "v1"));  // a is now the most recent; b the least
+    cache.put<std::uint8_t>("d", "v1", value(100));
+    CHECK(cache.stats().size == 300);
+    CHECK_FALSE(cache.get<std::uint8_t>("b", "v1"));
+    CHECK(cache.get<std::uint8_t>("c", "v1"));
+    CHECK_FALSE(cache.get<std::uint8_t>("d", "v2"));  // another version of d's value: dropped
+    CHECK_FALSE(cache.get<std::uint8_t>("d", "v1"));
+    cache.put<std::uint8_t>("huge", "v1", value(301));  // larger than the whole cache: not kept
+    CHECK_FALSE(cache.get<std::uint8_t>("huge", "v1"));
+    cache.erase_prefix("a");
+    CHECK(cache.stats().entries == 1);
+    cache.set_capacity(50);
+    CHECK(cache.stats().entries == 0);
+    CHECK(cache.stats().size == 0);
+}
+
+TEST_CASE("small reads go through the chunk cache, which never serves a replaced shard") {
+    TempDir dir;
+    auto store = std::make_shared<vx::io::FileStore>(dir.path);
+    auto array = vx::io::ZarrArray::create(store, "", metadata({16, 16, 8}, {16, 16, 8}, webknossos_codecs));
+    auto cache = std::make_shared<vx::io::ChunkCache>(1 << 20);
+    array.set_cache(cache);
+    vx::ThreadPool pool(2);
+    std::vector<std::uint16_t> data(16 * 16 * 8);
+    std::iota(data.begin(), data.end(), 0);
+    array.write({0, 0, 0}, {16, 16, 8}, reinterpret_cast<const std::uint8_t*>(data.data()), pool);
+    const Bytes first_version = *store->get(array.chunk_key({0, 0, 0}));
+
+    std::uint16_t voxel = 0;
+    auto read_voxel = [&](std::int64_t x, std::int64_t y, std::int64_t z) {
+        array.read({x, y, z}, {1, 1, 1}, reinterpret_cast<std::uint8_t*>(&voxel), pool);
+        return voxel;
+    };
+    CHECK(read_voxel(3, 5, 1) == 3 + 16 * (5 + 16 * 1));
+    const auto after_first = cache->stats();
+    CHECK(after_first.entries == 2);                      // the shard index and one inner chunk
+    CHECK(read_voxel(2, 6, 1) == 2 + 16 * (6 + 16 * 1));  // same inner chunk: served from the cache
+    CHECK(cache->stats().hits == after_first.hits + 2);
+    CHECK(cache->stats().misses == after_first.misses);
+
+    // Our own write drops the shard's entries.
+    std::fill(data.begin(), data.end(), std::uint16_t{9});
+    array.write({0, 0, 0}, {16, 16, 8}, reinterpret_cast<const std::uint8_t*>(data.data()), pool);
+    CHECK(read_voxel(3, 5, 1) == 9);
+    // Another writer (here: the store directly) replacing the shard is noticed by its version.
+    store->set(array.chunk_key({0, 0, 0}), first_version);
+    CHECK(read_voxel(3, 5, 1) == 3 + 16 * (5 + 16 * 1));
+    store->erase(array.chunk_key({0, 0, 0}));
+    CHECK(read_voxel(3, 5, 1) == 7);  // the fill value
+
+    // Without a cache, the same reads give the same values.
+    array.set_cache(nullptr);
+    store->set(array.chunk_key({0, 0, 0}), first_version);
+    CHECK(read_voxel(2, 6, 1) == 2 + 16 * (6 + 16 * 1));
 }

@@ -469,39 +469,182 @@ def test_downsampling_builds_anisotropic_mags_like_the_numpy_reference(tmp_path)
         seg.downsample(max_mag=4, method="median")
 
 
-SLAB_WRITER = """
+START_TOGETHER = """
 import os, sys, time, numpy as np, voxelytics as vx
 path, k = sys.argv[1], int(sys.argv[2])
 open(os.path.join(path, f"ready-{k}"), "w").close()
 while not os.path.exists(os.path.join(path, "go")):  # start together, so the writes overlap
     time.sleep(0.001)
+"""
+
+SLAB_WRITER = (
+    START_TOGETHER
+    + """
 mag = vx.Dataset.open(path).get_layer("seg").get_mag(1)
 for _ in range(100):
     mag.write(np.full((16, 64, 64), k + 1, np.uint32), offset=(16 * k, 0, 32 * k), threads=1)
 """
+)
+
+
+def run_together(folder, script, count):
+    """Starts `count` processes running `script` with (folder, k) and lets them go at once."""
+    import subprocess
+    import sys
+    import time
+
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(folder), str(k)]) for k in range(count)]
+    deadline = time.monotonic() + 120
+    while not all((folder / f"ready-{k}").exists() for k in range(count)):
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "processes did not start"
+        time.sleep(0.01)
+    (folder / "go").touch()
+    assert [p.wait(timeout=120) for p in procs] == [0] * count
 
 
 def test_processes_writing_one_shard_and_growing_one_bounding_box_lose_nothing(tmp_path):
     """Four processes write different slabs of the same shard (each a read-modify-write of it)
     and grow the layer's bounding box and array shape in different directions at once."""
-    import subprocess
-    import sys
-    import time
-
     ds = vx.Dataset.create(tmp_path / "busy", voxel_size=(1, 1, 1))
     ds.add_layer("seg", "segmentation", "uint32").add_mag(1, chunk_shape=16, shard_shape=64)
-    writers = [
-        subprocess.Popen([sys.executable, "-c", SLAB_WRITER, str(tmp_path / "busy"), str(k)])
-        for k in range(4)
-    ]
-    deadline = time.monotonic() + 120
-    while not all((tmp_path / "busy" / f"ready-{k}").exists() for k in range(4)):
-        assert time.monotonic() < deadline and all(w.poll() is None for w in writers), "writers did not start"
-        time.sleep(0.01)
-    (tmp_path / "busy" / "go").touch()
-    assert [w.wait(timeout=120) for w in writers] == [0, 0, 0, 0]
+    run_together(tmp_path / "busy", SLAB_WRITER, 4)
     layer = vx.Dataset.open(tmp_path / "busy").get_layer("seg")
     assert layer.bounding_box == vx.Box((0, 0, 0), (64, 64, 160))
     got = layer.get_mag(1).read()[0]
     for k in range(4):
         assert np.all(got[16 * k : 16 * (k + 1), :, 32 * k : 32 * k + 64] == k + 1), f"writer {k} lost data"
+
+
+LAYER_ADDER = (
+    START_TOGETHER
+    + """
+ds = vx.Dataset.open(path)
+for i in range(5):
+    layer = ds.add_layer(f"seg{k}_{i}", "segmentation", "uint16")
+    layer.add_mag(1, chunk_shape=8, shard_shape=16)
+    layer.add_mag(2, chunk_shape=8, shard_shape=16)
+    layer.get_mag(1).write(np.full((4, 4, 4), 100 * k + i, np.uint16), offset=(8 * i, 0, 0))
+"""
+)
+
+
+def test_processes_adding_layers_and_mags_at_once_lose_none(tmp_path):
+    vx.Dataset.create(tmp_path / "busy", voxel_size=(1, 1, 1))
+    run_together(tmp_path / "busy", LAYER_ADDER, 4)
+    ds = vx.Dataset.open(tmp_path / "busy")
+    assert sorted(ds.layers) == sorted(f"seg{k}_{i}" for k in range(4) for i in range(5))
+    for k in range(4):
+        for i in range(5):
+            layer = ds.get_layer(f"seg{k}_{i}")
+            assert layer.mags == [(1, 1, 1), (2, 2, 2)]
+            assert layer.bounding_box == vx.Box((8 * i, 0, 0), (4, 4, 4))
+            assert layer.largest_segment_id == 100 * k + i
+
+
+def test_largest_segment_id_follows_writes(tmp_path):
+    warnings.filterwarnings("ignore")
+    ds = vx.Dataset.create(tmp_path / "ds", voxel_size=(1, 1, 1))
+    seg = ds.add_layer("seg", "segmentation", "uint64")
+    assert seg.largest_segment_id == 0
+    mag = seg.add_mag(1, chunk_shape=8, shard_shape=32)
+    labels = np.zeros((16, 16, 16), np.uint64)
+    labels[3, 4, 5] = 2**40 + 3
+    mag.write(labels)
+    assert seg.largest_segment_id == 2**40 + 3
+    mag.write(np.ones((8, 8, 8), np.uint64))  # overwrites the largest id: the bound stays
+    assert vx.Dataset.open(ds.path).get_layer("seg").largest_segment_id == 2**40 + 3
+    seg.largest_segment_id = 1  # e.g. after relabelling
+    assert vx.Dataset.open(ds.path).get_layer("seg").largest_segment_id == 1
+    wk = pytest.importorskip("webknossos")
+    assert wk.Dataset.open(ds.path).get_layer("seg").largest_segment_id == 1
+    color = ds.add_layer("color", "color", "uint8")
+    color.add_mag(1).write(np.full((8, 8, 8), 200, np.uint8))
+    assert color.largest_segment_id is None
+    with pytest.raises(ValueError, match="not a segmentation layer"):
+        color.largest_segment_id = 5
+
+
+def test_attachments_round_trip_through_webknossos(tmp_path):
+    warnings.filterwarnings("ignore")
+    wk = pytest.importorskip("webknossos")
+    ds = vx.Dataset.create(tmp_path / "ds", voxel_size=(1, 1, 1))
+    seg = ds.add_layer("seg", "segmentation", "uint32")
+    seg.add_attachment("agglomerates", "agglomerate_view_50")
+    seg.add_attachment("agglomerates", "agglomerate_view_70")
+    seg.add_attachment("segmentIndex", "segment_index")
+    seg.add_attachment("meshes", "meshfile_4-4-2", data_format="hdf5")
+    with pytest.raises(ValueError, match="unknown attachment kind 'mesh'"):
+        seg.add_attachment("mesh", "x")
+    theirs = wk.Dataset.open(ds.path).get_layer("seg").attachments
+    assert [a.name for a in theirs.agglomerates] == ["agglomerate_view_50", "agglomerate_view_70"]
+    assert theirs.segment_index.name == "segment_index"
+    assert str(theirs.meshes[0].data_format) == "hdf5"
+    assert theirs.agglomerates[0].path == (tmp_path / "ds" / "seg" / "agglomerates" / "agglomerate_view_50")
+
+    # webknossos rewrites the properties (here: a new largest segment id); we read its version.
+    wk_layer = wk.Dataset.open(ds.path).get_layer("seg")
+    wk_layer.largest_segment_id = 9
+    ours = vx.Dataset.open(ds.path).get_layer("seg")
+    assert ours.largest_segment_id == 9
+    assert [(a["kind"], a["name"], a["data_format"]) for a in ours.attachments] == [
+        ("agglomerates", "agglomerate_view_50", "zarr3"),
+        ("agglomerates", "agglomerate_view_70", "zarr3"),
+        ("meshes", "meshfile_4-4-2", "hdf5"),
+        ("segmentIndex", "segment_index", "zarr3"),
+    ]
+
+
+def test_arrays_index_like_numpy(tmp_path):
+    a = vio.ZarrArray.create(
+        tmp_path / "a", shape=(20, 30, 10), dtype="int16", chunk_shape=(8, 8, 8), shard_shape=(16, 16, 16)
+    )
+    expected = np.zeros(a.shape, np.int16)
+    data = random_data((7, 30, 4), "int16")
+    a[3:10, :, -4:] = data
+    expected[3:10, :, -4:] = data
+    a[5, 2, ...] = 11
+    expected[5, 2, ...] = 11
+    a[..., 0] = np.arange(30, dtype=np.int16)  # broadcast over the first axis
+    expected[..., 0] = np.arange(30, dtype=np.int16)
+    for index in [
+        (slice(None),),
+        (slice(2, 17), 4),
+        (Ellipsis, 3),
+        (-1, -1, -1),
+        (slice(5, 5),),
+        (np.int64(3), slice(None, None, 1)),
+    ]:
+        np.testing.assert_array_equal(a[index], expected[index])
+    with pytest.raises(IndexError, match="step 1"):
+        a[::2]
+    with pytest.raises(IndexError, match="out of bounds for axis 1"):
+        a[0, 30]
+    with pytest.raises(IndexError, match="4 indices"):
+        a[0, 0, 0, 0]
+    with pytest.raises(ValueError):
+        a[0:2, 0:2, 0:2] = np.ones((3, 3, 3), np.int16)
+    with pytest.raises(TypeError, match="int16"):
+        a[0:2, 0:2, 0:2] = np.ones((2, 2, 2), np.float32)
+
+
+def test_small_reads_are_served_from_the_chunk_cache(tmp_path):
+    a = vio.ZarrArray.create(
+        tmp_path / "a", shape=(64, 64, 64), dtype="uint8", chunk_shape=(16, 16, 16), shard_shape=(64, 64, 64)
+    )
+    data = random_data(a.shape, "uint8")
+    a.write(data)
+    vio.clear_chunk_cache()
+    before = vio.chunk_cache_stats()
+    for x in range(8):
+        assert a[x, 5, 5] == data[x, 5, 5]
+    after = vio.chunk_cache_stats()
+    # The first read misses the index and one inner chunk; the other seven hit both.
+    assert after["misses"] - before["misses"] == 2
+    assert after["hits"] - before["hits"] == 14
+    assert after["entries"] == 2 and 0 < after["size"] <= after["capacity"]
+    vio.set_chunk_cache_capacity(0)
+    try:
+        assert a[9, 5, 5] == data[9, 5, 5]
+        assert vio.chunk_cache_stats()["entries"] == 0
+    finally:
+        vio.set_chunk_cache_capacity(before["capacity"])

@@ -2,12 +2,16 @@
 // voxel size and the layers (color or segmentation, element class, bounding box in mag-1
 // voxels, channels, mags); each mag of a layer is a Zarr v3 array shaped (c, x, y, z) in the
 // folder `<layer>/<mag>` (mag "1", "2", "2-2-1", ...). Fields this class does not model (view
-// configurations, attachments, mappings, additional axes) are kept as they are on rewrite.
+// configurations, mappings, additional axes) are kept as they are on rewrite.
 //
 // Coordinates are mag-1 voxels unless a name says otherwise. Writing through a Mag grows the
-// array and the layer's bounding box; the properties file is replaced atomically.
+// array, the layer's bounding box and (segmentation) its largestSegmentId. Every change to the
+// properties file is made under its lock on the file as stored (re-read first), so processes
+// adding layers, mags or data to one dataset keep each other's changes; the file is replaced
+// atomically.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <map>
 #include <memory>
@@ -41,6 +45,44 @@ inline DType dtype_from_element_class(const std::string& name, const std::string
     return dtype_from_zarr(name, where);
 }
 
+/// A file attached to a segmentation layer (webKnossos "attachments": meshes, agglomerate
+/// mappings, segment index, ...). `kind` is the properties key: "meshes", "agglomerates",
+/// "connectomes" (lists) or "segmentIndex", "segmentStatistics", "cumsum" (one each).
+struct Attachment {
+    std::string kind, name, path, data_format;  // path relative to the dataset, as stored
+};
+
+inline bool attachment_kind_is_list(const std::string& kind) {
+    if (kind == "meshes" || kind == "agglomerates" || kind == "connectomes") return true;
+    if (kind == "segmentIndex" || kind == "segmentStatistics" || kind == "cumsum") return false;
+    throw InvalidArgument("unknown attachment kind '" + kind +
+                          "' (meshes, agglomerates, connectomes, segmentIndex, segmentStatistics, cumsum)");
+}
+
+/// The largest value among `count` elements of an integer type (nothing for float types or no
+/// elements): what a segmentation write raises largestSegmentId to.
+inline std::optional<std::uint64_t> largest_value(DType dtype, const std::uint8_t* data, std::int64_t count,
+                                                  ThreadPool& pool) {
+    if (dtype == DType::float32 || dtype == DType::float64 || count <= 0) return std::nullopt;
+    return dispatch<IntegerTypes>(dtype, "segmentation", [&](auto tag) -> std::optional<std::uint64_t> {
+        using T = typename decltype(tag)::type;
+        const T* values = reinterpret_cast<const T*>(data);
+        const auto parts = static_cast<std::int64_t>(pool.size());
+        std::vector<T> part_max(static_cast<std::size_t>(parts), T{0});
+        parallel_for(
+            pool, 0, parts,
+            [&](std::int64_t p) {
+                T m = values[count * p / parts];
+                for (std::int64_t i = count * p / parts; i < count * (p + 1) / parts; ++i) m = std::max(m, values[i]);
+                part_max[static_cast<std::size_t>(p)] = m;
+            },
+            parts);
+        const T m = *std::max_element(part_max.begin(), part_max.end());
+        if (m <= T{0}) return std::uint64_t{0};
+        return static_cast<std::uint64_t>(m);
+    });
+}
+
 struct LayerInfo {
     std::string name;
     std::string category;  // "color" or "segmentation"
@@ -49,6 +91,7 @@ struct LayerInfo {
     Box bounding_box;  // mag-1 voxels
     std::optional<std::uint64_t> largest_segment_id;
     std::vector<Vec3> mags;
+    std::vector<Attachment> attachments;
     json extra = json::object();  // fields kept verbatim
 };
 
@@ -65,19 +108,24 @@ public:
     void read(const Box& box, std::uint8_t* out, ThreadPool& pool) const;
     /// Writes `size` voxels of this mag (c, x, y, z Fortran order in `data`) at `offset` (mag-1
     /// voxels, aligned to the mag), growing the array and (unless told not to, as when building
-    /// mags from the layer's own data) the layer's bounding box as needed.
+    /// mags from the layer's own data) the layer's bounding box and largest segment id.
     void write(Vec3 offset, Vec3 size, const std::uint8_t* data, ThreadPool& pool, bool grow_bounding_box = true);
 
 private:
     friend class Dataset;
-    Mag(Dataset* dataset, std::string layer, Vec3 factor, std::shared_ptr<ZarrArray> array)
-        : dataset_(dataset), layer_(std::move(layer)), factor_(factor), array_(std::move(array)) {}
+    Mag(Dataset* dataset, std::string layer, Vec3 factor, std::shared_ptr<ZarrArray> array, bool segmentation)
+        : dataset_(dataset),
+          layer_(std::move(layer)),
+          factor_(factor),
+          array_(std::move(array)),
+          segmentation_(segmentation) {}
     Box to_mag(const Box& mag1, const char* what) const;
 
     Dataset* dataset_;
     std::string layer_;
     Vec3 factor_;
     std::shared_ptr<ZarrArray> array_;
+    bool segmentation_;
 };
 
 class Dataset {
@@ -116,11 +164,16 @@ public:
     std::array<double, 3> voxel_size() const { return voxel_size_; }
     const std::string& unit() const { return unit_; }
     std::vector<std::string> layer_names() const {
+        const std::lock_guard<std::mutex> lock(mutex_);
         std::vector<std::string> names;
         for (const auto& l : layers_) names.push_back(l.name);
         return names;
     }
-    const LayerInfo& layer(const std::string& name) const { return *find_layer(name); }
+    /// A copy: writes from other threads may update the layer meanwhile.
+    LayerInfo layer(const std::string& name) const {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        return *find_layer(name);
+    }
 
     void add_layer(const std::string& name, const std::string& category, DType dtype, std::int64_t num_channels = 1) {
         if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
@@ -128,56 +181,60 @@ public:
         if (category != "color" && category != "segmentation")
             throw InvalidArgument("layer category must be 'color' or 'segmentation', got '" + category + "'");
         if (num_channels < 1) throw InvalidArgument("num_channels must be >= 1");
-        for (const auto& l : layers_)
-            if (l.name == name) throw InvalidArgument("layer '" + name + "' exists already in " + path_);
         LayerInfo l;
         l.name = name;
         l.category = category;
         l.dtype = dtype;
         l.num_channels = num_channels;
         if (category == "segmentation") l.largest_segment_id = 0;
-        layers_.push_back(l);
-        save();
+        update([&] {
+            for (const auto& other : layers_)
+                if (other.name == name) throw InvalidArgument("layer '" + name + "' exists already in " + path_);
+            layers_.push_back(l);
+        });
     }
 
     /// Adds a mag to a layer: chunks of `chunk_shape` inside shards of `shard_shape` (x, y, z),
     /// zstd at `compression_level`: the layout webknossos-libs writes.
     Mag add_mag(const std::string& layer, Vec3 mag, Vec3 chunk_shape = {32, 32, 32},
                 Vec3 shard_shape = {1024, 1024, 1024}, int compression_level = 5) {
-        LayerInfo& l = *find_layer(layer);
         if (mag.x < 1 || mag.y < 1 || mag.z < 1) throw InvalidArgument("mag factors must be >= 1");
-        for (const Vec3& m : l.mags)
-            if (m == mag) throw InvalidArgument("layer '" + layer + "' has mag " + mag_name(mag) + " already");
         for (int d = 0; d < 3; ++d)
             if (chunk_shape[static_cast<std::size_t>(d)] < 1 ||
                 shard_shape[static_cast<std::size_t>(d)] % chunk_shape[static_cast<std::size_t>(d)] != 0)
                 throw InvalidArgument("shard_shape must be a positive multiple of chunk_shape on every axis");
-        const Shape chunk{l.num_channels, chunk_shape.x, chunk_shape.y, chunk_shape.z};
-        const Shape shard{l.num_channels, shard_shape.x, shard_shape.y, shard_shape.z};
-        const json meta = {{"zarr_format", 3},
-                           {"node_type", "array"},
-                           {"shape", array_shape(l, mag, shard)},
-                           {"data_type", dtype_name(l.dtype)},
-                           {"chunk_grid", {{"name", "regular"}, {"configuration", {{"chunk_shape", shard}}}}},
-                           {"chunk_key_encoding", {{"name", "default"}, {"configuration", {{"separator", "/"}}}}},
-                           {"fill_value", 0},
-                           {"codecs", default_codecs(4, chunk, compression_level)},
-                           {"dimension_names", {"c", "x", "y", "z"}},
-                           {"attributes", json::object()}};
-        const std::string dir = layer + "/" + mag_name(mag);
-        auto array = std::make_shared<ZarrArray>(
-            ZarrArray::create(store_, dir, ArrayMetadata::from_json(meta, store_->describe(dir + "/zarr.json"))));
-        l.mags.push_back(mag);
-        save();
-        return Mag(this, layer, mag, std::move(array));
+        std::shared_ptr<ZarrArray> array;
+        update([&] {
+            LayerInfo& l = *find_layer(layer);
+            for (const Vec3& m : l.mags)
+                if (m == mag) throw InvalidArgument("layer '" + layer + "' has mag " + mag_name(mag) + " already");
+            const Shape chunk{l.num_channels, chunk_shape.x, chunk_shape.y, chunk_shape.z};
+            const Shape shard{l.num_channels, shard_shape.x, shard_shape.y, shard_shape.z};
+            const json meta = {{"zarr_format", 3},
+                               {"node_type", "array"},
+                               {"shape", array_shape(l, mag, shard)},
+                               {"data_type", dtype_name(l.dtype)},
+                               {"chunk_grid", {{"name", "regular"}, {"configuration", {{"chunk_shape", shard}}}}},
+                               {"chunk_key_encoding", {{"name", "default"}, {"configuration", {{"separator", "/"}}}}},
+                               {"fill_value", 0},
+                               {"codecs", default_codecs(4, chunk, compression_level)},
+                               {"dimension_names", {"c", "x", "y", "z"}},
+                               {"attributes", json::object()}};
+            const std::string dir = layer + "/" + mag_name(mag);
+            array = std::make_shared<ZarrArray>(
+                ZarrArray::create(store_, dir, ArrayMetadata::from_json(meta, store_->describe(dir + "/zarr.json"))));
+            l.mags.push_back(mag);
+        });
+        return Mag(this, layer, mag, std::move(array), layer_category(layer) == "segmentation");
     }
 
     Mag get_mag(const std::string& layer, Vec3 mag) {
-        const LayerInfo& l = *find_layer(layer);
+        const LayerInfo l = this->layer(layer);
         for (const Vec3& m : l.mags)
             if (m == mag)
                 return Mag(this, layer, mag,
-                           std::make_shared<ZarrArray>(ZarrArray::open(store_, layer + "/" + mag_name(mag))));
+                           std::make_shared<ZarrArray>(ZarrArray::open(store_, layer + "/" + mag_name(mag))),
+                           l.category == "segmentation");
         throw NotFound("layer '" + layer + "' of " + path_ + " has no mag " + mag_name(mag));
     }
 
@@ -193,7 +250,7 @@ public:
         const Shape inner = meta.codecs.sharding() ? meta.codecs.sharding()->chunk_shape : meta.chunk_shape;
         const Vec3 chunk{inner[1], inner[2], inner[3]},
             shard{meta.chunk_shape[1], meta.chunk_shape[2], meta.chunk_shape[3]};
-        const LayerInfo& info = *find_layer(layer);
+        const LayerInfo info = this->layer(layer);
         bool exists = false;
         for (const Vec3& m : info.mags) exists = exists || m == to;
         Mag target = exists ? get_mag(layer, to) : add_mag(layer, to, chunk, shard);
@@ -215,6 +272,33 @@ public:
             }
         });
         return target;
+    }
+
+    /// Records an attachment of a layer (replacing one of the same kind and name). `path` is
+    /// relative to the dataset folder (webknossos-libs puts them in `<layer>/<kind>/<name>`).
+    void add_attachment(const std::string& layer, const Attachment& attachment) {
+        const bool list = attachment_kind_is_list(attachment.kind);
+        if (attachment.name.empty() || attachment.path.empty())
+            throw InvalidArgument("an attachment needs a name and a path");
+        update([&] {
+            auto& all = find_layer(layer)->attachments;
+            all.erase(std::remove_if(all.begin(), all.end(),
+                                     [&](const Attachment& a) {
+                                         return a.kind == attachment.kind && (!list || a.name == attachment.name);
+                                     }),
+                      all.end());
+            all.push_back(attachment);
+        });
+    }
+
+    /// Sets a segmentation layer's largestSegmentId (nothing: unknown), e.g. after relabelling.
+    void set_largest_segment_id(const std::string& layer, std::optional<std::uint64_t> id) {
+        update([&] {
+            LayerInfo& l = *find_layer(layer);
+            if (l.category != "segmentation")
+                throw InvalidArgument("layer '" + layer + "' is not a segmentation layer");
+            l.largest_segment_id = id;
+        });
     }
 
     /// Writes datasource-properties.json (atomically).
@@ -244,6 +328,18 @@ public:
                                 {"axisOrder", {{"c", 0}, {"x", 1}, {"y", 2}, {"z", 3}}}});
             j["mags"] = mags;
             if (l.largest_segment_id) j["largestSegmentId"] = *l.largest_segment_id;
+            if (!l.attachments.empty()) {
+                json attachments = json::object();
+                for (const Attachment& a : l.attachments) {
+                    const json entry = {{"name", a.name}, {"path", a.path}, {"dataFormat", a.data_format}};
+                    if (attachment_kind_is_list(a.kind)) {
+                        attachments[a.kind].push_back(entry);
+                    } else {
+                        attachments[a.kind] = entry;
+                    }
+                }
+                j["attachments"] = attachments;
+            }
             layers.push_back(j);
         }
         json j = extra_;
@@ -257,6 +353,8 @@ public:
 private:
     friend class Mag;
     Dataset(std::string path, std::shared_ptr<FileStore> store) : path_(std::move(path)), store_(std::move(store)) {}
+
+    std::string layer_category(const std::string& name) const { return layer(name).category; }
 
     LayerInfo* find_layer(const std::string& name) {
         for (auto& l : layers_)
@@ -307,32 +405,70 @@ private:
                 const auto f = m.at("mag").get<std::array<std::int64_t, 3>>();
                 l.mags.push_back({f[0], f[1], f[2]});
             }
+            if (lj.contains("attachments") && lj["attachments"].is_object())
+                for (const auto& [kind, value] : lj["attachments"].items()) {
+                    if (value.is_null()) continue;
+                    auto add = [&, kind = kind](const json& a) {
+                        l.attachments.push_back({kind, a.at("name").get<std::string>(), a.at("path").get<std::string>(),
+                                                 a.value("dataFormat", "")});
+                    };
+                    if (value.is_array()) {
+                        for (const json& a : value) add(a);
+                    } else {
+                        add(value);
+                    }
+                }
             l.extra = lj;
             for (const char* key : {"name", "category", "boundingBox", "dataFormat", "elementClass", "numChannels",
-                                    "mags", "largestSegmentId"})
+                                    "mags", "largestSegmentId", "attachments"})
                 l.extra.erase(key);
             layers_.push_back(l);
         }
     }
 
-    // Grows a layer's bounding box to include `box` (mag 1) and saves; called by Mag::write.
-    // Under the properties file's lock, the stored file is re-read first, so that bounding boxes
-    // grown (or layers added) by other processes are kept.
-    void grow(const std::string& layer, const Box& box) {
+    // Changes the properties as stored now: under the properties file's lock, the file is
+    // re-read (keeping what other processes added), `change` edits layers_, and it is saved.
+    template <class F>
+    void update(F&& change) {
         const std::lock_guard<std::mutex> lock(mutex_);
-        if (find_layer(layer)->bounding_box.contains(box)) return;
         const auto guard = store_->lock(properties_file);
         if (const auto raw = store_->get(properties_file)) {
+            const std::string where = store_->describe(properties_file);
             try {
-                layers_.clear();
-                parse(json::parse(raw->begin(), raw->end()), store_->describe(properties_file));
+                std::vector<LayerInfo> before;
+                before.swap(layers_);
+                try {
+                    parse(json::parse(raw->begin(), raw->end()), where);
+                } catch (...) {
+                    layers_.swap(before);  // keep the last good state
+                    throw;
+                }
             } catch (const json::exception& e) {
-                throw CorruptData(store_->describe(properties_file) + ": " + e.what());
+                throw CorruptData(where + ": " + e.what());
             }
         }
-        LayerInfo& l = *find_layer(layer);
-        l.bounding_box = l.bounding_box.union_with(box);
+        change();
         save();
+    }
+
+    // After a write through a Mag: grows the layer's bounding box to include `box` (mag 1) and
+    // raises its largest segment id to `largest_written`, saving only if either changes.
+    void grow(const std::string& layer, const Box& box, std::optional<std::uint64_t> largest_written) {
+        auto needed = [&] {
+            const LayerInfo& l = *find_layer(layer);
+            return !l.bounding_box.contains(box) ||
+                   (largest_written && l.largest_segment_id && *largest_written > *l.largest_segment_id);
+        };
+        {
+            const std::lock_guard<std::mutex> lock(mutex_);
+            if (!needed()) return;
+        }
+        update([&] {
+            LayerInfo& l = *find_layer(layer);
+            l.bounding_box = l.bounding_box.union_with(box);
+            if (largest_written && l.largest_segment_id)
+                l.largest_segment_id = std::max(*l.largest_segment_id, *largest_written);
+        });
     }
 
     std::string path_;
@@ -341,7 +477,7 @@ private:
     std::string unit_ = "nanometer";
     std::vector<LayerInfo> layers_;
     json extra_ = json::object();
-    std::mutex mutex_;
+    mutable std::mutex mutex_;  // guards layers_ against writes from other threads
 };
 
 inline Box Mag::to_mag(const Box& mag1, const char* what) const {
@@ -373,7 +509,10 @@ inline void Mag::write(Vec3 offset, Vec3 size, const std::uint8_t* data, ThreadP
     if (grow) array_->grow_to(shape);
     array_->write({0, b.topleft().x, b.topleft().y, b.topleft().z}, {shape[0], b.size().x, b.size().y, b.size().z},
                   data, pool);
-    if (grow_bounding_box) dataset_->grow(layer_, mag1);
+    if (!grow_bounding_box) return;
+    std::optional<std::uint64_t> largest;
+    if (segmentation_) largest = largest_value(array_->metadata().dtype, data, shape[0] * b.volume(), pool);
+    dataset_->grow(layer_, mag1, largest);
 }
 
 }  // namespace vx::io

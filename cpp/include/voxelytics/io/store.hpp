@@ -6,13 +6,15 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <optional>
 #include <random>
@@ -32,6 +34,18 @@ public:
     virtual ~StoreLock() = default;
 };
 
+/// One version of one stored value, open for reading byte ranges: every read sees the same
+/// bytes, even if a writer replaces the value meanwhile. Safe to read from several threads.
+class StoreReader {
+public:
+    virtual ~StoreReader() = default;
+    virtual std::int64_t size() const = 0;
+    /// `length` bytes from `offset` (negative: from the end); CorruptData if past the end.
+    virtual Bytes read(std::int64_t offset, std::int64_t length) const = 0;
+    /// Changes whenever the value is replaced: what caches check before trusting a copy.
+    virtual const std::string& version() const = 0;
+};
+
 class Store {
 public:
     virtual ~Store() = default;
@@ -40,10 +54,20 @@ public:
     /// writers of one key wait for each other instead of losing each other's update.
     virtual std::unique_ptr<StoreLock> lock(const std::string& key) = 0;
     /// The value of `key`, or nothing if it does not exist.
-    virtual std::optional<Bytes> get(const std::string& key) const = 0;
+    std::optional<Bytes> get(const std::string& key) const {
+        const auto r = open(key);
+        if (!r) return std::nullopt;
+        return r->read(0, r->size());
+    }
     /// `length` bytes from `offset` of `key`'s value; a negative offset counts from the end.
     /// Nothing if the key does not exist; CorruptData if the value is shorter than the range.
-    virtual std::optional<Bytes> get_range(const std::string& key, std::int64_t offset, std::int64_t length) const = 0;
+    std::optional<Bytes> get_range(const std::string& key, std::int64_t offset, std::int64_t length) const {
+        const auto r = open(key);
+        if (!r) return std::nullopt;
+        return r->read(offset, length);
+    }
+    /// The current value of `key` for reading, or nullptr if it does not exist.
+    virtual std::unique_ptr<StoreReader> open(const std::string& key) const = 0;
     virtual void set(const std::string& key, const Bytes& value) = 0;
     /// Removes `key`; false if it did not exist.
     virtual bool erase(const std::string& key) = 0;
@@ -58,22 +82,14 @@ public:
     explicit FileStore(std::filesystem::path root) : root_(std::move(root)) {}
     const std::filesystem::path& root() const { return root_; }
 
-    std::optional<Bytes> get(const std::string& key) const override {
-        std::ifstream f(path(key), std::ios::binary | std::ios::ate);
-        if (!f) return std::nullopt;
-        const auto size = static_cast<std::int64_t>(f.tellg());
-        return read_exactly(f, key, 0, size);
-    }
-
-    std::optional<Bytes> get_range(const std::string& key, std::int64_t offset, std::int64_t length) const override {
-        std::ifstream f(path(key), std::ios::binary | std::ios::ate);
-        if (!f) return std::nullopt;
-        const auto size = static_cast<std::int64_t>(f.tellg());
-        const std::int64_t begin = offset < 0 ? size + offset : offset;
-        if (begin < 0 || length < 0 || begin + length > size)
-            throw CorruptData(describe(key) + ": needed bytes [" + std::to_string(begin) + ", " +
-                              std::to_string(begin + length) + ") but the file has " + std::to_string(size));
-        return read_exactly(f, key, begin, length);
+    std::unique_ptr<StoreReader> open(const std::string& key) const override {
+        const std::string file = describe(key);
+        const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            if (errno == ENOENT || errno == ENOTDIR) return nullptr;
+            throw IOError("cannot open " + file + ": " + std::strerror(errno));
+        }
+        return std::make_unique<FileReader>(fd, file);
     }
 
     void set(const std::string& key, const Bytes& value) override {
@@ -83,15 +99,7 @@ public:
         if (ec) throw IOError("cannot create directory " + target.parent_path().string() + ": " + ec.message());
         // Unique per process and call, so concurrent writers of one key never share a temp file.
         const auto temp = target.string() + ".tmp-" + unique_suffix();
-        {
-            std::ofstream f(temp, std::ios::binary | std::ios::trunc);
-            f.write(reinterpret_cast<const char*>(value.data()), static_cast<std::streamsize>(value.size()));
-            f.flush();
-            if (!f) {
-                std::filesystem::remove(temp, ec);
-                throw IOError("cannot write " + temp);
-            }
-        }
+        write_file(temp, value);
         std::filesystem::rename(temp, target, ec);
         if (ec) {
             std::filesystem::remove(temp, ec);
@@ -147,6 +155,55 @@ public:
     }
 
 private:
+    // pread on one descriptor: the version opened stays readable after a rename replaces it.
+    // The version identifies a file's contents without reading them (device, inode, times,
+    // size): a replacement by rename gets a new inode, an edit in place new times; the times of
+    // files written by FileStore::set are exact to the nanosecond.
+    class FileReader : public StoreReader {
+    public:
+        FileReader(int fd, std::string file) : fd_(fd), file_(std::move(file)) {
+            struct stat st{};
+            if (::fstat(fd_, &st) != 0) {
+                ::close(fd_);
+                throw IOError("cannot stat " + file_);
+            }
+            size_ = static_cast<std::int64_t>(st.st_size);
+            version_ = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
+                       std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + ":" +
+                       std::to_string(st.st_ctim.tv_sec) + "." + std::to_string(st.st_ctim.tv_nsec) + ":" +
+                       std::to_string(size_);
+        }
+        ~FileReader() override { ::close(fd_); }
+        FileReader(const FileReader&) = delete;
+        FileReader& operator=(const FileReader&) = delete;
+
+        std::int64_t size() const override { return size_; }
+        const std::string& version() const override { return version_; }
+        Bytes read(std::int64_t offset, std::int64_t length) const override {
+            const std::int64_t begin = offset < 0 ? size_ + offset : offset;
+            if (begin < 0 || length < 0 || length > size_ || begin > size_ - length)
+                throw CorruptData(file_ + ": needed bytes [" + std::to_string(begin) + ", " +
+                                  std::to_string(begin + length) + ") but the file has " + std::to_string(size_));
+            Bytes out(static_cast<std::size_t>(length));
+            std::size_t done = 0;
+            while (done < out.size()) {
+                const ssize_t n = ::pread(fd_, out.data() + done, out.size() - done,
+                                          static_cast<off_t>(begin + static_cast<std::int64_t>(done)));
+                if (n < 0 && errno == EINTR) continue;
+                if (n < 0) throw IOError("cannot read " + file_ + ": " + std::strerror(errno));
+                if (n == 0) throw CorruptData(file_ + ": file ended early (truncated while reading?)");
+                done += static_cast<std::size_t>(n);
+            }
+            return out;
+        }
+
+    private:
+        int fd_;
+        std::string file_;
+        std::int64_t size_ = 0;
+        std::string version_;
+    };
+
     class FileLock : public StoreLock {
     public:
         explicit FileLock(int fd) : fd_(fd) {}
@@ -157,12 +214,28 @@ private:
 
     std::filesystem::path path(const std::string& key) const { return root_ / key; }
 
-    Bytes read_exactly(std::ifstream& f, const std::string& key, std::int64_t offset, std::int64_t length) const {
-        Bytes out(static_cast<std::size_t>(length));
-        f.seekg(offset);
-        f.read(reinterpret_cast<char*>(out.data()), length);
-        if (!f) throw IOError("cannot read " + describe(key));
-        return out;
+    // Writes `value` to a new file and stamps it with the current time to the nanosecond
+    // (file systems keep coarser clocks), so every value written has its own StoreReader::version.
+    static void write_file(const std::string& file, const Bytes& value) {
+        const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) throw IOError("cannot create " + file + ": " + std::strerror(errno));
+        std::size_t done = 0;
+        while (done < value.size()) {
+            const ssize_t n = ::write(fd, value.data() + done, value.size() - done);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            done += static_cast<std::size_t>(n);
+        }
+        struct timespec now[2];
+        ::clock_gettime(CLOCK_REALTIME, &now[0]);
+        now[1] = now[0];
+        const bool ok = done == value.size() && ::futimens(fd, now) == 0;
+        const int error = errno;
+        if (::close(fd) != 0 || !ok) {
+            std::error_code ec;
+            std::filesystem::remove(file, ec);
+            throw IOError("cannot write " + file + ": " + std::strerror(ok ? errno : error));
+        }
     }
 
     static std::string unique_suffix() {

@@ -9,13 +9,13 @@
 
 #include <algorithm>
 #include <cstring>
-#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "voxelytics/core/dtype.hpp"
 #include "voxelytics/core/thread_pool.hpp"
+#include "voxelytics/io/chunk_cache.hpp"
 #include "voxelytics/io/codecs.hpp"
 #include "voxelytics/io/store.hpp"
 
@@ -126,6 +126,12 @@ public:
 
     const ArrayMetadata& metadata() const { return meta_; }
     std::size_t element_size() const { return elem_; }
+
+    /// The cache of decoded chunks this array uses (ChunkCache::shared() unless set; nullptr:
+    /// none). Reads that take small parts of chunks or shards go through it (with the shard
+    /// index); reads of whole shards stream past it, so large reads do not evict small ones.
+    const std::shared_ptr<ChunkCache>& cache() const { return cache_; }
+    void set_cache(std::shared_ptr<ChunkCache> cache) { cache_ = std::move(cache); }
 
     /// Grows (or shrinks) the array's shape; stored chunks are kept.
     void resize(const Shape& shape) {
@@ -359,53 +365,105 @@ private:
     void read_chunk(const Shape& coords, const Shape& offset, const Shape& shape, std::uint8_t* out) const {
         const std::string key = chunk_key(coords);
         const Shape origin = origin_of(coords, meta_.chunk_shape);
-        const auto raw = store_->get(key);
-        Bytes data;
-        if (raw) {
-            data = meta_.codecs.decode(*raw, meta_.chunk_shape, elem_, describe_chunk(key, coords));
-        } else {
-            data.resize(static_cast<std::size_t>(product(meta_.chunk_shape)) * elem_);
+        const auto reader = store_->open(key);
+        if (!reader) {
+            Bytes data(static_cast<std::size_t>(product(meta_.chunk_shape)) * elem_);
             fill(data.data(), product(meta_.chunk_shape));
+            copy_cell_to_box(origin, meta_.chunk_shape, data.data(), offset, shape, out);
+            return;
         }
-        copy_cell_to_box(origin, meta_.chunk_shape, data.data(), offset, shape, out);
+        // Chunks read only in part are likely read again (neighbouring boxes, halos): cache them.
+        const bool cached = cache_ && !covers(offset, shape, origin, meta_.chunk_shape);
+        const std::string entry = cache_key(key, "");
+        std::shared_ptr<const Bytes> data = cached ? cache_->get<std::uint8_t>(entry, reader->version()) : nullptr;
+        if (!data) {
+            data = std::make_shared<const Bytes>(meta_.codecs.decode(reader->read(0, reader->size()), meta_.chunk_shape,
+                                                                     elem_, describe_chunk(key, coords)));
+            if (cached) cache_->put(entry, reader->version(), data);
+        }
+        copy_cell_to_box(origin, meta_.chunk_shape, data->data(), offset, shape, out);
     }
 
     // Reads the part of the box in one shard. Many inner chunks: the shard is read in one go;
-    // a few: the index and then each chunk are read as byte ranges.
+    // a few: the index and then each chunk are read as byte ranges, through the cache.
     void read_shard(const Sharding& s, const Shape& coords, const Shape& offset, const Shape& shape, std::uint8_t* out,
                     ThreadPool& pool) const {
         const std::string key = chunk_key(coords);
         const Shape origin = origin_of(coords, meta_.chunk_shape);
         const auto inner = chunks_overlapping(offset_in(origin, offset), clip(origin, offset, shape), s.chunk_shape);
-        std::optional<Bytes> whole;
-        std::vector<std::uint64_t> index;
-        if (static_cast<std::int64_t>(inner.size()) * 4 >= product(chunks_per_shard(s))) {
-            whole = store_->get(key);
-            if (whole) index = decode_index(index_slice(*whole, key, s), key, s);
-        } else {
-            index = read_index(key, s);
-        }
         const std::int64_t count = product(s.chunk_shape);
-        for_each_chunk(pool, static_cast<std::int64_t>(inner.size()), [&](std::int64_t i) {
-            const Shape& c = inner[static_cast<std::size_t>(i)];
+        auto fill_missing = [&](const Shape& c) {
             thread_local Bytes chunk;  // reused: fresh large buffers per chunk cost page faults
             chunk.resize(static_cast<std::size_t>(count) * elem_);
-            bool stored = false;
-            if (!index.empty()) {
-                if (whole) {
-                    const auto [at, size] = inner_span(*whole, key, s, index, c);
-                    if ((stored = at != nullptr))
-                        s.inner->decode_into(at, size, s.chunk_shape, elem_, inner_what(key, c), chunk.data());
-                } else {
-                    const auto raw = read_inner(key, s, index, c);
-                    if ((stored = !raw.empty()))
-                        s.inner->decode_into(raw.data(), raw.size(), s.chunk_shape, elem_, inner_what(key, c),
-                                             chunk.data());
-                }
-            }
-            if (!stored) fill(chunk.data(), count);
+            fill(chunk.data(), count);
+            copy_cell_to_box(add(origin, origin_of(c, s.chunk_shape)), s.chunk_shape, chunk.data(), offset, shape, out);
+        };
+        if (static_cast<std::int64_t>(inner.size()) * 4 < product(chunks_per_shard(s))) {
+            const auto reader = store_->open(key);
+            const auto index = reader ? shard_index(*reader, key, s) : nullptr;
+            for_each_chunk(pool, static_cast<std::int64_t>(inner.size()), [&](std::int64_t i) {
+                const Shape& c = inner[static_cast<std::size_t>(i)];
+                const auto chunk = index ? inner_chunk(*reader, key, s, *index, c) : nullptr;
+                if (!chunk) return fill_missing(c);
+                copy_cell_to_box(add(origin, origin_of(c, s.chunk_shape)), s.chunk_shape, chunk->data(), offset, shape,
+                                 out);
+            });
+            return;
+        }
+        const std::optional<Bytes> whole = store_->get(key);
+        std::vector<std::uint64_t> index;
+        if (whole) index = decode_index(index_slice(*whole, key, s), key, s);
+        for_each_chunk(pool, static_cast<std::int64_t>(inner.size()), [&](std::int64_t i) {
+            const Shape& c = inner[static_cast<std::size_t>(i)];
+            const auto [at, size] =
+                whole ? inner_span(*whole, key, s, index, c) : std::pair<const std::uint8_t*, std::size_t>{nullptr, 0};
+            if (!at) return fill_missing(c);
+            thread_local Bytes chunk;  // reused, see fill_missing
+            chunk.resize(static_cast<std::size_t>(count) * elem_);
+            s.inner->decode_into(at, size, s.chunk_shape, elem_, inner_what(key, c), chunk.data());
             copy_cell_to_box(add(origin, origin_of(c, s.chunk_shape)), s.chunk_shape, chunk.data(), offset, shape, out);
         });
+    }
+
+    // Cache entries of a chunk (shard) key: "<file>#" then the part ("index", inner coordinates).
+    std::string cache_key(const std::string& key, const std::string& part) const {
+        return store_->describe(key) + "#" + part;
+    }
+    void invalidate(const std::string& key) const {
+        if (cache_) cache_->erase_prefix(cache_key(key, ""));
+    }
+
+    // The decoded index of the shard open in `reader`, from the cache when it holds this version.
+    std::shared_ptr<const std::vector<std::uint64_t>> shard_index(const StoreReader& reader, const std::string& key,
+                                                                  const Sharding& s) const {
+        const std::string entry = cache_key(key, "index");
+        if (cache_)
+            if (auto hit = cache_->get<std::uint64_t>(entry, reader.version())) return hit;
+        if (reader.size() < index_size_) throw CorruptData(store_->describe(key) + ": shard shorter than its index");
+        auto index = std::make_shared<const std::vector<std::uint64_t>>(
+            decode_index(reader.read(s.index_at_end ? -index_size_ : 0, index_size_), key, s));
+        if (cache_) cache_->put(entry, reader.version(), index);
+        return index;
+    }
+
+    // Inner chunk `c` of the shard open in `reader`, decoded; nullptr if it is not stored.
+    std::shared_ptr<const Bytes> inner_chunk(const StoreReader& reader, const std::string& key, const Sharding& s,
+                                             const std::vector<std::uint64_t>& index, const Shape& c) const {
+        const std::string entry = cache_key(key, coords_string(c));
+        if (cache_)
+            if (auto hit = cache_->get<std::uint8_t>(entry, reader.version())) return hit;
+        const auto p = static_cast<std::size_t>(index_position(s, c));
+        const std::uint64_t at = index[2 * p], nbytes = index[2 * p + 1];
+        if (at == Sharding::empty && nbytes == Sharding::empty) return nullptr;
+        const auto size = static_cast<std::uint64_t>(reader.size());
+        if (at > size || nbytes > size - at)
+            throw CorruptData(inner_what(key, c) + ": index entry points outside the shard");
+        const Bytes raw = reader.read(static_cast<std::int64_t>(at), static_cast<std::int64_t>(nbytes));
+        auto chunk = std::make_shared<Bytes>(static_cast<std::size_t>(product(s.chunk_shape)) * elem_);
+        s.inner->decode_into(raw.data(), raw.size(), s.chunk_shape, elem_, inner_what(key, c), chunk->data());
+        std::shared_ptr<const Bytes> result = std::move(chunk);
+        if (cache_) cache_->put(entry, reader.version(), result);
+        return result;
     }
 
     void write_chunk(const Shape& coords, const Shape& offset, const Shape& shape, const std::uint8_t* in) {
@@ -427,6 +485,7 @@ private:
         } else {
             store_->set(key, meta_.codecs.encode(data.data(), meta_.chunk_shape, elem_));
         }
+        invalidate(key);
     }
 
     static bool covers(const Shape& offset, const Shape& shape, const Shape& origin, const Shape& cell) {
@@ -460,14 +519,7 @@ private:
         return pos;
     }
 
-    // The decoded index as (offset, nbytes) pairs in C order of the inner grid; empty if the
-    // shard does not exist.
-    std::vector<std::uint64_t> read_index(const std::string& key, const Sharding& s) const {
-        const auto raw = store_->get_range(key, s.index_at_end ? -index_size_ : 0, index_size_);
-        if (!raw) return {};
-        return decode_index(*raw, key, s);
-    }
-
+    // The decoded index as (offset, nbytes) pairs in C order of the inner grid.
     std::vector<std::uint64_t> decode_index(const Bytes& raw, const std::string& key, const Sharding& s) const {
         const Shape shape = index_shape(s);
         const Bytes fortran = s.index->decode(raw, shape, 8, store_->describe(key) + " (shard index)");
@@ -517,20 +569,6 @@ private:
         return store_->describe(key) + " inner chunk " + coords_string(inner);
     }
 
-    // The stored bytes of inner chunk `inner`, read as a byte range; empty if absent.
-    Bytes read_inner(const std::string& key, const Sharding& s, const std::vector<std::uint64_t>& index,
-                     const Shape& inner) const {
-        const auto p = static_cast<std::size_t>(index_position(s, inner));
-        const std::uint64_t offset = index[2 * p], nbytes = index[2 * p + 1];
-        if (offset == Sharding::empty && nbytes == Sharding::empty) return {};
-        const std::int64_t limit = std::numeric_limits<std::int64_t>::max() / 2;
-        if (offset > static_cast<std::uint64_t>(limit) || nbytes > static_cast<std::uint64_t>(limit))
-            throw CorruptData(inner_what(key, inner) + ": invalid index entry");
-        const auto raw = store_->get_range(key, static_cast<std::int64_t>(offset), static_cast<std::int64_t>(nbytes));
-        if (!raw) throw CorruptData(inner_what(key, inner) + ": shard vanished while reading");
-        return *raw;
-    }
-
     // Rewrites one shard inner chunk by inner chunk: chunks the box touches are decoded (or
     // start as fill), overlaid and re-encoded; the others keep their stored bytes. Memory stays
     // at one stored shard plus one inner chunk, however large the shard.
@@ -577,6 +615,7 @@ private:
         }
         if (body_size == 0) {
             store_->erase(key);
+            invalidate(key);
             return;
         }
         const Bytes index = s.index->encode(reinterpret_cast<const std::uint8_t*>(words.data()), index_shape(s), 8);
@@ -586,6 +625,7 @@ private:
         for (const Bytes& e : encoded) shard.insert(shard.end(), e.begin(), e.end());
         if (s.index_at_end) shard.insert(shard.end(), index.begin(), index.end());
         store_->set(key, shard);
+        invalidate(key);
     }
 
     // --- small helpers ---------------------------------------------------------------------------
@@ -625,6 +665,7 @@ private:
     std::size_t elem_;
     Bytes fill_;
     std::int64_t index_size_ = 0;  // encoded shard index, when sharded
+    std::shared_ptr<ChunkCache> cache_ = ChunkCache::shared();
 };
 
 }  // namespace vx::io
