@@ -3,6 +3,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+#include <zstd.h>
 
 #include "detail/numpy.hpp"
 #include "detail/vec3_caster.hpp"
@@ -196,5 +197,6 @@ void export_io(py::module_& parent) {
         "set_chunk_cache_capacity",
         [](std::size_t capacity_bytes) { vx::io::ChunkCache::shared()->set_capacity(capacity_bytes); },
         py::arg("capacity_bytes"));
+    m.def("zstd_version", [] { return std::string(ZSTD_versionString()); });
     m.def("clear_chunk_cache", [] { vx::io::ChunkCache::shared()->clear(); });
 }

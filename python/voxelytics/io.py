@@ -54,7 +54,13 @@ __all__ = [
     "clear_chunk_cache",
     "default_codecs",
     "set_chunk_cache_capacity",
+    "zstd_version",
 ]
+
+
+def zstd_version() -> str:
+    """The zstd library chunks are (de)compressed with (it decides much of the write speed)."""
+    return _io.zstd_version()
 
 
 def chunk_cache_stats() -> dict:
