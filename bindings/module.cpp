@@ -8,6 +8,7 @@ namespace py = pybind11;
 
 void export_core(py::module_&);
 void export_io(py::module_&);
+void export_metrics(py::module_&);
 void export_segmentation(py::module_&);
 #ifdef VOXELYTICS_WITH_TORCH
 void export_inference(py::module_&);
@@ -19,6 +20,7 @@ PYBIND11_MODULE(_core, m) {
     vx::bindings::register_errors(m);
     export_core(m);
     export_io(m);
+    export_metrics(m);
     export_segmentation(m);
 #ifdef VOXELYTICS_WITH_TORCH
     export_inference(m);

@@ -13,7 +13,7 @@ import importlib.util as _importlib_util
 if _importlib_util.find_spec("torch") is not None:
     import torch as _torch  # noqa: F401
 
-from . import _core
+from . import _core, metrics
 from ._core import CorruptDataError
 from .core import Block, BlockGrid, Box
 from .io import Dataset
@@ -29,6 +29,7 @@ __all__ = [
     "Dataset",
     "__version__",
     "connected_components",
+    "metrics",
     "relabel_sequential",
     "remap",
 ]

@@ -417,4 +417,7 @@ class Mag:
         self._m.write(data, _vec3(offset, "offset"), resolve_threads(threads))
 
     def __repr__(self) -> str:
-        return f"Mag({self.layer.name!r}, {self.factor}, array shape={tuple(self._m.shape)})"
+        return (
+            f"Mag({self.layer.name!r}, {self.factor}, dtype={self.layer.dtype.name}, "
+            f"bounding_box={self.layer.bounding_box}, array shape={tuple(self._m.shape)})"
+        )

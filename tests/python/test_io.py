@@ -282,6 +282,10 @@ def test_dataset_round_trip_and_bounding_boxes(tmp_path):
     part = color.get_mag(1).read(vx.Box((40, 10, 10), (8, 8, 8)))
     np.testing.assert_array_equal(part[0], raw[8:16, 10:18, 2:10])
     assert "Layer('color'" in repr(color) and "Dataset(" in repr(reopened)
+    assert repr(seg.get_mag("2-2-1")) == (
+        "Mag('segmentation', (2, 2, 1), dtype=uint32, "
+        "bounding_box=Box(topleft=(32, 0, 8), size=(96, 80, 40)), array shape=(1, 64, 64, 64))"
+    )
 
 
 def test_webknossos_opens_our_dataset(tmp_path):
