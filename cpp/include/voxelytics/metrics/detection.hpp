@@ -13,7 +13,6 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
-#include <functional>
 #include <unordered_map>
 #include <vector>
 
@@ -76,24 +75,52 @@ inline std::vector<std::vector<std::size_t>> candidates(const std::vector<Point>
 }
 
 // Maximum bipartite matching by augmenting paths (Kuhn), trying candidates in the given order.
+// The depth-first search keeps its path on an explicit stack: paths can be as long as a cluster
+// of points is large, too deep for recursion.
 inline DetectionScores match(const std::vector<std::vector<std::size_t>>& candidates, std::size_t n_predicted) {
     const std::size_t n_truth = candidates.size();
     std::vector<std::size_t> owner(n_predicted, SIZE_MAX);  // predicted -> true point
     std::vector<std::size_t> visited(n_predicted, SIZE_MAX);
-    std::function<bool(std::size_t, std::size_t)> augment = [&](std::size_t i, std::size_t round) {
-        for (std::size_t j : candidates[i]) {
-            if (visited[j] == round) continue;
-            visited[j] = round;
-            if (owner[j] == SIZE_MAX || augment(owner[j], round)) {
-                owner[j] = i;
-                return true;
+    struct Step {
+        std::size_t truth, next;  // a true point on the path, and its next candidate to try
+    };
+    std::vector<Step> path;
+    auto augment = [&](std::size_t start) {
+        path.assign(1, {start, 0});
+        while (!path.empty()) {
+            Step& top = path.back();
+            if (top.next == candidates[top.truth].size()) {
+                path.pop_back();
+                continue;
             }
+            const std::size_t j = candidates[top.truth][top.next++];
+            if (visited[j] == start) continue;
+            visited[j] = start;
+            if (owner[j] != SIZE_MAX) {
+                path.push_back({owner[j], 0});  // try to move j's owner elsewhere
+                continue;
+            }
+            // A free predicted point: shift every point on the path to the candidate it took.
+            owner[j] = path.back().truth;
+            for (std::size_t l = path.size() - 1; l > 0; --l) {
+                const Step& parent = path[l - 1];
+                owner[candidates[parent.truth][parent.next - 1]] = parent.truth;
+            }
+            return;
         }
-        return false;
     };
     DetectionScores s;
+    // Nearest free candidate first: most points match here, so few (and short) searches remain.
+    std::vector<bool> matched(n_truth, false);
     for (std::size_t i = 0; i < n_truth; ++i)
-        if (!candidates[i].empty()) augment(i, i);
+        for (std::size_t j : candidates[i])
+            if (owner[j] == SIZE_MAX) {
+                owner[j] = i;
+                matched[i] = true;
+                break;
+            }
+    for (std::size_t i = 0; i < n_truth; ++i)
+        if (!matched[i] && !candidates[i].empty()) augment(i);
     for (std::size_t j = 0; j < n_predicted; ++j)
         if (owner[j] != SIZE_MAX) s.matches.emplace_back(owner[j], j);
     std::sort(s.matches.begin(), s.matches.end());
