@@ -13,21 +13,12 @@ Prints the best of `--repeat` runs, voxels/s and ratios. Run: python benchmarks/
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+from timing import best_time
 
 import voxelytics as vx
 from voxelytics.synthetic import voronoi_labels
-
-
-def best_time(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:

@@ -17,19 +17,11 @@ Run: python benchmarks/bench_metrics.py [--size 256]
 from __future__ import annotations
 
 import argparse
-import time
+
+from timing import best_time
 
 import voxelytics as vx
 from voxelytics.synthetic import voronoi_labels
-
-
-def best_time(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def skimage_scores(truth, test):
