@@ -4,4 +4,5 @@
 #include <catch2/catch.hpp>
 #else
 #include <catch2/catch_all.hpp>
+using Catch::Approx;  // global in 2.x
 #endif
