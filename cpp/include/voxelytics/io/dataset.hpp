@@ -204,8 +204,10 @@ public:
                 shard_shape[static_cast<std::size_t>(d)] % chunk_shape[static_cast<std::size_t>(d)] != 0)
                 throw InvalidArgument("shard_shape must be a positive multiple of chunk_shape on every axis");
         std::shared_ptr<ZarrArray> array;
+        bool segmentation = false;
         update([&] {
             LayerInfo& l = *find_layer(layer);
+            segmentation = l.category == "segmentation";
             for (const Vec3& m : l.mags)
                 if (m == mag) throw InvalidArgument("layer '" + layer + "' has mag " + mag_name(mag) + " already");
             const Shape chunk{l.num_channels, chunk_shape.x, chunk_shape.y, chunk_shape.z};
@@ -225,7 +227,7 @@ public:
                 ZarrArray::create(store_, dir, ArrayMetadata::from_json(meta, store_->describe(dir + "/zarr.json"))));
             l.mags.push_back(mag);
         });
-        return Mag(this, layer, mag, std::move(array), layer_category(layer) == "segmentation");
+        return Mag(this, layer, mag, std::move(array), segmentation);
     }
 
     Mag get_mag(const std::string& layer, Vec3 mag) {
@@ -353,8 +355,6 @@ public:
 private:
     friend class Mag;
     Dataset(std::string path, std::shared_ptr<FileStore> store) : path_(std::move(path)), store_(std::move(store)) {}
-
-    std::string layer_category(const std::string& name) const { return layer(name).category; }
 
     LayerInfo* find_layer(const std::string& name) {
         for (auto& l : layers_)

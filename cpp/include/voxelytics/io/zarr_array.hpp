@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -452,13 +453,10 @@ private:
         const std::string entry = cache_key(key, coords_string(c));
         if (cache_)
             if (auto hit = cache_->get<std::uint8_t>(entry, reader.version())) return hit;
-        const auto p = static_cast<std::size_t>(index_position(s, c));
-        const std::uint64_t at = index[2 * p], nbytes = index[2 * p + 1];
-        if (at == Sharding::empty && nbytes == Sharding::empty) return nullptr;
-        const auto size = static_cast<std::uint64_t>(reader.size());
-        if (at > size || nbytes > size - at)
-            throw CorruptData(inner_what(key, c) + ": index entry points outside the shard");
-        const Bytes raw = reader.read(static_cast<std::int64_t>(at), static_cast<std::int64_t>(nbytes));
+        const auto range = inner_range(key, s, index, c, static_cast<std::uint64_t>(reader.size()));
+        if (!range) return nullptr;
+        const Bytes raw =
+            reader.read(static_cast<std::int64_t>(range->first), static_cast<std::int64_t>(range->second));
         auto chunk = std::make_shared<Bytes>(static_cast<std::size_t>(product(s.chunk_shape)) * elem_);
         s.inner->decode_into(raw.data(), raw.size(), s.chunk_shape, elem_, inner_what(key, c), chunk->data());
         std::shared_ptr<const Bytes> result = std::move(chunk);
@@ -557,12 +555,23 @@ private:
     std::pair<const std::uint8_t*, std::size_t> inner_span(const Bytes& shard, const std::string& key,
                                                            const Sharding& s, const std::vector<std::uint64_t>& index,
                                                            const Shape& inner) const {
+        const auto range = inner_range(key, s, index, inner, shard.size());
+        if (!range) return {nullptr, 0};
+        return {shard.data() + range->first, static_cast<std::size_t>(range->second)};
+    }
+
+    // (offset, nbytes) of inner chunk `inner` in a shard of `shard_size` bytes, checked to lie
+    // inside it; nothing if the chunk is not stored.
+    std::optional<std::pair<std::uint64_t, std::uint64_t>> inner_range(const std::string& key, const Sharding& s,
+                                                                       const std::vector<std::uint64_t>& index,
+                                                                       const Shape& inner,
+                                                                       std::uint64_t shard_size) const {
         const auto p = static_cast<std::size_t>(index_position(s, inner));
         const std::uint64_t at = index[2 * p], size = index[2 * p + 1];
-        if (at == Sharding::empty && size == Sharding::empty) return {nullptr, 0};
-        if (at > shard.size() || size > shard.size() - at)
+        if (at == Sharding::empty && size == Sharding::empty) return std::nullopt;
+        if (at > shard_size || size > shard_size - at)
             throw CorruptData(inner_what(key, inner) + ": index entry points outside the shard");
-        return {shard.data() + at, static_cast<std::size_t>(size)};
+        return std::make_pair(at, size);
     }
 
     std::string inner_what(const std::string& key, const Shape& inner) const {
