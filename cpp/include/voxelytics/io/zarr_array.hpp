@@ -169,15 +169,12 @@ public:
     /// Reads the box (offset, shape) into `out` (Fortran order, product(shape) elements).
     void read(const Shape& offset, const Shape& shape, std::uint8_t* out, ThreadPool& pool) const {
         check_box(offset, shape, "read");
-        const auto chunks = chunks_overlapping(offset, shape, meta_.chunk_shape);
-        if (const Sharding* s = meta_.codecs.sharding()) {
-            for_each_shard(pool, chunks, [&](const Shape& coords, ThreadPool& inner_pool) {
-                read_shard(*s, coords, offset, shape, out, inner_pool);
-            });
-            return;
-        }
-        for_each_chunk(pool, static_cast<std::int64_t>(chunks.size()),
-                       [&](std::int64_t i) { read_chunk(chunks[static_cast<std::size_t>(i)], offset, shape, out); });
+        for_each_cell(
+            offset, shape, pool,
+            [&](const Sharding& s, const Shape& coords, ThreadPool& inner_pool) {
+                read_shard(s, coords, offset, shape, out, inner_pool);
+            },
+            [&](const Shape& coords) { read_chunk(coords, offset, shape, out); });
     }
 
     /// Writes `in` (Fortran order) to the box (offset, shape); the box must lie inside the shape.
@@ -187,15 +184,12 @@ public:
             if (offset[d] + shape[d] > meta_.shape[d])
                 throw InvalidArgument("write: box reaches past the array shape on axis " + std::to_string(d) +
                                       " (resize the array first)");
-        const auto chunks = chunks_overlapping(offset, shape, meta_.chunk_shape);
-        if (const Sharding* s = meta_.codecs.sharding()) {
-            for_each_shard(pool, chunks, [&](const Shape& coords, ThreadPool& inner_pool) {
-                write_shard(*s, coords, offset, shape, in, inner_pool);
-            });
-            return;
-        }
-        for_each_chunk(pool, static_cast<std::int64_t>(chunks.size()),
-                       [&](std::int64_t i) { write_chunk(chunks[static_cast<std::size_t>(i)], offset, shape, in); });
+        for_each_cell(
+            offset, shape, pool,
+            [&](const Sharding& s, const Shape& coords, ThreadPool& inner_pool) {
+                write_shard(s, coords, offset, shape, in, inner_pool);
+            },
+            [&](const Shape& coords) { write_chunk(coords, offset, shape, in); });
     }
 
     /// The store key of the chunk (shard) at grid coordinates `coords`.
@@ -343,6 +337,21 @@ private:
     static void for_each_chunk(ThreadPool& pool, std::int64_t n, F&& fn) {
         parallel_for(pool, 0, n, std::forward<F>(fn),
                      std::min<std::int64_t>(n, 8 * static_cast<std::int64_t>(pool.size())));
+    }
+
+    // The cells of the chunk grid that the box touches: on_shard(sharding, coords, pool for its
+    // inner chunks) for each shard of a sharded array, else on_chunk(coords) for each chunk.
+    template <class OnShard, class OnChunk>
+    void for_each_cell(const Shape& offset, const Shape& shape, ThreadPool& pool, OnShard&& on_shard,
+                       OnChunk&& on_chunk) const {
+        const auto cells = chunks_overlapping(offset, shape, meta_.chunk_shape);
+        if (const Sharding* s = meta_.codecs.sharding()) {
+            for_each_shard(pool, cells,
+                           [&](const Shape& coords, ThreadPool& inner_pool) { on_shard(*s, coords, inner_pool); });
+            return;
+        }
+        for_each_chunk(pool, static_cast<std::int64_t>(cells.size()),
+                       [&](std::int64_t i) { on_chunk(cells[static_cast<std::size_t>(i)]); });
     }
 
     // Runs fn(shard, pool for its inner chunks) for every shard. With at least as many shards as
