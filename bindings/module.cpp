@@ -10,6 +10,7 @@ void export_core(py::module_&);
 void export_io(py::module_&);
 void export_metrics(py::module_&);
 void export_segmentation(py::module_&);
+void export_synthetic(py::module_&);
 #ifdef VOXELYTICS_WITH_TORCH
 void export_inference(py::module_&);
 #endif
@@ -22,6 +23,7 @@ PYBIND11_MODULE(_core, m) {
     export_io(m);
     export_metrics(m);
     export_segmentation(m);
+    export_synthetic(m);
 #ifdef VOXELYTICS_WITH_TORCH
     export_inference(m);
     m.attr("with_torch") = true;

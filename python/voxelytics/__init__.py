@@ -13,7 +13,7 @@ import importlib.util as _importlib_util
 if _importlib_util.find_spec("torch") is not None:
     import torch as _torch  # noqa: F401
 
-from . import _core, metrics
+from . import _core, metrics, synthetic
 from ._core import CorruptDataError
 from .core import Block, BlockGrid, Box
 from .io import Dataset
@@ -32,4 +32,5 @@ __all__ = [
     "metrics",
     "relabel_sequential",
     "remap",
+    "synthetic",
 ]
