@@ -161,6 +161,7 @@ void export_synthetic(py::module_& parent) {
         .def_readwrite("drift_period", &syn::Imaging::drift_period)
         .def_readwrite("gradient", &syn::Imaging::gradient)
         .def_readwrite("missing_value", &syn::Imaging::missing_value)
+        .def_readwrite("section_samples", &syn::Imaging::section_samples)
         .def_readwrite("seed", &syn::Imaging::seed);
     py::class_<syn::Scene>(m, "Scene")
         .def(py::init(&make_scene), py::arg("segments"), py::arg("segment_cells"), py::arg("segment_compartments"),

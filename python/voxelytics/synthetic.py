@@ -624,6 +624,10 @@ def _assemble(b: _Builder, glia_ids, synapses, seed) -> Scene:
     imaging = _syn.Imaging()
     imaging.voxel_size = list(p.voxel_size)
     imaging.seed = int(seed)
+    # A section images its whole thickness: average enough planes that none lies farther than
+    # about half an xy voxel from one (odd: the middle plane gives the labels).
+    samples = max(1, round(p.voxel_size[2] / min(p.voxel_size[:2])))
+    imaging.section_samples = samples + 1 - samples % 2
     for key, value in p.imaging.items():
         if not hasattr(imaging, key):
             raise ValueError(f"unknown imaging parameter {key!r}")

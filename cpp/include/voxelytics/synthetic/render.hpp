@@ -60,18 +60,18 @@ inline Depth depth(const Segment& s, const Point& p, double fill_length) {
 struct Nearest {
     double depth = std::numeric_limits<double>::infinity(), grad = 0;
     std::int64_t segment = -1;
+    std::uint64_t cell = 0;  // of `segment`
     double other_depth = std::numeric_limits<double>::infinity(), other_grad = 0;
 
     void add(const Scene& scene, std::int64_t k, const Depth& d) {
-        const auto& cells = scene.segments;
+        // Cheap rejection first: most candidates are neither the deepest nor the runner-up.
+        if (d.depth > other_depth && d.depth > depth) return;
+        const std::uint64_t c = scene.segments[static_cast<std::size_t>(k)].cell;
         const bool better = d.depth < depth || (d.depth == depth && k < segment);
         if (better) {
-            if (segment >= 0 &&
-                cells[static_cast<std::size_t>(segment)].cell != cells[static_cast<std::size_t>(k)].cell)
-                other_depth = depth, other_grad = grad;
-            depth = d.depth, grad = d.grad, segment = k;
-        } else if (cells[static_cast<std::size_t>(segment)].cell != cells[static_cast<std::size_t>(k)].cell &&
-                   d.depth < other_depth) {
+            if (segment >= 0 && cell != c) other_depth = depth, other_grad = grad;
+            depth = d.depth, grad = d.grad, segment = k, cell = c;
+        } else if (cell != c && d.depth < other_depth) {
             other_depth = d.depth, other_grad = d.grad;
         }
     }
@@ -187,6 +187,9 @@ inline void check_scene(const Scene& scene) {
             throw InvalidArgument(msg.str());
         }
     }
+    if (scene.imaging.section_samples < 1 || scene.imaging.section_samples % 2 == 0)
+        throw InvalidArgument(
+            "synthetic scene: section_samples must be odd and >= 1 (the middle one gives the labels)");
     if (scene.shifts.size() != scene.defects.size())
         throw InvalidArgument("synthetic scene: defects and shifts must have one entry per section");
 }
@@ -231,16 +234,31 @@ inline std::vector<std::size_t> segments_near(const Scene& scene, const Box& box
     return out;
 }
 
-inline void render_slab(const Scene& scene, const std::vector<std::size_t>& candidates, Field& f, const Box& slab,
-                        bool want_image) {
+/// One sample plane per voxel of `slab`, `dz` nm above or below the voxel centres, into
+/// slab-local buffers.
+struct Sample {
+    std::vector<std::uint64_t> cells;
+    std::vector<std::uint8_t> compartments;
+    std::vector<std::uint64_t> mitochondria;
+    std::vector<float> image;
+};
+
+inline void render_sample(const Scene& scene, const std::vector<std::size_t>& candidates, const Box& slab, double dz,
+                          bool want_image, const std::vector<float>& grain, Sample& f) {
     const Imaging& im = scene.imaging;
-    const Vec3 shape = f.box.size();
-    auto index = [&](std::int64_t x, std::int64_t y, std::int64_t z) {
-        const Vec3 o = Vec3{x, y, z} - f.box.topleft();
-        return static_cast<std::size_t>(o.x + shape.x * (o.y + shape.y * o.z));
-    };
     const Vec3 s = slab.size();
-    std::vector<Nearest> nearest(static_cast<std::size_t>(slab.volume()));
+    const auto n = static_cast<std::size_t>(slab.volume());
+    f.cells.assign(n, 0);
+    f.compartments.assign(n, 0);
+    f.mitochondria.assign(n, 0);
+    f.image.assign(want_image ? n : 0, 0);
+    auto centre = [&](std::int64_t x, std::int64_t y, std::int64_t z) {
+        Point p = voxel_centre(im, x, y, z);
+        p.z += dz;
+        return p;
+    };
+    const double slack = std::abs(dz);  // voxels_near reasons about voxel centres
+    std::vector<Nearest> nearest(n);
     auto local = [&](std::int64_t x, std::int64_t y, std::int64_t z) {
         const Vec3 o = Vec3{x, y, z} - slab.topleft();
         return static_cast<std::size_t>(o.x + s.x * (o.y + s.y * o.z));
@@ -250,43 +268,39 @@ inline void render_slab(const Scene& scene, const std::vector<std::size_t>& cand
         const Segment& sg = scene.segments[k];
         const Point lo{std::min(sg.a.x, sg.b.x), std::min(sg.a.y, sg.b.y), std::min(sg.a.z, sg.b.z)};
         const Point hi{std::max(sg.a.x, sg.b.x), std::max(sg.a.y, sg.b.y), std::max(sg.a.z, sg.b.z)};
-        const Box near = voxels_near(im, lo, hi, reach(scene, sg), slab);
+        const Box near = voxels_near(im, lo, hi, reach(scene, sg) + slack, slab);
         for (std::int64_t z = near.topleft().z; z < near.bottomright().z; ++z)
             for (std::int64_t y = near.topleft().y; y < near.bottomright().y; ++y)
                 for (std::int64_t x = near.topleft().x; x < near.bottomright().x; ++x)
                     nearest[local(x, y, z)].add(scene, static_cast<std::int64_t>(k),
-                                                depth(sg, voxel_centre(im, x, y, z), scene.fill_length));
+                                                depth(sg, centre(x, y, z), scene.fill_length));
     }
-    std::vector<float> boundary(want_image ? static_cast<std::size_t>(slab.volume()) : 0);
+    std::vector<float> boundary(want_image ? n : 0);
     for (std::int64_t z = slab.topleft().z; z < slab.bottomright().z; ++z)
         for (std::int64_t y = slab.topleft().y; y < slab.bottomright().y; ++y)
             for (std::int64_t x = slab.topleft().x; x < slab.bottomright().x; ++x) {
-                const Point p = voxel_centre(im, x, y, z);
+                const Point p = centre(x, y, z);
                 const Label l = resolve(scene, nearest[local(x, y, z)], p);
-                const std::size_t i = index(x, y, z);
+                const std::size_t i = local(x, y, z);
                 f.cells[i] = l.cell;
                 f.compartments[i] = static_cast<std::uint8_t>(l.compartment);
                 if (!want_image) continue;
                 boundary[local(x, y, z)] = static_cast<float>(l.boundary);
                 const double jitter =
                     im.cell_jitter * (2 * uniform(hash(im.seed, static_cast<std::int64_t>(l.cell), 7)) - 1);
-                // Cytoplasm: smooth mottling plus voxel grain that the blur turns into fine texture.
-                const double grain = 0.55 * value_noise(im.seed + 1, p.x, p.y, p.z, im.texture_scale) +
-                                     0.25 * value_noise(im.seed + 2, p.x, p.y, p.z, 0.4 * im.texture_scale) +
-                                     0.45 * normal(hash(im.seed + 9, x, y, z));
                 f.image[i] = static_cast<float>(im.intensity[static_cast<std::size_t>(l.compartment)] + jitter +
-                                                im.texture * grain);
+                                                im.texture * grain[i]);
             }
     // Organelles: each only inside its own cell.
     auto in_cell = [&](std::size_t i, std::uint64_t cell) { return f.cells[i] == cell; };
     for (const Nucleus& nu : scene.nuclei) {
-        const Box near = voxels_near(im, nu.centre, nu.centre, nu.radius + 3 * im.membrane_width, slab);
+        const Box near = voxels_near(im, nu.centre, nu.centre, nu.radius + 3 * im.membrane_width + slack, slab);
         for (std::int64_t z = near.topleft().z; z < near.bottomright().z; ++z)
             for (std::int64_t y = near.topleft().y; y < near.bottomright().y; ++y)
                 for (std::int64_t x = near.topleft().x; x < near.bottomright().x; ++x) {
-                    const std::size_t i = index(x, y, z);
+                    const std::size_t i = local(x, y, z);
                     if (!in_cell(i, nu.cell)) continue;
-                    const Point p = voxel_centre(im, x, y, z);
+                    const Point p = centre(x, y, z);
                     const Point q = sub(p, nu.centre);
                     const double d = std::sqrt(dot(q, q));
                     if (d < nu.radius) {
@@ -306,15 +320,15 @@ inline void render_slab(const Scene& scene, const std::vector<std::size_t>& cand
     for (const Mitochondrion& m : scene.mitochondria) {
         const Point lo{std::min(m.a.x, m.b.x), std::min(m.a.y, m.b.y), std::min(m.a.z, m.b.z)};
         const Point hi{std::max(m.a.x, m.b.x), std::max(m.a.y, m.b.y), std::max(m.a.z, m.b.z)};
-        const Box near = voxels_near(im, lo, hi, m.radius, slab);
+        const Box near = voxels_near(im, lo, hi, m.radius + slack, slab);
         const Point axis = sub(m.b, m.a);
         const double len = std::sqrt(dot(axis, axis));
         for (std::int64_t z = near.topleft().z; z < near.bottomright().z; ++z)
             for (std::int64_t y = near.topleft().y; y < near.bottomright().y; ++y)
                 for (std::int64_t x = near.topleft().x; x < near.bottomright().x; ++x) {
-                    const std::size_t i = index(x, y, z);
+                    const std::size_t i = local(x, y, z);
                     if (!in_cell(i, m.cell)) continue;
-                    const Point p = voxel_centre(im, x, y, z);
+                    const Point p = centre(x, y, z);
                     double t, d;
                     closest_on_segment(m.a, m.b, p, t, d);
                     if (d >= m.radius) continue;
@@ -331,25 +345,25 @@ inline void render_slab(const Scene& scene, const std::vector<std::size_t>& cand
     }
     if (want_image) {
         for (const Vesicle& v : scene.vesicles) {
-            const Box near = voxels_near(im, v.centre, v.centre, v.radius + 2 * im.membrane_width, slab);
+            const Box near = voxels_near(im, v.centre, v.centre, v.radius + 2 * im.membrane_width + slack, slab);
             for (std::int64_t z = near.topleft().z; z < near.bottomright().z; ++z)
                 for (std::int64_t y = near.topleft().y; y < near.bottomright().y; ++y)
                     for (std::int64_t x = near.topleft().x; x < near.bottomright().x; ++x) {
-                        const std::size_t i = index(x, y, z);
+                        const std::size_t i = local(x, y, z);
                         if (!in_cell(i, v.cell)) continue;
-                        const Point q = sub(voxel_centre(im, x, y, z), v.centre);
+                        const Point q = sub(centre(x, y, z), v.centre);
                         const double e = (std::sqrt(dot(q, q)) - v.radius) / (0.7 * im.membrane_width);
                         f.image[i] -= static_cast<float>(im.vesicle_darkness * std::exp(-e * e));
                     }
         }
         for (const Density& dn : scene.densities) {
-            const Box near = voxels_near(im, dn.centre, dn.centre, dn.radius + dn.thickness, slab);
+            const Box near = voxels_near(im, dn.centre, dn.centre, dn.radius + dn.thickness + slack, slab);
             for (std::int64_t z = near.topleft().z; z < near.bottomright().z; ++z)
                 for (std::int64_t y = near.topleft().y; y < near.bottomright().y; ++y)
                     for (std::int64_t x = near.topleft().x; x < near.bottomright().x; ++x) {
-                        const std::size_t i = index(x, y, z);
+                        const std::size_t i = local(x, y, z);
                         if (!in_cell(i, dn.cell)) continue;
-                        const Point q = sub(voxel_centre(im, x, y, z), dn.centre);
+                        const Point q = sub(centre(x, y, z), dn.centre);
                         const double h = dot(q, dn.normal);
                         const Point radial{q.x - h * dn.normal.x, q.y - h * dn.normal.y, q.z - h * dn.normal.z};
                         const double r = std::sqrt(dot(radial, radial));
@@ -364,7 +378,51 @@ inline void render_slab(const Scene& scene, const std::vector<std::size_t>& cand
             for (std::int64_t y = slab.topleft().y; y < slab.bottomright().y; ++y)
                 for (std::int64_t x = slab.topleft().x; x < slab.bottomright().x; ++x) {
                     const double e = boundary[local(x, y, z)] / im.membrane_width;
-                    f.image[index(x, y, z)] -= static_cast<float>(im.membrane_darkness * std::exp(-e * e));
+                    f.image[local(x, y, z)] -= static_cast<float>(im.membrane_darkness * std::exp(-e * e));
+                }
+    }
+}
+
+/// Labels at the voxel centres; the image averaged over `section_samples` planes spread evenly
+/// through each section's thickness, as a section images everything within it (a membrane
+/// lying between two voxel centres in z still darkens the section).
+inline void render_slab(const Scene& scene, const std::vector<std::size_t>& candidates, Field& f, const Box& slab,
+                        bool want_image) {
+    const Imaging& im = scene.imaging;
+    const int samples = want_image ? im.section_samples : 1;
+    const Vec3 shape = f.box.size();
+    // Cytoplasm texture, the same for every sample plane of a voxel (it varies over ~60 nm):
+    // smooth mottling plus voxel grain that the blur turns into fine texture.
+    std::vector<float> grain(want_image ? static_cast<std::size_t>(slab.volume()) : 0);
+    if (want_image) {
+        std::size_t j = 0;
+        for (std::int64_t z = slab.topleft().z; z < slab.bottomright().z; ++z)
+            for (std::int64_t y = slab.topleft().y; y < slab.bottomright().y; ++y)
+                for (std::int64_t x = slab.topleft().x; x < slab.bottomright().x; ++x, ++j) {
+                    const Point p = voxel_centre(im, x, y, z);
+                    grain[j] =
+                        static_cast<float>(0.55 * value_noise(im.seed + 1, p.x, p.y, p.z, im.texture_scale) +
+                                           0.25 * value_noise(im.seed + 2, p.x, p.y, p.z, 0.4 * im.texture_scale) +
+                                           0.45 * normal(hash(im.seed + 9, x, y, z)));
+                }
+    }
+    Sample sample;
+    for (int k = 0; k < samples; ++k) {
+        const double dz = ((k + 0.5) / samples - 0.5) * im.voxel_size[2];
+        const bool middle = 2 * k + 1 == samples;
+        render_sample(scene, candidates, slab, dz, want_image, grain, sample);
+        std::size_t j = 0;
+        for (std::int64_t z = slab.topleft().z; z < slab.bottomright().z; ++z)
+            for (std::int64_t y = slab.topleft().y; y < slab.bottomright().y; ++y)
+                for (std::int64_t x = slab.topleft().x; x < slab.bottomright().x; ++x, ++j) {
+                    const Vec3 o = Vec3{x, y, z} - f.box.topleft();
+                    const auto i = static_cast<std::size_t>(o.x + shape.x * (o.y + shape.y * o.z));
+                    if (middle) {
+                        f.cells[i] = sample.cells[j];
+                        f.compartments[i] = sample.compartments[j];
+                        f.mitochondria[i] = sample.mitochondria[j];
+                    }
+                    if (want_image) f.image[i] += sample.image[j] / static_cast<float>(samples);
                 }
     }
 }

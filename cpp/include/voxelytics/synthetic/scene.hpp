@@ -83,6 +83,7 @@ struct Imaging {
     double drift = 10, drift_period = 2500;     // per-section contrast/brightness wander, period in nm of z
     double gradient = 8;                        // slow brightness change across x and y
     double missing_value = 0;                   // intensity of a missing section
+    int section_samples = 3;                    // odd; image planes averaged through a section's thickness
     std::uint64_t seed = 0;
 };
 
