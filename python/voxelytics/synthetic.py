@@ -678,10 +678,11 @@ def generate(
     *,
     threads: int | None = None,
     block: int = 128,
-    progress: bool = False,
+    progress: bool | None = None,
     **overrides,
 ) -> SyntheticVolume:
-    """Builds a scene and renders it block by block into numpy arrays ([x, y, z], Fortran order)."""
+    """Builds a scene and renders it block by block into numpy arrays ([x, y, z], Fortran order).
+    ``progress``: a progress bar over the blocks (default: when there are 8 or more)."""
     scene = make_scene(shape, preset, seed, **overrides)
     shape = scene.shape
     out = {
@@ -710,6 +711,8 @@ def _blocks(shape, block):
 
 def _progress(items, enabled, what):
     items = list(items)
+    if enabled is None:
+        enabled = len(items) >= 8
     if not enabled:
         return items
     from tqdm import tqdm

@@ -186,7 +186,7 @@ def test_anisotropy_is_physical():
 
 def test_write_dataset_stores_image_truth_and_tables(tmp_path):
     scene = syn.make_scene((80, 72, 40), seed=7, soma_radius=600)
-    ds = syn.write_dataset(scene, tmp_path / "synthetic", block=32, progress=False)
+    ds = syn.write_dataset(scene, tmp_path / "synthetic", block=32)  # with its progress bar
     assert not (tmp_path / "synthetic.partial").exists()
     full = scene.render()
     for layer, key in (("color", "image"), ("cells", "cells"), ("compartments", "compartments")):
