@@ -7,6 +7,7 @@
 #include "detail/numpy.hpp"
 #include "voxelytics/core/dtype.hpp"
 #include "voxelytics/segmentation/connected_components.hpp"
+#include "voxelytics/segmentation/distance_transform.hpp"
 #include "voxelytics/segmentation/relabel.hpp"
 
 namespace py = pybind11;
@@ -61,6 +62,20 @@ py::array remap(const py::handle& labels_obj, const std::vector<std::uint64_t>& 
     return out.array;
 }
 
+py::array distance_transform(const py::handle& labels_obj, std::array<double, 3> voxel_size, bool squared,
+                             bool black_border, std::size_t threads, const py::object& out_obj) {
+    const py::array labels = volume_argument(labels_obj, "labels");
+    const auto out = output_volume<float>(out_obj, shape_of(labels), labels);
+    const auto border = black_border ? seg::Border::background : seg::Border::same_label;
+    dispatch_array<vx::UnsignedTypes>(labels, "labels", [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        const py::gil_scoped_release nogil;
+        vx::ThreadPool pool(threads);
+        seg::distance_transform<T>(const_view<T>(labels), out.view, voxel_size, squared, border, pool);
+    });
+    return out.array;
+}
+
 }  // namespace
 
 void export_segmentation(py::module_& parent) {
@@ -72,4 +87,7 @@ void export_segmentation(py::module_& parent) {
           "Returns (uint64 ids 1..N by increasing old value, old values).");
     m.def("remap", &remap, py::arg("labels"), py::arg("keys"), py::arg("values"), py::arg("preserve_missing"),
           py::arg("threads"), py::arg("out") = py::none());
+    m.def("distance_transform", &distance_transform, py::arg("labels"), py::arg("voxel_size"), py::arg("squared"),
+          py::arg("black_border"), py::arg("threads"), py::arg("out") = py::none(),
+          "float32 distance of each voxel to the nearest voxel of another value (0 for label 0).");
 }

@@ -17,7 +17,7 @@ from . import _core, metrics, synthetic
 from ._core import CorruptDataError
 from .core import Block, BlockGrid, Box
 from .io import Dataset
-from .segmentation import connected_components, relabel_sequential, remap
+from .segmentation import connected_components, distance_transform, relabel_sequential, remap
 
 __version__ = _core.__version__
 
@@ -29,6 +29,7 @@ __all__ = [
     "Dataset",
     "__version__",
     "connected_components",
+    "distance_transform",
     "metrics",
     "relabel_sequential",
     "remap",

@@ -1,3 +1,5 @@
+#include <array>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <map>
@@ -6,6 +8,7 @@
 
 #include "catch.hpp"
 #include "voxelytics/segmentation/connected_components.hpp"
+#include "voxelytics/segmentation/distance_transform.hpp"
 #include "voxelytics/segmentation/relabel.hpp"
 
 using vx::Vec3;
@@ -218,4 +221,88 @@ TEST_CASE("remap applies a mapping and reports or keeps missing labels") {
 
 TEST_CASE("connectivity other than 6, 18, 26 is refused") {
     REQUIRE_THROWS_AS(vx::segmentation::connectivity_from_int(8), vx::InvalidArgument);
+}
+
+namespace {
+
+// Brute force: the squared distance from each voxel to the nearest voxel of another value (and,
+// with a background border, to the nearest centre outside the volume).
+std::vector<double> brute_force_edt(const std::vector<std::uint16_t>& labels, vx::Vec3 s, std::array<double, 3> a,
+                                    bool background_border) {
+    std::vector<double> out(labels.size());
+    auto at = [&](std::int64_t x, std::int64_t y, std::int64_t z) { return x + s.x * (y + s.y * z); };
+    for (std::int64_t z = 0; z < s.z; ++z)
+        for (std::int64_t y = 0; y < s.y; ++y)
+            for (std::int64_t x = 0; x < s.x; ++x) {
+                const auto value = labels[std::size_t(at(x, y, z))];
+                double best = std::numeric_limits<double>::infinity();
+                if (value == 0) best = 0;
+                for (std::int64_t k = 0; value != 0 && k < s.z; ++k)
+                    for (std::int64_t j = 0; j < s.y; ++j)
+                        for (std::int64_t i = 0; i < s.x; ++i)
+                            if (labels[std::size_t(at(i, j, k))] != value) {
+                                const double dx = (i - x) * a[0], dy = (j - y) * a[1], dz = (k - z) * a[2];
+                                best = std::min(best, dx * dx + dy * dy + dz * dz);
+                            }
+                if (value != 0 && background_border) {
+                    const vx::Vec3 p{x, y, z};
+                    for (std::size_t d = 0; d < 3; ++d) {
+                        const double face = double(std::min(p[d] + 1, s[d] - p[d])) * a[d];
+                        best = std::min(best, face * face);
+                    }
+                }
+                out[std::size_t(at(x, y, z))] = best;
+            }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("distance_transform equals brute force for many labels, anisotropic voxels and both borders") {
+    std::mt19937 rng(7);
+    for (int trial = 0; trial < 6; ++trial) {
+        const vx::Vec3 s{std::int64_t(5 + rng() % 14), std::int64_t(4 + rng() % 11), std::int64_t(3 + rng() % 9)};
+        // Blocky labels (runs of equal values along every axis) with some background.
+        std::vector<std::uint16_t> labels(std::size_t(s.prod()));
+        for (std::int64_t z = 0; z < s.z; ++z)
+            for (std::int64_t y = 0; y < s.y; ++y)
+                for (std::int64_t x = 0; x < s.x; ++x)
+                    labels[std::size_t(x + s.x * (y + s.y * z))] =
+                        std::uint16_t(((x / 3) * 7 + (y / 2) * 3 + (z / 2) * 5 + trial) % 4);
+        for (int k = 0; k < 10; ++k) labels[rng() % labels.size()] = std::uint16_t(rng() % 4);
+        const std::array<double, 3> a{1.0 + trial % 2, 1.5, 3.0 - trial % 3};
+        for (const bool background : {false, true}) {
+            const auto expected = brute_force_edt(labels, s, a, background);
+            std::vector<float> out(labels.size());
+            vx::ThreadPool pool(1 + trial % 3);
+            vx::segmentation::distance_transform<std::uint16_t>(
+                vx::View<const std::uint16_t>(labels.data(), s), vx::View<float>(out.data(), s), a, true,
+                background ? vx::segmentation::Border::background : vx::segmentation::Border::same_label, pool);
+            for (std::size_t i = 0; i < out.size(); ++i) {
+                if (std::isinf(expected[i])) {
+                    REQUIRE(std::isinf(out[i]));
+                } else {
+                    REQUIRE(out[i] == Approx(expected[i]).epsilon(1e-5));
+                }
+            }
+        }
+    }
+}
+
+TEST_CASE("distance_transform: a label alone in the volume is infinitely far from a boundary, bad sizes fail") {
+    std::vector<std::uint8_t> labels(4 * 3 * 2, 5);
+    std::vector<float> out(labels.size());
+    vx::ThreadPool pool(2);
+    const vx::View<const std::uint8_t> in(labels.data(), {4, 3, 2});
+    vx::segmentation::distance_transform<std::uint8_t>(in, vx::View<float>(out.data(), {4, 3, 2}), {1, 1, 1}, false,
+                                                       vx::segmentation::Border::same_label, pool);
+    for (float v : out) CHECK(std::isinf(v));
+    vx::segmentation::distance_transform<std::uint8_t>(in, vx::View<float>(out.data(), {4, 3, 2}), {1, 1, 1}, false,
+                                                       vx::segmentation::Border::background, pool);
+    CHECK(out[0] == 1.0f);
+    CHECK(out[1 + 4 * 1] == 1.0f);  // (1, 1, 0): one step to the z face
+    CHECK_THROWS_AS(
+        vx::segmentation::distance_transform<std::uint8_t>(in, vx::View<float>(out.data(), {4, 3, 2}), {1, 0, 1}, false,
+                                                           vx::segmentation::Border::same_label, pool),
+        vx::InvalidArgument);
 }

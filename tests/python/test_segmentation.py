@@ -454,3 +454,68 @@ def test_read_only_out_is_refused():
     out.flags.writeable = False
     with pytest.raises(ValueError, match="writeable"):
         vx.connected_components(labels, 6, out=out)
+
+
+# --- distance transform -------------------------------------------------------------------------
+
+
+def per_label_scipy_edt(labels, sampling, black_border=False):
+    """Reference: for each nonzero label, scipy's EDT of that label's mask (other values = 0)."""
+    out = np.zeros(labels.shape, np.float64)
+    for value in np.unique(labels):
+        if value == 0:
+            continue
+        mask = labels == value
+        if black_border:
+            padded = np.pad(mask, 1)
+            d = ndimage.distance_transform_edt(padded, sampling=sampling)[1:-1, 1:-1, 1:-1]
+        else:
+            d = ndimage.distance_transform_edt(mask, sampling=sampling)
+        out[mask] = d[mask]
+    return out
+
+
+@pytest.mark.parametrize("black_border", [False, True])
+@pytest.mark.parametrize("sampling", [(1, 1, 1), (11.24, 11.24, 30.0), (4, 2, 1)])
+def test_distance_transform_matches_scipy_per_label(sampling, black_border):
+    rng = np.random.default_rng(3)
+    labels = np.kron(rng.integers(0, 5, (6, 5, 4)), np.ones((5, 4, 3), np.int64)).astype(np.uint32)
+    labels[rng.random(labels.shape) < 0.02] = 7
+    labels[0] = 0  # some background as well as other labels
+    got = vx.distance_transform(labels, voxel_size=sampling, black_border=black_border)
+    assert got.dtype == np.float32 and got.flags.f_contiguous
+    np.testing.assert_allclose(got, per_label_scipy_edt(labels, sampling, black_border), rtol=1e-5)
+    squared = vx.distance_transform(labels, voxel_size=sampling, squared=True, black_border=black_border)
+    np.testing.assert_allclose(squared, got.astype(np.float64) ** 2, rtol=1e-5)
+
+
+@pytest.mark.parametrize("black_border", [False, True])
+def test_distance_transform_matches_edt_on_real_ground_truth(flyem, black_border):
+    edt = pytest.importorskip("edt")
+    gt = flyem["test"]["gt"]
+    sampling = (10.0, 10.0, 10.0)
+    ours = vx.distance_transform(gt, voxel_size=sampling, black_border=black_border, threads=2)
+    theirs = edt.edt(np.asfortranarray(gt), anisotropy=sampling, black_border=black_border, order="F")
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-4)
+
+
+def test_distance_transform_thread_count_does_not_change_values():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, (40, 37, 23)).astype(np.uint8)
+    a = vx.distance_transform(labels, voxel_size=(1, 2, 3), threads=1)
+    b = vx.distance_transform(labels, voxel_size=(1, 2, 3), threads=3)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_distance_transform_special_volumes_and_errors():
+    assert np.isinf(vx.distance_transform(np.ones((4, 3, 2), np.uint8))).all()
+    np.testing.assert_array_equal(vx.distance_transform(np.zeros((4, 3, 2), bool)), 0)
+    assert vx.distance_transform(np.zeros((0, 3, 2), np.uint8)).shape == (0, 3, 2)
+    with pytest.raises(ValueError, match="voxel_size must be positive"):
+        vx.distance_transform(np.ones((2, 2, 2), np.uint8), voxel_size=(1, -1, 1))
+    with pytest.raises(ValueError, match="three entries"):
+        vx.distance_transform(np.ones((2, 2, 2), np.uint8), voxel_size=(1, 1))
+    with pytest.raises(TypeError, match="dtype"):
+        vx.distance_transform(np.ones((2, 2, 2), np.float32))
+    with pytest.raises(ValueError, match="negative"):
+        vx.distance_transform(-np.ones((2, 2, 2), np.int16))
