@@ -9,6 +9,7 @@
 #include "voxelytics/segmentation/connected_components.hpp"
 #include "voxelytics/segmentation/distance_transform.hpp"
 #include "voxelytics/segmentation/relabel.hpp"
+#include "voxelytics/segmentation/watershed.hpp"
 
 namespace py = pybind11;
 using namespace vx::bindings;
@@ -76,6 +77,28 @@ py::array distance_transform(const py::handle& labels_obj, std::array<double, 3>
     return out.array;
 }
 
+py::array seeded_watershed(const py::handle& boundary_obj, const py::handle& seeds_obj, const py::object& mask_obj) {
+    const py::array boundary = volume_argument(boundary_obj, "boundary");
+    const py::array seeds = volume_argument(seeds_obj, "seeds");
+    if (shape_of(seeds) != shape_of(boundary)) throw vx::InvalidArgument("seeds and boundary differ in shape");
+    py::array_t<std::uint64_t, py::array::f_style> out = py::array::ensure(seeds.attr("astype")("uint64", "F"));
+    py::array mask;
+    if (!mask_obj.is_none()) {
+        mask = volume_argument(mask_obj, "mask");
+        if (shape_of(mask) != shape_of(boundary)) throw vx::InvalidArgument("mask and boundary differ in shape");
+        if (mask.dtype().itemsize() != 1 || (mask.dtype().kind() != 'b' && mask.dtype().kind() != 'u'))
+            throw vx::UnsupportedType("mask must be a bool or uint8 array");
+    }
+    const auto* mask_data = mask_obj.is_none() ? nullptr : static_cast<const std::uint8_t*>(mask.data());
+    const vx::View<std::uint64_t> labels(out.mutable_data(), shape_of(boundary));
+    dispatch_array<vx::TypeList<float, double>>(boundary, "boundary", [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        const py::gil_scoped_release nogil;
+        seg::seeded_watershed<T>(const_view<T>(boundary), labels, mask_data);
+    });
+    return out;
+}
+
 }  // namespace
 
 void export_segmentation(py::module_& parent) {
@@ -87,6 +110,8 @@ void export_segmentation(py::module_& parent) {
           "Returns (uint64 ids 1..N by increasing old value, old values).");
     m.def("remap", &remap, py::arg("labels"), py::arg("keys"), py::arg("values"), py::arg("preserve_missing"),
           py::arg("threads"), py::arg("out") = py::none());
+    m.def("seeded_watershed", &seeded_watershed, py::arg("boundary"), py::arg("seeds"), py::arg("mask") = py::none(),
+          "uint64 labels: seeds flooded over the boundary map (priority flood).");
     m.def("distance_transform", &distance_transform, py::arg("labels"), py::arg("voxel_size"), py::arg("squared"),
           py::arg("black_border"), py::arg("threads"), py::arg("out") = py::none(),
           "float32 distance of each voxel to the nearest voxel of another value (0 for label 0).");

@@ -17,7 +17,14 @@ from . import _core, metrics, synthetic
 from ._core import CorruptDataError
 from .core import Block, BlockGrid, Box
 from .io import Dataset
-from .segmentation import connected_components, distance_transform, relabel_sequential, remap
+from .segmentation import (
+    connected_components,
+    distance_transform,
+    relabel_sequential,
+    remap,
+    watershed,
+    watershed_seeds,
+)
 
 __version__ = _core.__version__
 
@@ -34,4 +41,6 @@ __all__ = [
     "relabel_sequential",
     "remap",
     "synthetic",
+    "watershed",
+    "watershed_seeds",
 ]

@@ -10,6 +10,7 @@
 #include "voxelytics/segmentation/connected_components.hpp"
 #include "voxelytics/segmentation/distance_transform.hpp"
 #include "voxelytics/segmentation/relabel.hpp"
+#include "voxelytics/segmentation/watershed.hpp"
 
 using vx::Vec3;
 using vx::segmentation::Connectivity;
@@ -305,4 +306,30 @@ TEST_CASE("distance_transform: a label alone in the volume is infinitely far fro
         vx::segmentation::distance_transform<std::uint8_t>(in, vx::View<float>(out.data(), {4, 3, 2}), {1, 0, 1}, false,
                                                            vx::segmentation::Border::same_label, pool),
         vx::InvalidArgument);
+}
+
+TEST_CASE("seeded_watershed floods by increasing boundary value, ties first in first out, inside the mask") {
+    const std::vector<float> boundary{0, 1, 2, 3, 9, 3, 2, 1, 0, 5, 0};
+    std::vector<std::uint64_t> labels(11, 0);
+    labels[0] = 1, labels[8] = 2, labels[10] = 3;
+    const vx::Vec3 s{11, 1, 1};
+    vx::segmentation::seeded_watershed<float>(vx::View<const float>(boundary.data(), s),
+                                              vx::View<std::uint64_t>(labels.data(), s));
+    // Voxel 4 (the ridge) is reached first from the left (its left neighbour 3 < right one);
+    // voxel 9 ties between seeds 2 and 3: seed 2 entered the queue first.
+    CHECK(labels == std::vector<std::uint64_t>{1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 3});
+
+    std::vector<std::uint8_t> mask(11, 1);
+    mask[6] = 0;
+    std::fill(labels.begin(), labels.end(), 0);
+    labels[0] = 1, labels[8] = 2, labels[6] = 4;  // a seed outside the mask is dropped
+    vx::segmentation::seeded_watershed<float>(vx::View<const float>(boundary.data(), s),
+                                              vx::View<std::uint64_t>(labels.data(), s), mask.data());
+    CHECK(labels == std::vector<std::uint64_t>{1, 1, 1, 1, 1, 1, 0, 2, 2, 2, 2});
+
+    std::vector<float> bad = boundary;
+    bad[5] = std::numeric_limits<float>::quiet_NaN();
+    CHECK_THROWS_AS(vx::segmentation::seeded_watershed<float>(vx::View<const float>(bad.data(), s),
+                                                              vx::View<std::uint64_t>(labels.data(), s)),
+                    vx::InvalidArgument);
 }
