@@ -13,9 +13,10 @@ import importlib.util as _importlib_util
 if _importlib_util.find_spec("torch") is not None:
     import torch as _torch  # noqa: F401
 
-from . import _core, metrics, synthetic
+from . import _core, graph, metrics, synthetic
 from ._core import CorruptDataError
 from .core import Block, BlockGrid, Box
+from .graph import agglomerate, region_graph
 from .io import Dataset
 from .segmentation import (
     connected_components,
@@ -35,9 +36,12 @@ __all__ = [
     "CorruptDataError",
     "Dataset",
     "__version__",
+    "agglomerate",
     "connected_components",
     "distance_transform",
+    "graph",
     "metrics",
+    "region_graph",
     "relabel_sequential",
     "remap",
     "synthetic",

@@ -1,6 +1,8 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "voxelytics/graph/agglomeration.hpp"
+#include "voxelytics/graph/region_graph.hpp"
 #include "voxelytics/graph/union_find.hpp"
 
 TEST_CASE("UnionFind roots are the smallest element whatever the merge order") {
@@ -29,4 +31,97 @@ TEST_CASE("parent-array functions: read-only find leaves the array as it is") {
     CHECK(parent[3] == 1);  // path halving: 3 now skips 2
     CHECK(vx::graph::merge_sets(parent, std::uint32_t{4}, std::uint32_t{2}) == 0);
     CHECK(vx::graph::find_root_const(parent, std::uint32_t{4}) == 0);
+}
+
+TEST_CASE("region_graph: contacts, their statistics and fragment sizes, independent of threads") {
+    // 4 x 2 x 2 volume: fragment 1 in x < 2, fragment 2 in x >= 2 except one voxel of 3; 0 at one corner.
+    const vx::Vec3 s{4, 2, 2};
+    std::vector<std::uint32_t> frag(16);
+    std::vector<float> boundary(16);
+    for (std::int64_t i = 0; i < 16; ++i) {
+        const std::int64_t x = i % 4;
+        frag[std::size_t(i)] = x < 2 ? 1 : 2;
+        boundary[std::size_t(i)] = 0.1f * float(i % 7);
+    }
+    frag[15] = 3;  // (3, 1, 1)
+    frag[0] = 0;   // (0, 0, 0)
+    std::vector<vx::graph::RegionGraph> graphs;
+    for (std::size_t threads : {1, 3}) {
+        vx::ThreadPool pool(threads);
+        graphs.push_back(vx::graph::region_graph<std::uint32_t, float>(
+            vx::View<const std::uint32_t>(frag.data(), s), vx::View<const float>(boundary.data(), s), 10, pool));
+    }
+    const auto& g = graphs[0];
+    using E = std::pair<std::uint64_t, std::uint64_t>;
+    REQUIRE(g.edges == std::vector<E>{{1, 2}, {2, 3}});
+    // 1-2: the x = 1 | x = 2 faces of the 4 rows; 2-3: (2,1,1)-(3,1,1), (3,0,1)-(3,1,1), (3,1,0)-(3,1,1).
+    CHECK(g.count == std::vector<std::uint64_t>{4, 3});
+    // Values: the larger of 0.1 * (i % 7) over the pairs i = (1, 2), (5, 6), (9, 10), (13, 14).
+    CHECK(g.sum[0] == Approx(0.2 + 0.6 + 0.3 + 0.6));
+    CHECK(g.max[0] == Approx(0.6f));
+    CHECK(g.min[0] == Approx(0.2f));
+    std::uint32_t total = 0;
+    for (std::size_t b = 0; b < 10; ++b) total += g.histogram[b];
+    CHECK(total == 4);
+    CHECK(g.nodes == std::vector<std::uint64_t>{1, 2, 3});
+    CHECK(g.sizes == std::vector<std::uint64_t>{7, 7, 1});
+    CHECK(graphs[1].edges == g.edges);
+    CHECK(graphs[1].sum == g.sum);
+    CHECK(graphs[1].histogram == g.histogram);
+}
+
+namespace {
+
+vx::graph::RegionGraph toy_graph(std::vector<std::pair<std::uint64_t, std::uint64_t>> edges,
+                                 std::vector<std::uint64_t> count, std::vector<double> mean,
+                                 std::vector<std::uint64_t> nodes) {
+    vx::graph::RegionGraph g;
+    g.bins = 4;
+    g.edges = std::move(edges);
+    g.count = count;
+    for (std::size_t e = 0; e < g.edges.size(); ++e) {
+        g.sum.push_back(mean[e] * double(count[e]));
+        g.min.push_back(float(mean[e]));
+        g.max.push_back(float(mean[e]));
+        for (std::size_t b = 0; b < 4; ++b)
+            g.histogram.push_back(b == std::min<std::size_t>(3, std::size_t(mean[e] * 4)) ? std::uint32_t(count[e])
+                                                                                          : 0);
+    }
+    g.nodes = std::move(nodes);
+    g.sizes.assign(g.nodes.size(), 1);
+    return g;
+}
+
+}  // namespace
+
+TEST_CASE("agglomerate merges lowest scores first, one mapping per threshold, combined edges rescored") {
+    // Triangle: 1-2 weak boundary (0.1), 2-3 (0.3 over 3 faces), 1-3 strong (0.9 over 1 face).
+    const auto g = toy_graph({{1, 2}, {1, 3}, {2, 3}}, {1, 1, 3}, {0.1, 0.9, 0.3}, {1, 2, 3});
+    const auto a = vx::graph::agglomerate(g, vx::graph::Score::mean, 0, {0.2, 0.4, 0.5});
+    REQUIRE(a.segments.size() == 3);
+    CHECK(a.segments[0] == std::vector<std::uint64_t>{1, 1, 3});
+    // After 1+2, the edges to 3 combine: (0.9 * 1 + 0.3 * 3) / 4 = 0.45: above 0.4, below 0.5.
+    CHECK(a.segments[1] == std::vector<std::uint64_t>{1, 1, 3});
+    CHECK(a.segments[2] == std::vector<std::uint64_t>{1, 1, 1});
+    REQUIRE(a.history.size() == 2);
+    CHECK(a.history[1].a == 1);
+    CHECK(a.history[1].b == 3);
+    CHECK(a.history[1].score == Approx(0.45));
+    // Max scoring: the combined edge scores 0.9, so 3 stays apart at 0.5.
+    const auto b = vx::graph::agglomerate(g, vx::graph::Score::max, 0, {0.5});
+    CHECK(b.segments[0] == std::vector<std::uint64_t>{1, 1, 3});
+}
+
+TEST_CASE("agglomerate breaks score ties by the lowest edge id and checks its arguments") {
+    // A chain 5-6-7 with equal scores: edge (5,6) has id 0 and goes first.
+    const auto g = toy_graph({{5, 6}, {6, 7}}, {1, 1}, {0.2, 0.2}, {5, 6, 7});
+    const auto a = vx::graph::agglomerate(g, vx::graph::Score::quantile, 0.5, {0.9});
+    REQUIRE(a.history.size() == 2);
+    CHECK(a.history[0].a == 5);
+    CHECK(a.history[0].b == 6);
+    CHECK(a.segments[0] == std::vector<std::uint64_t>{5, 5, 5});
+    CHECK_THROWS_AS(vx::graph::agglomerate(g, vx::graph::Score::mean, 0, {0.5, 0.5}), vx::InvalidArgument);
+    auto bad = g;
+    bad.edges[1].second = 9;
+    CHECK_THROWS_AS(vx::graph::agglomerate(bad, vx::graph::Score::mean, 0, {0.5}), vx::InvalidArgument);
 }

@@ -1,0 +1,185 @@
+// agglomerate: hierarchical region merging on a RegionGraph. The edge with the lowest score (a
+// statistic of the boundary values on the contact: low = likely the same neuron) is merged
+// first; the merged fragments' edges to a common neighbour combine (areas, sums, min/max and
+// histograms add up) and are scored again. One pass serves a list of increasing thresholds: the
+// segmentation for threshold t is the state when the lowest remaining score first reaches t
+// (as in waterz). Ties in score go to the lowest edge id (an edge's position in the graph's
+// sorted edge list; a combined edge keeps the lower id). Segment ids are the smallest fragment
+// id in each segment.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <queue>
+#include <sstream>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "voxelytics/core/errors.hpp"
+#include "voxelytics/graph/region_graph.hpp"
+#include "voxelytics/graph/union_find.hpp"
+
+namespace vx::graph {
+
+enum class Score {
+    mean,      // mean boundary value over the contact
+    max,       // highest boundary value on the contact
+    min,       // lowest (one weak spot suffices)
+    quantile,  // the q-quantile, from the contact histogram
+};
+
+struct Merge {
+    std::uint64_t a, b;  // the segments merged (their ids before the merge)
+    double score;
+};
+
+struct Agglomeration {
+    std::vector<std::vector<std::uint64_t>> segments;  // per threshold: segment id of each graph node
+    std::vector<Merge> history;                        // every merge, in order
+};
+
+namespace detail {
+
+struct EdgeState {
+    std::uint64_t count = 0;
+    double sum = 0;
+    float min = 0, max = 0;
+    std::size_t id = 0;  // the lowest original edge id merged into it
+    std::int64_t u = 0, v = 0;
+    std::uint32_t version = 0;
+    bool alive = true;
+};
+
+}  // namespace detail
+
+/// Agglomerates `g` under `score` (`q` for Score::quantile) for each of `thresholds` (strictly
+/// increasing); see the file comment.
+inline Agglomeration agglomerate(const RegionGraph& g, Score score, double q, const std::vector<double>& thresholds) {
+    for (std::size_t k = 1; k < thresholds.size(); ++k)
+        if (!(thresholds[k] > thresholds[k - 1])) {
+            std::ostringstream msg;
+            msg << "agglomerate: thresholds must be strictly increasing, got " << thresholds[k - 1] << " then "
+                << thresholds[k];
+            throw InvalidArgument(msg.str());
+        }
+    if (score == Score::quantile && !(q >= 0 && q <= 1))
+        throw InvalidArgument("agglomerate: quantile must be in [0, 1]");
+    const std::size_t n = g.nodes.size(), m = g.edges.size(), bins = g.bins;
+    std::unordered_map<std::uint64_t, std::int64_t> node_of;
+    for (std::size_t i = 0; i < n; ++i) node_of[g.nodes[i]] = static_cast<std::int64_t>(i);
+    std::vector<detail::EdgeState> edges(m);
+    std::vector<std::uint32_t> hist(score == Score::quantile ? g.histogram : std::vector<std::uint32_t>{});
+    std::vector<std::unordered_map<std::int64_t, std::size_t>> adjacency(n);
+    for (std::size_t e = 0; e < m; ++e) {
+        auto find_node = [&](std::uint64_t id) {
+            const auto it = node_of.find(id);
+            if (it == node_of.end()) {
+                std::ostringstream msg;
+                msg << "agglomerate: edge " << e << " names fragment " << id << ", which is not a node of the graph";
+                throw InvalidArgument(msg.str());
+            }
+            return it->second;
+        };
+        auto& s = edges[e];
+        s.count = g.count[e], s.sum = g.sum[e], s.min = g.min[e], s.max = g.max[e], s.id = e;
+        s.u = find_node(g.edges[e].first), s.v = find_node(g.edges[e].second);
+        adjacency[std::size_t(s.u)][s.v] = e;
+        adjacency[std::size_t(s.v)][s.u] = e;
+    }
+    auto score_of = [&](std::size_t e) -> double {
+        const auto& s = edges[e];
+        switch (score) {
+            case Score::mean: return s.sum / double(std::max<std::uint64_t>(s.count, 1));
+            case Score::max: return s.max;
+            case Score::min: return s.min;
+            case Score::quantile: {
+                // Upper edge of the first bin reaching q of the area, clipped to [min, max]
+                // (the rule of voxelytics.graph.RegionGraph.quantile).
+                const double target = std::max(1.0, std::ceil(q * double(s.count)));
+                double cumulative = 0;
+                std::size_t b = 0;
+                for (; b < bins; ++b)
+                    if ((cumulative += hist[e * bins + b]) >= target) break;
+                return std::clamp(double(std::min(b, bins - 1) + 1) / double(bins), double(s.min), double(s.max));
+            }
+        }
+        return 0;
+    };
+    struct Entry {
+        double score;
+        std::size_t id, edge;
+        std::uint32_t version;
+        bool operator>(const Entry& o) const { return score != o.score ? score > o.score : id > o.id; }
+    };
+    std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> queue;
+    for (std::size_t e = 0; e < m; ++e) queue.push({score_of(e), e, e, 0});
+
+    UnionFind<std::int64_t> sets(n);  // roots: smallest node index = smallest id
+    Agglomeration out;
+    auto snapshot = [&] {
+        std::vector<std::uint64_t> seg(n);
+        for (std::size_t i = 0; i < n; ++i) seg[i] = g.nodes[std::size_t(sets.find(std::int64_t(i)))];
+        out.segments.push_back(std::move(seg));
+    };
+    std::size_t next = 0;  // the next threshold to record
+    while (!queue.empty() && next < thresholds.size()) {
+        const Entry top = queue.top();
+        queue.pop();
+        auto& s = edges[top.edge];
+        if (!s.alive || s.version != top.version) continue;  // stale: merged away or rescored
+        while (next < thresholds.size() && top.score >= thresholds[next]) snapshot(), ++next;
+        if (next == thresholds.size()) break;
+        // Merge the smaller adjacency into the larger.
+        std::int64_t keep = sets.find(s.u), gone = sets.find(s.v);
+        if (adjacency[std::size_t(keep)].size() < adjacency[std::size_t(gone)].size()) std::swap(keep, gone);
+        out.history.push_back(
+            {g.nodes[std::size_t(std::min(keep, gone))], g.nodes[std::size_t(std::max(keep, gone))], top.score});
+        s.alive = false;
+        auto& kept = adjacency[std::size_t(keep)];
+        kept.erase(gone);
+        for (const auto& [nbr, e2] : adjacency[std::size_t(gone)]) {
+            if (nbr == keep) continue;
+            auto& nbr_adj = adjacency[std::size_t(nbr)];
+            nbr_adj.erase(gone);
+            const auto it = kept.find(nbr);
+            if (it == kept.end()) {  // a new neighbour: the edge moves over
+                kept[nbr] = e2;
+                nbr_adj[keep] = e2;
+                auto& t = edges[e2];
+                (t.u == gone ? t.u : t.v) = keep;
+                continue;
+            }
+            // A common neighbour: combine e2 into the kept edge and score it again.
+            const std::size_t e1 = it->second;
+            auto& a = edges[e1];
+            auto& b = edges[e2];
+            a.count += b.count, a.sum += b.sum, a.min = std::min(a.min, b.min), a.max = std::max(a.max, b.max);
+            a.id = std::min(a.id, b.id);
+            if (score == Score::quantile)
+                for (std::size_t k = 0; k < bins; ++k) hist[e1 * bins + k] += hist[e2 * bins + k];
+            b.alive = false;
+            ++a.version;
+            queue.push({score_of(e1), a.id, e1, a.version});
+        }
+        adjacency[std::size_t(gone)].clear();
+        // The union-find root is the smaller index; adjacency lives with `keep`, so move it there.
+        sets.merge(keep, gone);
+        const std::int64_t root = sets.find(keep);
+        if (root != keep) {
+            std::swap(adjacency[std::size_t(root)], adjacency[std::size_t(keep)]);
+            for (const auto& [nbr, e] : adjacency[std::size_t(root)]) {
+                auto& nbr_adj = adjacency[std::size_t(nbr)];
+                nbr_adj.erase(keep);
+                nbr_adj[root] = e;
+                auto& t = edges[e];
+                (t.u == keep ? t.u : t.v) = root;
+            }
+        }
+    }
+    while (next < thresholds.size()) snapshot(), ++next;
+    return out;
+}
+
+}  // namespace vx::graph

@@ -1,0 +1,162 @@
+// region_graph: the region adjacency graph of a fragment volume with statistics of a boundary
+// map on each contact. Two fragments are adjacent where two face-neighbouring voxels hold them
+// (label 0 is no fragment); each such voxel pair is one unit of contact area, and its value is
+// the larger of the two voxels' boundary values (the membrane between them). Per edge: count,
+// sum (for the mean), min, max and a fixed histogram of `bins` equal bins over [0, 1] (values
+// outside are clamped into the end bins) from which quantiles are read. Per fragment: its size.
+//
+// Threads scan disjoint z-slabs of 8 planes into their own hash maps; the maps are merged in slab
+// order and the edges sorted by (u, v), so edge ids and every statistic (sums included) are
+// independent of the thread count.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "voxelytics/core/errors.hpp"
+#include "voxelytics/core/thread_pool.hpp"
+#include "voxelytics/core/view.hpp"
+
+namespace vx::graph {
+
+struct RegionGraph {
+    std::size_t bins = 0;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> edges;  // u < v, sorted
+    std::vector<std::uint64_t> count;
+    std::vector<double> sum;
+    std::vector<float> min, max;
+    std::vector<std::uint32_t> histogram;  // edges.size() x bins, row per edge
+    std::vector<std::uint64_t> nodes;      // fragment ids, sorted
+    std::vector<std::uint64_t> sizes;      // voxels per fragment
+};
+
+namespace detail {
+
+struct PairHash {
+    std::size_t operator()(const std::pair<std::uint64_t, std::uint64_t>& p) const {
+        std::uint64_t h = p.first * 0x9e3779b97f4a7c15ULL ^ (p.second + 0x632be59bd9b4e019ULL);
+        h ^= h >> 29;
+        return static_cast<std::size_t>(h * 0xbf58476d1ce4e5b9ULL);
+    }
+};
+
+struct PartialGraph {
+    std::unordered_map<std::pair<std::uint64_t, std::uint64_t>, std::size_t, PairHash> index;
+    std::vector<std::uint64_t> count;
+    std::vector<double> sum;
+    std::vector<float> min, max;
+    std::vector<std::uint32_t> histogram;
+    std::unordered_map<std::uint64_t, std::uint64_t> sizes;
+
+    /// The index of edge `key`, created empty if new.
+    std::size_t edge(const std::pair<std::uint64_t, std::uint64_t>& key, std::size_t bins) {
+        const auto [it, added] = index.try_emplace(key, count.size());
+        if (added) {
+            count.push_back(0), sum.push_back(0);
+            min.push_back(std::numeric_limits<float>::infinity());
+            max.push_back(-std::numeric_limits<float>::infinity());
+            histogram.resize(histogram.size() + bins, 0);
+        }
+        return it->second;
+    }
+};
+
+}  // namespace detail
+
+/// The region graph of `fragments` with contact statistics of `boundary` (same shape).
+template <class Label, class Value>
+RegionGraph region_graph(View<const Label> fragments, View<const Value> boundary, std::size_t bins, ThreadPool& pool) {
+    require_same_shape(fragments, boundary, "region_graph: fragments and boundary");
+    if (bins < 1 || bins > 65536) throw InvalidArgument("region_graph: bins must be in 1..65536");
+    const Vec3 s = fragments.shape();
+    // Slabs of a fixed depth (not one per thread), so the order of the sums never depends on threads.
+    constexpr std::int64_t slab_depth = 8;
+    const std::int64_t slabs = std::max<std::int64_t>(1, (s.z + slab_depth - 1) / slab_depth);
+    std::vector<detail::PartialGraph> parts(static_cast<std::size_t>(slabs));
+    parallel_for(
+        pool, 0, slabs,
+        [&](std::int64_t k) {
+            auto& g = parts[static_cast<std::size_t>(k)];
+            auto contact = [&](Label a, Label b, double v) {
+                const auto u = static_cast<std::uint64_t>(a), v64 = static_cast<std::uint64_t>(b);
+                const std::size_t e = g.edge({std::min(u, v64), std::max(u, v64)}, bins);
+                ++g.count[e];
+                g.sum[e] += v;
+                g.min[e] = std::min(g.min[e], static_cast<float>(v));
+                g.max[e] = std::max(g.max[e], static_cast<float>(v));
+                const auto bin = static_cast<std::size_t>(std::clamp(v, 0.0, 1.0) * double(bins));
+                ++g.histogram[e * bins + std::min(bin, bins - 1)];
+            };
+            const std::int64_t z0 = k * slab_depth, z1 = std::min(s.z, z0 + slab_depth);
+            Label last = 0;
+            std::uint64_t run = 0;
+            for (std::int64_t z = z0; z < z1; ++z)
+                for (std::int64_t y = 0; y < s.y; ++y)
+                    for (std::int64_t x = 0; x < s.x; ++x) {
+                        const std::int64_t i = fragments.offset(x, y, z);
+                        const Label a = fragments[i];
+                        if (a == last) {
+                            ++run;
+                        } else {
+                            if (last != 0) g.sizes[last] += run;
+                            last = a, run = 1;
+                        }
+                        if (a == 0) continue;
+                        const double va = static_cast<double>(boundary[i]);
+                        if (std::isnan(va)) throw InvalidArgument("region_graph: boundary holds NaN");
+                        auto neighbour = [&](std::int64_t j) {
+                            const Label b = fragments[j];
+                            if (b != 0 && b != a) contact(a, b, std::max(va, static_cast<double>(boundary[j])));
+                        };
+                        if (x + 1 < s.x) neighbour(i + 1);
+                        if (y + 1 < s.y) neighbour(i + s.x);
+                        if (z + 1 < s.z) neighbour(i + s.x * s.y);
+                    }
+            if (last != 0) g.sizes[last] += run;
+        },
+        slabs);
+
+    // Merge in slab order, then sort the edges.
+    detail::PartialGraph all = std::move(parts[0]);
+    for (std::size_t p = 1; p < parts.size(); ++p) {
+        auto& g = parts[p];
+        for (const auto& [key, e] : g.index) {
+            const std::size_t t = all.edge(key, bins);
+            all.count[t] += g.count[e];
+            all.sum[t] += g.sum[e];
+            all.min[t] = std::min(all.min[t], g.min[e]);
+            all.max[t] = std::max(all.max[t], g.max[e]);
+            for (std::size_t b = 0; b < bins; ++b) all.histogram[t * bins + b] += g.histogram[e * bins + b];
+        }
+        for (const auto& [label, n] : g.sizes) all.sizes[label] += n;
+        g = {};
+    }
+    RegionGraph out;
+    out.bins = bins;
+    std::vector<std::pair<std::pair<std::uint64_t, std::uint64_t>, std::size_t>> order(all.index.begin(),
+                                                                                       all.index.end());
+    std::sort(order.begin(), order.end());
+    const std::size_t m = order.size();
+    out.edges.reserve(m), out.count.reserve(m), out.sum.reserve(m), out.min.reserve(m), out.max.reserve(m);
+    out.histogram.reserve(m * bins);
+    for (const auto& [key, e] : order) {
+        out.edges.push_back(key);
+        out.count.push_back(all.count[e]);
+        out.sum.push_back(all.sum[e]);
+        out.min.push_back(all.min[e]);
+        out.max.push_back(all.max[e]);
+        out.histogram.insert(out.histogram.end(), all.histogram.begin() + std::ptrdiff_t(e * bins),
+                             all.histogram.begin() + std::ptrdiff_t((e + 1) * bins));
+    }
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> sizes(all.sizes.begin(), all.sizes.end());
+    std::sort(sizes.begin(), sizes.end());
+    for (const auto& [label, n] : sizes) out.nodes.push_back(label), out.sizes.push_back(n);
+    return out;
+}
+
+}  // namespace vx::graph
