@@ -3,7 +3,11 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <optional>
+#include <utility>
+
 #include "detail/numpy.hpp"
+#include "detail/vec3_caster.hpp"
 #include "voxelytics/graph/agglomeration.hpp"
 #include "voxelytics/graph/region_graph.hpp"
 
@@ -18,7 +22,7 @@ py::array_t<T> to_numpy(std::vector<T>&& v) {
 }
 
 py::dict region_graph(const py::handle& fragments_obj, const py::handle& boundary_obj, std::size_t bins,
-                      std::size_t threads) {
+                      std::size_t threads, const std::optional<std::pair<vx::Vec3, vx::Vec3>>& core) {
     const py::array fragments = volume_argument(fragments_obj, "fragments");
     const py::array boundary = volume_argument(boundary_obj, "boundary");
     if (shape_of(fragments) != shape_of(boundary)) throw vx::InvalidArgument("fragments and boundary differ in shape");
@@ -28,7 +32,8 @@ py::dict region_graph(const py::handle& fragments_obj, const py::handle& boundar
             using V = typename decltype(btag)::type;
             const py::gil_scoped_release nogil;
             vx::ThreadPool pool(threads);
-            return vx::graph::region_graph<L, V>(const_view<L>(fragments), const_view<V>(boundary), bins, pool);
+            const vx::Box box = core ? vx::Box(core->first, core->second) : vx::Box({}, shape_of(fragments));
+            return vx::graph::region_graph<L, V>(const_view<L>(fragments), const_view<V>(boundary), bins, pool, box);
         });
     });
     const auto m = static_cast<py::ssize_t>(g.edges.size());
@@ -111,8 +116,8 @@ py::dict agglomerate(const py::array_t<std::uint64_t, py::array::c_style | py::a
 
 void export_graph(py::module_& parent) {
     py::module_ m = parent.def_submodule("graph", "Region adjacency graphs (see voxelytics.graph).");
-    m.def("region_graph", &region_graph, py::arg("fragments"), py::arg("boundary"), py::arg("bins"),
-          py::arg("threads"));
+    m.def("region_graph", &region_graph, py::arg("fragments"), py::arg("boundary"), py::arg("bins"), py::arg("threads"),
+          py::arg("core") = py::none());
     m.def("agglomerate", &agglomerate, py::arg("edges"), py::arg("count"), py::arg("sum"), py::arg("min"),
           py::arg("max"), py::arg("histogram"), py::arg("nodes"), py::arg("scoring"), py::arg("quantile"),
           py::arg("thresholds"));

@@ -30,10 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._core import graph as _graph
-from .core import resolve_threads
+from .core import Box, resolve_threads
 from .segmentation import _boundary_array, _label_array, remap
 
-__all__ = ["Agglomeration", "RegionGraph", "agglomerate", "region_graph"]
+__all__ = ["Agglomeration", "RegionGraph", "agglomerate", "blockwise_region_graph", "merge", "region_graph"]
 
 
 @dataclass(frozen=True)
@@ -69,13 +69,83 @@ class RegionGraph:
         return len(self.edges)
 
 
-def region_graph(fragments, boundary, *, bins: int = 64, threads: int | None = None) -> RegionGraph:
+def region_graph(
+    fragments, boundary, *, bins: int = 64, threads: int | None = None, core=None
+) -> RegionGraph:
     """The region adjacency graph of ``fragments`` with contact statistics of ``boundary`` (a
-    boundary map in [0, 1], high = membrane); see the module docs. Independent of ``threads``."""
+    boundary map in [0, 1], high = membrane); see the module docs. Independent of ``threads``.
+
+    ``core`` (a :class:`voxelytics.Box` in array coordinates): count only the sizes of, and the
+    +x/+y/+z contacts from, the voxels inside it; see :func:`blockwise_region_graph`."""
+    if core is not None:
+        core = (tuple(int(v) for v in core.topleft), tuple(int(v) for v in core.size))
     d = _graph.region_graph(
-        _label_array(fragments), _boundary_array(boundary), int(bins), resolve_threads(threads)
+        _label_array(fragments), _boundary_array(boundary), int(bins), resolve_threads(threads), core
     )
     return RegionGraph(**d)
+
+
+def merge(graphs) -> RegionGraph:
+    """One graph from graphs of disjoint parts of a volume (e.g. blocks): contacts and sizes of the
+    same edge or fragment add up, min/max combine, histograms add."""
+    graphs = list(graphs)
+    if not graphs:
+        raise ValueError("merge needs at least one graph")
+    bins = {g.histogram.shape[1] for g in graphs}
+    if len(bins) != 1:
+        raise ValueError(f"graphs with different histogram bins cannot merge: {sorted(bins)}")
+    edges = np.concatenate([g.edges for g in graphs]).reshape(-1, 2)
+    unique, inverse = np.unique(edges, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    m = len(unique)
+
+    def add(field, dtype):
+        out = np.zeros((m, *getattr(graphs[0], field).shape[1:]), dtype)
+        np.add.at(out, inverse, np.concatenate([getattr(g, field) for g in graphs]))
+        return out
+
+    low = np.full(m, np.inf, np.float32)
+    high = np.full(m, -np.inf, np.float32)
+    np.minimum.at(low, inverse, np.concatenate([g.min for g in graphs]))
+    np.maximum.at(high, inverse, np.concatenate([g.max for g in graphs]))
+    nodes, node_inverse = np.unique(np.concatenate([g.nodes for g in graphs]), return_inverse=True)
+    sizes = np.zeros(len(nodes), np.uint64)
+    np.add.at(sizes, node_inverse.ravel(), np.concatenate([g.sizes for g in graphs]))
+    return RegionGraph(
+        edges=unique.astype(np.uint64),
+        count=add("count", np.uint64),
+        sum=add("sum", np.float64),
+        min=low,
+        max=high,
+        histogram=add("histogram", np.uint32),
+        nodes=nodes.astype(np.uint64),
+        sizes=sizes,
+    )
+
+
+def blockwise_region_graph(
+    fragments, boundary, block_shape, *, bins: int = 64, threads: int | None = None
+) -> RegionGraph:
+    """The region graph of a volume computed block by block (each block read with one extra voxel
+    on its upper faces, so contacts across block faces are counted once) and merged: the same
+    graph as :func:`region_graph` of the whole volume whatever ``block_shape`` (sums equal up to
+    floating-point rounding). ``fragments`` / ``boundary``: anything sliceable as [x, y, z]."""
+    shape = tuple(int(s) for s in np.shape(fragments))
+    block_shape = tuple(int(b) for b in block_shape)
+    if len(shape) != 3 or len(block_shape) != 3 or min(block_shape) < 1:
+        raise ValueError(f"need a 3D volume and a positive 3D block_shape, got {shape} and {block_shape}")
+    graphs = []
+    for z in range(0, shape[2], block_shape[2]):
+        for y in range(0, shape[1], block_shape[1]):
+            for x in range(0, shape[0], block_shape[0]):
+                lo = (x, y, z)
+                core_hi = tuple(min(o + b, s) for o, b, s in zip(lo, block_shape, shape))
+                read_hi = tuple(min(h + 1, s) for h, s in zip(core_hi, shape))
+                sl = tuple(slice(a, b) for a, b in zip(lo, read_hi))
+                core = Box((0, 0, 0), tuple(h - a for h, a in zip(core_hi, lo)))
+                block = (np.asarray(fragments[sl]), np.asarray(boundary[sl]))
+                graphs.append(region_graph(*block, bins=bins, threads=threads, core=core))
+    return merge(graphs)
 
 
 @dataclass(frozen=True)

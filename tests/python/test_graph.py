@@ -153,3 +153,28 @@ def test_watershed_and_agglomeration_are_no_worse_than_waterz_on_real_data(flyem
     ours = best_scores(gt, (agg.apply(fragments, k) for k in range(len(thresholds))))
     assert ours.voi_split + ours.voi_merge <= theirs.voi_split + theirs.voi_merge
     assert ours.arand <= theirs.arand
+
+
+@pytest.mark.parametrize("block_shape", [(7, 9, 5), (16, 16, 16), (100, 3, 50)])
+def test_blockwise_region_graph_equals_the_whole_volume_graph(flyem, block_shape):
+    frag = flyem["train"]["fragments"].astype(np.uint32)
+    boundary = flyem["train"]["boundary"]
+    whole = vx.region_graph(frag, boundary)
+    blocks = vx.graph.blockwise_region_graph(frag, boundary, block_shape)
+    for field in ("edges", "count", "min", "max", "histogram", "nodes", "sizes"):
+        np.testing.assert_array_equal(getattr(blocks, field), getattr(whole, field), err_msg=field)
+    np.testing.assert_allclose(blocks.sum, whole.sum, rtol=1e-12)  # added in another order
+
+
+def test_region_graph_core_and_merge_errors():
+    frag = np.ones((4, 4, 4), np.uint32)
+    boundary = np.zeros((4, 4, 4), np.float32)
+    with pytest.raises(ValueError, match="core box lies outside"):
+        vx.region_graph(frag, boundary, core=vx.Box((2, 0, 0), (4, 4, 4)))
+    with pytest.raises(ValueError, match="at least one graph"):
+        vx.graph.merge([])
+    a = vx.region_graph(frag, boundary, bins=8)
+    b = vx.region_graph(frag, boundary, bins=16)
+    with pytest.raises(ValueError, match="different histogram bins"):
+        vx.graph.merge([a, b])
+    assert vx.region_graph(frag, boundary, core=vx.Box((0, 0, 0), (2, 4, 4))).sizes.tolist() == [32]

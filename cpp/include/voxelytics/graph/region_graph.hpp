@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "voxelytics/core/box.hpp"
 #include "voxelytics/core/errors.hpp"
 #include "voxelytics/core/thread_pool.hpp"
 #include "voxelytics/core/view.hpp"
@@ -68,15 +69,22 @@ struct PartialGraph {
 
 }  // namespace detail
 
-/// The region graph of `fragments` with contact statistics of `boundary` (same shape).
+/// The region graph of `fragments` with contact statistics of `boundary` (same shape), counting
+/// the sizes of and the +x, +y, +z contacts from the voxels in `core` only (array coordinates).
+/// For blocks: give each block's array one more voxel on its upper faces than its core (where
+/// the volume goes on); the block graphs then merge (voxelytics.graph.merge) into the graph of the
+/// whole volume, each contact counted once.
 template <class Label, class Value>
-RegionGraph region_graph(View<const Label> fragments, View<const Value> boundary, std::size_t bins, ThreadPool& pool) {
+RegionGraph region_graph(View<const Label> fragments, View<const Value> boundary, std::size_t bins, ThreadPool& pool,
+                         const Box& core) {
     require_same_shape(fragments, boundary, "region_graph: fragments and boundary");
     if (bins < 1 || bins > 65536) throw InvalidArgument("region_graph: bins must be in 1..65536");
+    if (!fragments.box().contains(core)) throw InvalidArgument("region_graph: the core box lies outside the array");
     const Vec3 s = fragments.shape();
+    const Vec3 lo = core.topleft(), hi = core.bottomright();
     // Slabs of a fixed depth (not one per thread), so the order of the sums never depends on threads.
     constexpr std::int64_t slab_depth = 8;
-    const std::int64_t slabs = std::max<std::int64_t>(1, (s.z + slab_depth - 1) / slab_depth);
+    const std::int64_t slabs = std::max<std::int64_t>(1, (core.size().z + slab_depth - 1) / slab_depth);
     std::vector<detail::PartialGraph> parts(static_cast<std::size_t>(slabs));
     parallel_for(
         pool, 0, slabs,
@@ -92,12 +100,12 @@ RegionGraph region_graph(View<const Label> fragments, View<const Value> boundary
                 const auto bin = static_cast<std::size_t>(std::clamp(v, 0.0, 1.0) * double(bins));
                 ++g.histogram[e * bins + std::min(bin, bins - 1)];
             };
-            const std::int64_t z0 = k * slab_depth, z1 = std::min(s.z, z0 + slab_depth);
+            const std::int64_t z0 = lo.z + k * slab_depth, z1 = std::min(hi.z, z0 + slab_depth);
             Label last = 0;
             std::uint64_t run = 0;
             for (std::int64_t z = z0; z < z1; ++z)
-                for (std::int64_t y = 0; y < s.y; ++y)
-                    for (std::int64_t x = 0; x < s.x; ++x) {
+                for (std::int64_t y = lo.y; y < hi.y; ++y)
+                    for (std::int64_t x = lo.x; x < hi.x; ++x) {
                         const std::int64_t i = fragments.offset(x, y, z);
                         const Label a = fragments[i];
                         if (a == last) {
@@ -157,6 +165,12 @@ RegionGraph region_graph(View<const Label> fragments, View<const Value> boundary
     std::sort(sizes.begin(), sizes.end());
     for (const auto& [label, n] : sizes) out.nodes.push_back(label), out.sizes.push_back(n);
     return out;
+}
+
+/// The whole array is the core.
+template <class Label, class Value>
+RegionGraph region_graph(View<const Label> fragments, View<const Value> boundary, std::size_t bins, ThreadPool& pool) {
+    return region_graph(fragments, boundary, bins, pool, fragments.box());
 }
 
 }  // namespace vx::graph
