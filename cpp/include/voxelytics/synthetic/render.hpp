@@ -134,6 +134,14 @@ inline Box voxels_near(const Imaging& im, Point pmin, Point pmax, double margin,
     return Box::from_corners(a, b).intersection(box);
 }
 
+/// Calls f(x, y, z) for every voxel of `box`, x fastest.
+template <class F>
+void for_each_voxel(const Box& box, F&& f) {
+    for (std::int64_t z = box.topleft().z; z < box.bottomright().z; ++z)
+        for (std::int64_t y = box.topleft().y; y < box.bottomright().y; ++y)
+            for (std::int64_t x = box.topleft().x; x < box.bottomright().x; ++x) f(x, y, z);
+}
+
 inline double smoothstep_edge(double inside_by, double softness) {
     return std::clamp(0.5 + inside_by / softness, 0.0, 1.0);
 }
@@ -269,53 +277,47 @@ inline void render_sample(const Scene& scene, const std::vector<std::size_t>& ca
         const Point lo{std::min(sg.a.x, sg.b.x), std::min(sg.a.y, sg.b.y), std::min(sg.a.z, sg.b.z)};
         const Point hi{std::max(sg.a.x, sg.b.x), std::max(sg.a.y, sg.b.y), std::max(sg.a.z, sg.b.z)};
         const Box near = voxels_near(im, lo, hi, reach(scene, sg) + slack, slab);
-        for (std::int64_t z = near.topleft().z; z < near.bottomright().z; ++z)
-            for (std::int64_t y = near.topleft().y; y < near.bottomright().y; ++y)
-                for (std::int64_t x = near.topleft().x; x < near.bottomright().x; ++x)
-                    nearest[local(x, y, z)].add(scene, static_cast<std::int64_t>(k),
-                                                depth(sg, centre(x, y, z), scene.fill_length));
+        for_each_voxel(near, [&](std::int64_t x, std::int64_t y, std::int64_t z) {
+            nearest[local(x, y, z)].add(scene, static_cast<std::int64_t>(k),
+                                        depth(sg, centre(x, y, z), scene.fill_length));
+        });
     }
     std::vector<float> boundary(want_image ? n : 0);
-    for (std::int64_t z = slab.topleft().z; z < slab.bottomright().z; ++z)
-        for (std::int64_t y = slab.topleft().y; y < slab.bottomright().y; ++y)
-            for (std::int64_t x = slab.topleft().x; x < slab.bottomright().x; ++x) {
-                const Point p = centre(x, y, z);
-                const Label l = resolve(scene, nearest[local(x, y, z)], p);
-                const std::size_t i = local(x, y, z);
-                f.cells[i] = l.cell;
-                f.compartments[i] = static_cast<std::uint8_t>(l.compartment);
-                if (!want_image) continue;
-                boundary[local(x, y, z)] = static_cast<float>(l.boundary);
-                const double jitter =
-                    im.cell_jitter * (2 * uniform(hash(im.seed, static_cast<std::int64_t>(l.cell), 7)) - 1);
-                f.image[i] = static_cast<float>(im.intensity[static_cast<std::size_t>(l.compartment)] + jitter +
-                                                im.texture * grain[i]);
-            }
+    for_each_voxel(slab, [&](std::int64_t x, std::int64_t y, std::int64_t z) {
+        const Point p = centre(x, y, z);
+        const Label l = resolve(scene, nearest[local(x, y, z)], p);
+        const std::size_t i = local(x, y, z);
+        f.cells[i] = l.cell;
+        f.compartments[i] = static_cast<std::uint8_t>(l.compartment);
+        if (!want_image) return;
+        boundary[local(x, y, z)] = static_cast<float>(l.boundary);
+        const double jitter = im.cell_jitter * (2 * uniform(hash(im.seed, static_cast<std::int64_t>(l.cell), 7)) - 1);
+        f.image[i] =
+            static_cast<float>(im.intensity[static_cast<std::size_t>(l.compartment)] + jitter + im.texture * grain[i]);
+    });
     // Organelles: each only inside its own cell.
     auto in_cell = [&](std::size_t i, std::uint64_t cell) { return f.cells[i] == cell; };
     for (const Nucleus& nu : scene.nuclei) {
         const Box near = voxels_near(im, nu.centre, nu.centre, nu.radius + 3 * im.membrane_width + slack, slab);
-        for (std::int64_t z = near.topleft().z; z < near.bottomright().z; ++z)
-            for (std::int64_t y = near.topleft().y; y < near.bottomright().y; ++y)
-                for (std::int64_t x = near.topleft().x; x < near.bottomright().x; ++x) {
-                    const std::size_t i = local(x, y, z);
-                    if (!in_cell(i, nu.cell)) continue;
-                    const Point p = centre(x, y, z);
-                    const Point q = sub(p, nu.centre);
-                    const double d = std::sqrt(dot(q, q));
-                    if (d < nu.radius) {
-                        f.compartments[i] = static_cast<std::uint8_t>(Compartment::nucleus);
-                        if (want_image)
-                            f.image[i] = static_cast<float>(
-                                im.intensity[static_cast<std::size_t>(Compartment::nucleus)] +
-                                im.nucleus_texture * value_noise(im.seed + 3, p.x, p.y, p.z, 150) +
-                                0.5 * im.texture * value_noise(im.seed + 4, p.x, p.y, p.z, 0.4 * im.texture_scale));
-                    }
-                    if (want_image) {  // the nuclear envelope
-                        const double e = (d - nu.radius) / im.membrane_width;
-                        f.image[i] -= static_cast<float>(0.8 * im.membrane_darkness * std::exp(-e * e));
-                    }
-                }
+        for_each_voxel(near, [&](std::int64_t x, std::int64_t y, std::int64_t z) {
+            const std::size_t i = local(x, y, z);
+            if (!in_cell(i, nu.cell)) return;
+            const Point p = centre(x, y, z);
+            const Point q = sub(p, nu.centre);
+            const double d = std::sqrt(dot(q, q));
+            if (d < nu.radius) {
+                f.compartments[i] = static_cast<std::uint8_t>(Compartment::nucleus);
+                if (want_image)
+                    f.image[i] = static_cast<float>(
+                        im.intensity[static_cast<std::size_t>(Compartment::nucleus)] +
+                        im.nucleus_texture * value_noise(im.seed + 3, p.x, p.y, p.z, 150) +
+                        0.5 * im.texture * value_noise(im.seed + 4, p.x, p.y, p.z, 0.4 * im.texture_scale));
+            }
+            if (want_image) {  // the nuclear envelope
+                const double e = (d - nu.radius) / im.membrane_width;
+                f.image[i] -= static_cast<float>(0.8 * im.membrane_darkness * std::exp(-e * e));
+            }
+        });
     }
     for (const Mitochondrion& m : scene.mitochondria) {
         const Point lo{std::min(m.a.x, m.b.x), std::min(m.a.y, m.b.y), std::min(m.a.z, m.b.z)};
@@ -323,63 +325,55 @@ inline void render_sample(const Scene& scene, const std::vector<std::size_t>& ca
         const Box near = voxels_near(im, lo, hi, m.radius + slack, slab);
         const Point axis = sub(m.b, m.a);
         const double len = std::sqrt(dot(axis, axis));
-        for (std::int64_t z = near.topleft().z; z < near.bottomright().z; ++z)
-            for (std::int64_t y = near.topleft().y; y < near.bottomright().y; ++y)
-                for (std::int64_t x = near.topleft().x; x < near.bottomright().x; ++x) {
-                    const std::size_t i = local(x, y, z);
-                    if (!in_cell(i, m.cell)) continue;
-                    const Point p = centre(x, y, z);
-                    double t, d;
-                    closest_on_segment(m.a, m.b, p, t, d);
-                    if (d >= m.radius) continue;
-                    f.mitochondria[i] = m.id;
-                    if (!want_image) continue;
-                    // Cristae: folds across the long axis; a dark double membrane around.
-                    const double along = t * len + 0.37 * d;
-                    const double cristae = std::cos(6.283185307179586 * along / im.cristae_period);
-                    const double e = (m.radius - d) / im.membrane_width;
-                    f.image[i] = static_cast<float>(im.mitochondrion_intensity - 18 * cristae * cristae -
-                                                    0.5 * im.membrane_darkness * std::exp(-e * e) +
-                                                    0.5 * im.texture * value_noise(im.seed + 5, p.x, p.y, p.z, 30));
-                }
+        for_each_voxel(near, [&](std::int64_t x, std::int64_t y, std::int64_t z) {
+            const std::size_t i = local(x, y, z);
+            if (!in_cell(i, m.cell)) return;
+            const Point p = centre(x, y, z);
+            double t, d;
+            closest_on_segment(m.a, m.b, p, t, d);
+            if (d >= m.radius) return;
+            f.mitochondria[i] = m.id;
+            if (!want_image) return;
+            // Cristae: folds across the long axis; a dark double membrane around.
+            const double along = t * len + 0.37 * d;
+            const double cristae = std::cos(6.283185307179586 * along / im.cristae_period);
+            const double e = (m.radius - d) / im.membrane_width;
+            f.image[i] = static_cast<float>(im.mitochondrion_intensity - 18 * cristae * cristae -
+                                            0.5 * im.membrane_darkness * std::exp(-e * e) +
+                                            0.5 * im.texture * value_noise(im.seed + 5, p.x, p.y, p.z, 30));
+        });
     }
     if (want_image) {
         for (const Vesicle& v : scene.vesicles) {
             const Box near = voxels_near(im, v.centre, v.centre, v.radius + 2 * im.membrane_width + slack, slab);
-            for (std::int64_t z = near.topleft().z; z < near.bottomright().z; ++z)
-                for (std::int64_t y = near.topleft().y; y < near.bottomright().y; ++y)
-                    for (std::int64_t x = near.topleft().x; x < near.bottomright().x; ++x) {
-                        const std::size_t i = local(x, y, z);
-                        if (!in_cell(i, v.cell)) continue;
-                        const Point q = sub(centre(x, y, z), v.centre);
-                        const double e = (std::sqrt(dot(q, q)) - v.radius) / (0.7 * im.membrane_width);
-                        f.image[i] -= static_cast<float>(im.vesicle_darkness * std::exp(-e * e));
-                    }
+            for_each_voxel(near, [&](std::int64_t x, std::int64_t y, std::int64_t z) {
+                const std::size_t i = local(x, y, z);
+                if (!in_cell(i, v.cell)) return;
+                const Point q = sub(centre(x, y, z), v.centre);
+                const double e = (std::sqrt(dot(q, q)) - v.radius) / (0.7 * im.membrane_width);
+                f.image[i] -= static_cast<float>(im.vesicle_darkness * std::exp(-e * e));
+            });
         }
         for (const Density& dn : scene.densities) {
             const Box near = voxels_near(im, dn.centre, dn.centre, dn.radius + dn.thickness + slack, slab);
-            for (std::int64_t z = near.topleft().z; z < near.bottomright().z; ++z)
-                for (std::int64_t y = near.topleft().y; y < near.bottomright().y; ++y)
-                    for (std::int64_t x = near.topleft().x; x < near.bottomright().x; ++x) {
-                        const std::size_t i = local(x, y, z);
-                        if (!in_cell(i, dn.cell)) continue;
-                        const Point q = sub(centre(x, y, z), dn.centre);
-                        const double h = dot(q, dn.normal);
-                        const Point radial{q.x - h * dn.normal.x, q.y - h * dn.normal.y, q.z - h * dn.normal.z};
-                        const double r = std::sqrt(dot(radial, radial));
-                        const double w = smoothstep_edge(dn.radius - r, 20) *
-                                         smoothstep_edge(dn.thickness - std::abs(h - 0.5 * dn.thickness) * 2, 10) *
-                                         smoothstep_edge(h + 15, 10);
-                        f.image[i] -= static_cast<float>(dn.darkness * w);
-                    }
+            for_each_voxel(near, [&](std::int64_t x, std::int64_t y, std::int64_t z) {
+                const std::size_t i = local(x, y, z);
+                if (!in_cell(i, dn.cell)) return;
+                const Point q = sub(centre(x, y, z), dn.centre);
+                const double h = dot(q, dn.normal);
+                const Point radial{q.x - h * dn.normal.x, q.y - h * dn.normal.y, q.z - h * dn.normal.z};
+                const double r = std::sqrt(dot(radial, radial));
+                const double w = smoothstep_edge(dn.radius - r, 20) *
+                                 smoothstep_edge(dn.thickness - std::abs(h - 0.5 * dn.thickness) * 2, 10) *
+                                 smoothstep_edge(h + 15, 10);
+                f.image[i] -= static_cast<float>(dn.darkness * w);
+            });
         }
         // Membranes last: they lie on top of everything at cell boundaries.
-        for (std::int64_t z = slab.topleft().z; z < slab.bottomright().z; ++z)
-            for (std::int64_t y = slab.topleft().y; y < slab.bottomright().y; ++y)
-                for (std::int64_t x = slab.topleft().x; x < slab.bottomright().x; ++x) {
-                    const double e = boundary[local(x, y, z)] / im.membrane_width;
-                    f.image[local(x, y, z)] -= static_cast<float>(im.membrane_darkness * std::exp(-e * e));
-                }
+        for_each_voxel(slab, [&](std::int64_t x, std::int64_t y, std::int64_t z) {
+            const double e = boundary[local(x, y, z)] / im.membrane_width;
+            f.image[local(x, y, z)] -= static_cast<float>(im.membrane_darkness * std::exp(-e * e));
+        });
     }
 }
 
@@ -396,15 +390,13 @@ inline void render_slab(const Scene& scene, const std::vector<std::size_t>& cand
     std::vector<float> grain(want_image ? static_cast<std::size_t>(slab.volume()) : 0);
     if (want_image) {
         std::size_t j = 0;
-        for (std::int64_t z = slab.topleft().z; z < slab.bottomright().z; ++z)
-            for (std::int64_t y = slab.topleft().y; y < slab.bottomright().y; ++y)
-                for (std::int64_t x = slab.topleft().x; x < slab.bottomright().x; ++x, ++j) {
-                    const Point p = voxel_centre(im, x, y, z);
-                    grain[j] =
-                        static_cast<float>(0.55 * value_noise(im.seed + 1, p.x, p.y, p.z, im.texture_scale) +
-                                           0.25 * value_noise(im.seed + 2, p.x, p.y, p.z, 0.4 * im.texture_scale) +
-                                           0.45 * normal(hash(im.seed + 9, x, y, z)));
-                }
+        for_each_voxel(slab, [&](std::int64_t x, std::int64_t y, std::int64_t z) {
+            const Point p = voxel_centre(im, x, y, z);
+            grain[j] = static_cast<float>(0.55 * value_noise(im.seed + 1, p.x, p.y, p.z, im.texture_scale) +
+                                          0.25 * value_noise(im.seed + 2, p.x, p.y, p.z, 0.4 * im.texture_scale) +
+                                          0.45 * normal(hash(im.seed + 9, x, y, z)));
+            ++j;
+        });
     }
     Sample sample;
     for (int k = 0; k < samples; ++k) {
@@ -412,18 +404,17 @@ inline void render_slab(const Scene& scene, const std::vector<std::size_t>& cand
         const bool middle = 2 * k + 1 == samples;
         render_sample(scene, candidates, slab, dz, want_image, grain, sample);
         std::size_t j = 0;
-        for (std::int64_t z = slab.topleft().z; z < slab.bottomright().z; ++z)
-            for (std::int64_t y = slab.topleft().y; y < slab.bottomright().y; ++y)
-                for (std::int64_t x = slab.topleft().x; x < slab.bottomright().x; ++x, ++j) {
-                    const Vec3 o = Vec3{x, y, z} - f.box.topleft();
-                    const auto i = static_cast<std::size_t>(o.x + shape.x * (o.y + shape.y * o.z));
-                    if (middle) {
-                        f.cells[i] = sample.cells[j];
-                        f.compartments[i] = sample.compartments[j];
-                        f.mitochondria[i] = sample.mitochondria[j];
-                    }
-                    if (want_image) f.image[i] += sample.image[j] / static_cast<float>(samples);
-                }
+        for_each_voxel(slab, [&](std::int64_t x, std::int64_t y, std::int64_t z) {
+            const Vec3 o = Vec3{x, y, z} - f.box.topleft();
+            const auto i = static_cast<std::size_t>(o.x + shape.x * (o.y + shape.y * o.z));
+            if (middle) {
+                f.cells[i] = sample.cells[j];
+                f.compartments[i] = sample.compartments[j];
+                f.mitochondria[i] = sample.mitochondria[j];
+            }
+            if (want_image) f.image[i] += sample.image[j] / static_cast<float>(samples);
+            ++j;
+        });
     }
 }
 
