@@ -259,20 +259,13 @@ class _Builder:
         pos, d, node = np.asarray(start, float), direction, parent_node
         path = [node]
         for _ in range(steps_left):
-            for _attempt in range(6):
-                nd = d + p.tortuosity * self.rng.normal(size=3) * (1 + _attempt)
-                nd /= np.linalg.norm(nd)
-                nxt = pos + step * nd
-                if not avoid or not self.collides(nxt, radius, cell):
-                    break
-            else:
-                return path  # boxed in: the branch ends here
-            r_next = max(
-                radius * (0.995 if kind == "dendrite" else 1.0),
-                0.5 * p.dendrite_radius[0] if kind == "dendrite" else radius,
-            )
-            compartment = "axon" if kind == "axon" else "dendrite"
-            self.add_segment(pos, nxt, radius, r_next, cell, compartment, solid=kind == "dendrite")
+            turned = self.step_from(pos, d, step, radius, cell, avoid)
+            if turned is None:
+                break  # boxed in: the branch ends here
+            nxt, nd = turned
+            # Dendrites taper slowly, down to half the thinnest starting radius; axons keep theirs.
+            r_next = max(0.995 * radius, 0.5 * p.dendrite_radius[0]) if kind == "dendrite" else radius
+            self.add_segment(pos, nxt, radius, r_next, cell, kind, solid=kind == "dendrite")
             node = self.add_node(cell, nxt, r_next, node)
             path.append(node)
             pos, d, radius = nxt, nd, r_next
@@ -285,6 +278,18 @@ class _Builder:
                 self.grow(cell, kind, pos, b, child_r, node, steps_left // 2, avoid)
         self.paths[kind].append((cell, path))
         return path
+
+    def step_from(self, pos, d, step, radius, cell, avoid):
+        """The next point of a growing branch: the direction turns a little at random; up to six
+        ever wider turns are tried to get around dendrites and somata. (point, direction), or
+        None if all collide."""
+        for attempt in range(6):
+            nd = d + self.p.tortuosity * self.rng.normal(size=3) * (1 + attempt)
+            nd /= np.linalg.norm(nd)
+            nxt = pos + step * nd
+            if not avoid or not self.collides(nxt, radius, cell):
+                return nxt, nd
+        return None
 
     def neurite(self, kind, length_so_far):
         """A neurite tree passing through the volume: grown both ways from a random point."""
