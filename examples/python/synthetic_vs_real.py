@@ -39,9 +39,13 @@ def main() -> None:
         panels.append(("real: FlyEM FIB-SEM, ~10 nm", npz["raw"][25]))  # (z, y, x) -> section z = 25
     # The central crop of a larger volume, away from the faces where a soma cap may enter.
     crop = (slice(width // 2, width // 2 + width), slice(height, 2 * height))
-    iso = synthetic.generate((2 * width, 3 * height, 48), "mouse", seed=args.seed, voxel_size=(10, 10, 10))
+    # Section defects off: the panels compare regular sections (defects are the generator's option).
+    clean = dict(missing_sections=0, shifted_sections=0)
+    iso = synthetic.generate(
+        (2 * width, 3 * height, 48), "mouse", seed=args.seed, voxel_size=(10, 10, 10), **clean
+    )
     panels.append(("synthetic: mouse, 10 nm isotropic", iso.image[crop + (24,)].T))
-    sbem = synthetic.generate((2 * width, 3 * height, 48), "mouse", seed=args.seed)
+    sbem = synthetic.generate((2 * width, 3 * height, 48), "mouse", seed=args.seed, **clean)
     z = _busiest_section(sbem, crop)
     panels.append((f"synthetic: mouse, 11.24x11.24x30 nm (z={z})", sbem.image[crop + (z,)].T))
     panels.append(("its ground truth: cells, mitochondria, clefts", _truth_rgb(sbem, crop, z)))
