@@ -121,10 +121,11 @@ inline Point voxel_centre(const Imaging& im, std::int64_t x, std::int64_t y, std
             (static_cast<double>(z) + 0.5) * im.voxel_size[2]};
 }
 
-/// Voxel range [lo, hi) of `box` that lies within `margin` nm of the axis-aligned box [pmin, pmax].
-inline Box voxels_near(const Imaging& im, Point pmin, Point pmax, double margin, const Box& box) {
-    const double lo[3] = {pmin.x - margin, pmin.y - margin, pmin.z - margin};
-    const double hi[3] = {pmax.x + margin, pmax.y + margin, pmax.z + margin};
+/// The voxels of `box` whose centres lie within `margin` nm of the axis-aligned box spanned by
+/// the points p and q (a segment's ends, or a centre twice).
+inline Box voxels_near(const Imaging& im, Point p, Point q, double margin, const Box& box) {
+    const double lo[3] = {std::min(p.x, q.x) - margin, std::min(p.y, q.y) - margin, std::min(p.z, q.z) - margin};
+    const double hi[3] = {std::max(p.x, q.x) + margin, std::max(p.y, q.y) + margin, std::max(p.z, q.z) + margin};
     Vec3 a, b;
     for (std::size_t i = 0; i < 3; ++i) {
         // Centre (v + 0.5) * size in [lo, hi]  <=>  v in [lo / size - 0.5, hi / size - 0.5].
@@ -235,9 +236,7 @@ inline std::vector<std::size_t> segments_near(const Scene& scene, const Box& box
     std::vector<std::size_t> out;
     for (std::size_t k = 0; k < scene.segments.size(); ++k) {
         const Segment& sg = scene.segments[k];
-        const Point lo{std::min(sg.a.x, sg.b.x), std::min(sg.a.y, sg.b.y), std::min(sg.a.z, sg.b.z)};
-        const Point hi{std::max(sg.a.x, sg.b.x), std::max(sg.a.y, sg.b.y), std::max(sg.a.z, sg.b.z)};
-        if (!voxels_near(scene.imaging, lo, hi, reach(scene, sg), box).empty()) out.push_back(k);
+        if (!voxels_near(scene.imaging, sg.a, sg.b, reach(scene, sg), box).empty()) out.push_back(k);
     }
     return out;
 }
@@ -274,9 +273,7 @@ inline void render_sample(const Scene& scene, const std::vector<std::size_t>& ca
     // Splat every segment into the voxels within its reach.
     for (const std::size_t k : candidates) {
         const Segment& sg = scene.segments[k];
-        const Point lo{std::min(sg.a.x, sg.b.x), std::min(sg.a.y, sg.b.y), std::min(sg.a.z, sg.b.z)};
-        const Point hi{std::max(sg.a.x, sg.b.x), std::max(sg.a.y, sg.b.y), std::max(sg.a.z, sg.b.z)};
-        const Box near = voxels_near(im, lo, hi, reach(scene, sg) + slack, slab);
+        const Box near = voxels_near(im, sg.a, sg.b, reach(scene, sg) + slack, slab);
         for_each_voxel(near, [&](std::int64_t x, std::int64_t y, std::int64_t z) {
             nearest[local(x, y, z)].add(scene, static_cast<std::int64_t>(k),
                                         depth(sg, centre(x, y, z), scene.fill_length));
@@ -320,9 +317,7 @@ inline void render_sample(const Scene& scene, const std::vector<std::size_t>& ca
         });
     }
     for (const Mitochondrion& m : scene.mitochondria) {
-        const Point lo{std::min(m.a.x, m.b.x), std::min(m.a.y, m.b.y), std::min(m.a.z, m.b.z)};
-        const Point hi{std::max(m.a.x, m.b.x), std::max(m.a.y, m.b.y), std::max(m.a.z, m.b.z)};
-        const Box near = voxels_near(im, lo, hi, m.radius + slack, slab);
+        const Box near = voxels_near(im, m.a, m.b, m.radius + slack, slab);
         const Point axis = sub(m.b, m.a);
         const double len = std::sqrt(dot(axis, axis));
         for_each_voxel(near, [&](std::int64_t x, std::int64_t y, std::int64_t z) {
