@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._core import graph as _graph
-from .core import Box, resolve_threads
+from .core import BlockGrid, Box, resolve_threads
 from .segmentation import _boundary_array, _label_array, remap
 
 __all__ = ["Agglomeration", "RegionGraph", "agglomerate", "blockwise_region_graph", "merge", "region_graph"]
@@ -135,16 +135,12 @@ def blockwise_region_graph(
     if len(shape) != 3 or len(block_shape) != 3 or min(block_shape) < 1:
         raise ValueError(f"need a 3D volume and a positive 3D block_shape, got {shape} and {block_shape}")
     graphs = []
-    for z in range(0, shape[2], block_shape[2]):
-        for y in range(0, shape[1], block_shape[1]):
-            for x in range(0, shape[0], block_shape[0]):
-                lo = (x, y, z)
-                core_hi = tuple(min(o + b, s) for o, b, s in zip(lo, block_shape, shape))
-                read_hi = tuple(min(h + 1, s) for h, s in zip(core_hi, shape))
-                sl = tuple(slice(a, b) for a, b in zip(lo, read_hi))
-                core = Box((0, 0, 0), tuple(h - a for h, a in zip(core_hi, lo)))
-                block = (np.asarray(fragments[sl]), np.asarray(boundary[sl]))
-                graphs.append(region_graph(*block, bins=bins, threads=threads, core=core))
+    for b in BlockGrid(Box((0, 0, 0), shape), block_shape=block_shape):
+        lo, core_hi = b.core.topleft, b.core.bottomright
+        read_hi = tuple(min(h + 1, s) for h, s in zip(core_hi, shape))  # + the upper neighbours
+        sl = tuple(slice(a, h) for a, h in zip(lo, read_hi))
+        block = (np.asarray(fragments[sl]), np.asarray(boundary[sl]))
+        graphs.append(region_graph(*block, bins=bins, threads=threads, core=Box((0, 0, 0), b.core.size)))
     return merge(graphs)
 
 

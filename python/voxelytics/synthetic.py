@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._core import synthetic as _syn
-from .core import resolve_threads
+from .core import BlockGrid, Box, resolve_threads
 
 __all__ = [
     "COMPARTMENTS",
@@ -707,11 +707,8 @@ def generate(
 def _blocks(shape, block):
     if block < 1:
         raise ValueError(f"block must be >= 1, got {block}")
-    for z in range(0, shape[2], block):
-        for y in range(0, shape[1], block):
-            for x in range(0, shape[0], block):
-                offset = (x, y, z)
-                yield offset, tuple(min(block, s - o) for s, o in zip(shape, offset))
+    grid = BlockGrid(Box((0, 0, 0), tuple(shape)), block_shape=(block, block, block))
+    return [(b.core.topleft, b.core.size) for b in grid]
 
 
 def _progress(items, enabled, what):
