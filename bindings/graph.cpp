@@ -21,21 +21,51 @@ py::array_t<T> to_numpy(std::vector<T>&& v) {
     return py::array_t<T>(static_cast<py::ssize_t>(v.size()), v.data());
 }
 
+vx::Box core_box(const std::optional<std::pair<vx::Vec3, vx::Vec3>>& core, const py::array& fragments) {
+    return core ? vx::Box(core->first, core->second) : vx::Box({}, shape_of(fragments));
+}
+
+py::dict to_dict(vx::graph::RegionGraph&& g);
+
 py::dict region_graph(const py::handle& fragments_obj, const py::handle& boundary_obj, std::size_t bins,
                       std::size_t threads, const std::optional<std::pair<vx::Vec3, vx::Vec3>>& core) {
     const py::array fragments = volume_argument(fragments_obj, "fragments");
     const py::array boundary = volume_argument(boundary_obj, "boundary");
     if (shape_of(fragments) != shape_of(boundary)) throw vx::InvalidArgument("fragments and boundary differ in shape");
-    vx::graph::RegionGraph g = dispatch_array<vx::UnsignedTypes>(fragments, "fragments", [&](auto ftag) {
+    return to_dict(dispatch_array<vx::UnsignedTypes>(fragments, "fragments", [&](auto ftag) {
         using L = typename decltype(ftag)::type;
         return dispatch_array<vx::TypeList<float, double>>(boundary, "boundary", [&](auto btag) {
             using V = typename decltype(btag)::type;
             const py::gil_scoped_release nogil;
             vx::ThreadPool pool(threads);
-            const vx::Box box = core ? vx::Box(core->first, core->second) : vx::Box({}, shape_of(fragments));
-            return vx::graph::region_graph<L, V>(const_view<L>(fragments), const_view<V>(boundary), bins, pool, box);
+            return vx::graph::region_graph(const_view<L>(fragments),
+                                           vx::graph::BoundaryContacts<V>{const_view<V>(boundary)}, bins, pool,
+                                           core_box(core, fragments));
         });
-    });
+    }));
+}
+
+/// `affinities`: three float32 volumes, channel c at v linking v and v - e_c.
+py::dict affinity_region_graph(
+    const py::handle& fragments_obj,
+    const std::vector<py::array_t<float, py::array::f_style | py::array::forcecast>>& affinities, std::size_t bins,
+    std::size_t threads, const std::optional<std::pair<vx::Vec3, vx::Vec3>>& core) {
+    const py::array fragments = volume_argument(fragments_obj, "fragments");
+    if (affinities.size() != 3) throw vx::InvalidArgument("affinities must have 3 channels");
+    for (const auto& a : affinities)
+        if (a.ndim() != 3 || shape_of(a) != shape_of(fragments))
+            throw vx::InvalidArgument("fragments and affinities differ in shape");
+    return to_dict(dispatch_array<vx::UnsignedTypes>(fragments, "fragments", [&](auto ftag) {
+        using L = typename decltype(ftag)::type;
+        const vx::graph::AffinityContacts<float> contacts{
+            {const_view<float>(affinities[0]), const_view<float>(affinities[1]), const_view<float>(affinities[2])}};
+        const py::gil_scoped_release nogil;
+        vx::ThreadPool pool(threads);
+        return vx::graph::region_graph(const_view<L>(fragments), contacts, bins, pool, core_box(core, fragments));
+    }));
+}
+
+py::dict to_dict(vx::graph::RegionGraph&& g) {
     const auto m = static_cast<py::ssize_t>(g.edges.size());
     py::array_t<std::uint64_t> edges({m, py::ssize_t{2}});
     auto e = edges.mutable_unchecked<2>();
@@ -116,6 +146,8 @@ py::dict agglomerate(const py::array_t<std::uint64_t, py::array::c_style | py::a
 
 void export_graph(py::module_& parent) {
     py::module_ m = parent.def_submodule("graph", "Region adjacency graphs (see voxelytics.graph).");
+    m.def("affinity_region_graph", &affinity_region_graph, py::arg("fragments"), py::arg("affinities"), py::arg("bins"),
+          py::arg("threads"), py::arg("core") = py::none());
     m.def("region_graph", &region_graph, py::arg("fragments"), py::arg("boundary"), py::arg("bins"), py::arg("threads"),
           py::arg("core") = py::none());
     m.def("agglomerate", &agglomerate, py::arg("edges"), py::arg("count"), py::arg("sum"), py::arg("min"),

@@ -5,10 +5,12 @@
 #include <pybind11/stl.h>
 
 #include "detail/numpy.hpp"
+#include "detail/vec3_caster.hpp"
 #include "voxelytics/core/dtype.hpp"
 #include "voxelytics/segmentation/connected_components.hpp"
 #include "voxelytics/segmentation/distance_transform.hpp"
 #include "voxelytics/segmentation/relabel.hpp"
+#include "voxelytics/segmentation/steepest_ascent.hpp"
 #include "voxelytics/segmentation/watershed.hpp"
 
 namespace py = pybind11;
@@ -99,6 +101,52 @@ py::array seeded_watershed(const py::handle& boundary_obj, const py::handle& see
     return out;
 }
 
+/// Runs steepest_ascent_basins with `rule` on `core` (topleft, size) of its region; returns
+/// (labels of the core, first voxel per label, per axis the upper-face links or None).
+template <class Rule>
+py::tuple basins(const Rule& rule, const std::pair<vx::Vec3, vx::Vec3>& core_box) {
+    const vx::Box core(core_box.first, core_box.second);
+    py::array_t<std::uint64_t, py::array::f_style> labels({core.size().x, core.size().y, core.size().z});
+    vx::segmentation::Basins result;
+    {
+        const py::gil_scoped_release nogil;
+        result = seg::steepest_ascent_basins(rule, core, vx::View<std::uint64_t>(labels.mutable_data(), core.size()));
+    }
+    py::list links;
+    for (const auto& face : result.upper_links)
+        links.append(face.empty()
+                         ? py::object(py::none())
+                         : py::object(py::array_t<std::uint8_t>(static_cast<py::ssize_t>(face.size()), face.data())));
+    const auto& first = result.first_voxel;
+    return py::make_tuple(labels, py::array_t<std::int64_t>(static_cast<py::ssize_t>(first.size()), first.data()),
+                          links);
+}
+
+py::array float32_volume(const py::handle& obj, const char* name) {
+    const py::array a = volume_argument(obj, name);
+    require_dtype(a, vx::DType::float32, name);
+    const auto v = const_view<float>(a);
+    const py::gil_scoped_release nogil;
+    seg::require_no_nan(v, name);
+    return a;
+}
+
+py::tuple height_basins(const py::handle& height_obj, const std::pair<vx::Vec3, vx::Vec3>& core) {
+    const py::array height = float32_volume(height_obj, "height");
+    return basins(seg::HeightRule{const_view<float>(height)}, core);
+}
+
+py::tuple affinity_basins(const py::handle& x, const py::handle& y, const py::handle& z, float low, float high,
+                          const std::pair<vx::Vec3, vx::Vec3>& core) {
+    const std::array<py::array, 3> affinity = {float32_volume(x, "affinities[0]"), float32_volume(y, "affinities[1]"),
+                                               float32_volume(z, "affinities[2]")};
+    if (shape_of(affinity[1]) != shape_of(affinity[0]) || shape_of(affinity[2]) != shape_of(affinity[0]))
+        throw vx::InvalidArgument("the three affinity channels differ in shape");
+    const seg::AffinityRule rule{
+        {const_view<float>(affinity[0]), const_view<float>(affinity[1]), const_view<float>(affinity[2])}, low, high};
+    return basins(rule, core);
+}
+
 }  // namespace
 
 void export_segmentation(py::module_& parent) {
@@ -115,4 +163,8 @@ void export_segmentation(py::module_& parent) {
     m.def("distance_transform", &distance_transform, py::arg("labels"), py::arg("voxel_size"), py::arg("squared"),
           py::arg("black_border"), py::arg("threads"), py::arg("out") = py::none(),
           "float32 distance of each voxel to the nearest voxel of another value (0 for label 0).");
+    m.def("height_basins", &height_basins, py::arg("height"), py::arg("core"),
+          "Steepest-ascent basins of a float32 height map on core (topleft, size): (labels, first voxels, links).");
+    m.def("affinity_basins", &affinity_basins, py::arg("x"), py::arg("y"), py::arg("z"), py::arg("low"),
+          py::arg("high"), py::arg("core"), "Zlateski & Seung basins of three affinity channels on core.");
 }

@@ -13,14 +13,17 @@ import importlib.util as _importlib_util
 if _importlib_util.find_spec("torch") is not None:
     import torch as _torch  # noqa: F401
 
-from . import _core, graph, metrics, synthetic
+from . import _core, graph, metrics, neurons, synthetic
 from ._core import CorruptDataError
 from .core import Block, BlockGrid, Box
 from .graph import agglomerate, region_graph
 from .io import Dataset
+from .neurons import segment_neurons
 from .segmentation import (
+    affinity_watershed,
     connected_components,
     distance_transform,
+    distance_watershed,
     relabel_sequential,
     remap,
     watershed,
@@ -36,14 +39,18 @@ __all__ = [
     "CorruptDataError",
     "Dataset",
     "__version__",
+    "affinity_watershed",
     "agglomerate",
     "connected_components",
     "distance_transform",
+    "distance_watershed",
     "graph",
     "metrics",
+    "neurons",
     "region_graph",
     "relabel_sequential",
     "remap",
+    "segment_neurons",
     "synthetic",
     "watershed",
     "watershed_seeds",

@@ -14,7 +14,7 @@ import os
 
 from ._core.core import Block, BlockGrid, Box
 
-__all__ = ["Block", "BlockGrid", "Box", "resolve_threads"]
+__all__ = ["Block", "BlockGrid", "Box", "progress_bar", "resolve_threads"]
 
 
 def resolve_threads(threads: int | None) -> int:
@@ -24,3 +24,16 @@ def resolve_threads(threads: int | None) -> int:
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
     return threads
+
+
+def progress_bar(items, enabled: bool | None, what: str):
+    """``items`` with a tqdm progress bar (unit: block) if ``enabled``; ``None``: when there are
+    8 or more of them, i.e. when the work takes long enough to want one."""
+    items = list(items)
+    if enabled is None:
+        enabled = len(items) >= 8
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=what, unit="block")

@@ -33,7 +33,15 @@ from ._core import graph as _graph
 from .core import BlockGrid, Box, resolve_threads
 from .segmentation import _boundary_array, _label_array, remap
 
-__all__ = ["Agglomeration", "RegionGraph", "agglomerate", "blockwise_region_graph", "merge", "region_graph"]
+__all__ = [
+    "Agglomeration",
+    "RegionGraph",
+    "agglomerate",
+    "blockwise_region_graph",
+    "merge",
+    "merge_small",
+    "region_graph",
+]
 
 
 @dataclass(frozen=True)
@@ -70,18 +78,27 @@ class RegionGraph:
 
 
 def region_graph(
-    fragments, boundary, *, bins: int = 64, threads: int | None = None, core=None
+    fragments, boundary=None, *, affinities=None, bins: int = 64, threads: int | None = None, core=None
 ) -> RegionGraph:
     """The region adjacency graph of ``fragments`` with contact statistics of ``boundary`` (a
-    boundary map in [0, 1], high = membrane); see the module docs. Independent of ``threads``.
+    boundary map in [0, 1], high = membrane) or of ``affinities`` ([3, x, y, z], channel c at v
+    linking v and v - e_c; a contact's value is then 1 - its affinity, so low still means "likely
+    one neuron"); see the module docs. Independent of ``threads``.
 
     ``core`` (a :class:`voxelytics.Box` in array coordinates): count only the sizes of, and the
     +x/+y/+z contacts from, the voxels inside it; see :func:`blockwise_region_graph`."""
+    if (boundary is None) == (affinities is None):
+        raise ValueError("give either boundary or affinities")
     if core is not None:
         core = (tuple(int(v) for v in core.topleft), tuple(int(v) for v in core.size))
-    d = _graph.region_graph(
-        _label_array(fragments), _boundary_array(boundary), int(bins), resolve_threads(threads), core
-    )
+    frag = _label_array(fragments)
+    if boundary is not None:
+        d = _graph.region_graph(frag, _boundary_array(boundary), int(bins), resolve_threads(threads), core)
+    else:
+        affs = _boundary_array(affinities, "affinities").astype(np.float32, copy=False)
+        if affs.ndim != 4 or affs.shape[0] != 3:
+            raise ValueError(f"affinities must be shaped [3, x, y, z], got {affs.shape}")
+        d = _graph.affinity_region_graph(frag, list(affs), int(bins), resolve_threads(threads), core)
     return RegionGraph(**d)
 
 
@@ -124,12 +141,13 @@ def merge(graphs) -> RegionGraph:
 
 
 def blockwise_region_graph(
-    fragments, boundary, block_shape, *, bins: int = 64, threads: int | None = None
+    fragments, boundary, block_shape, *, affinities=None, bins: int = 64, threads: int | None = None
 ) -> RegionGraph:
     """The region graph of a volume computed block by block (each block read with one extra voxel
     on its upper faces, so contacts across block faces are counted once) and merged: the same
     graph as :func:`region_graph` of the whole volume whatever ``block_shape`` (sums equal up to
-    floating-point rounding). ``fragments`` / ``boundary``: anything sliceable as [x, y, z]."""
+    floating-point rounding). ``fragments``, ``boundary`` (or ``affinities``, [3, x, y, z]):
+    anything sliceable."""
     shape = tuple(int(s) for s in np.shape(fragments))
     block_shape = tuple(int(b) for b in block_shape)
     if len(shape) != 3 or len(block_shape) != 3 or min(block_shape) < 1:
@@ -139,9 +157,48 @@ def blockwise_region_graph(
         lo, core_hi = b.core.topleft, b.core.bottomright
         read_hi = tuple(min(h + 1, s) for h, s in zip(core_hi, shape))  # + the upper neighbours
         sl = tuple(slice(a, h) for a, h in zip(lo, read_hi))
-        block = (np.asarray(fragments[sl]), np.asarray(boundary[sl]))
-        graphs.append(region_graph(*block, bins=bins, threads=threads, core=Box((0, 0, 0), b.core.size)))
+        values = (
+            {"boundary": np.asarray(boundary[sl])}
+            if affinities is None
+            else {"affinities": np.asarray(affinities[(slice(None), *sl)])}
+        )
+        block = np.asarray(fragments[sl])
+        graphs.append(
+            region_graph(block, **values, bins=bins, threads=threads, core=Box((0, 0, 0), b.core.size))
+        )
     return merge(graphs)
+
+
+def merge_small(
+    graph: RegionGraph, size_threshold: int, min_affinity: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Size-threshold merging (Zlateski & Seung): edges by decreasing maximum affinity (1 - the
+    contact's ``min``; ties: lower edge first) merge their fragments while one side has fewer
+    than ``size_threshold`` voxels and the affinity is >= ``min_affinity``. Returns ``(nodes,
+    segment of each node)``; a segment is named by its smallest fragment id."""
+    nodes = graph.nodes
+    size = graph.sizes.astype(np.int64)
+    affinity = 1.0 - graph.min.astype(np.float64)
+    small = size < size_threshold
+    u = np.searchsorted(nodes, graph.edges[:, 0])
+    v = np.searchsorted(nodes, graph.edges[:, 1])
+    candidates = np.flatnonzero((affinity >= min_affinity) & (small[u] | small[v]))
+    candidates = candidates[np.argsort(-affinity[candidates], kind="stable")]
+    parent = np.arange(len(nodes))
+
+    def root(k):
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for e in candidates.tolist():
+        a, b = root(u[e]), root(v[e])
+        if a != b and (size[a] < size_threshold or size[b] < size_threshold):
+            a, b = min(a, b), max(a, b)  # nodes are sorted: the smaller position has the smaller id
+            parent[b] = a
+            size[a] += size[b]
+    return nodes, nodes[[root(k) for k in range(len(nodes))]]
 
 
 @dataclass(frozen=True)

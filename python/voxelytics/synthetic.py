@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._core import synthetic as _syn
-from .core import BlockGrid, Box, resolve_threads
+from .core import BlockGrid, Box, progress_bar, resolve_threads
 
 __all__ = [
     "COMPARTMENTS",
@@ -696,7 +696,7 @@ def generate(
         "compartments": np.empty(shape, np.uint8, order="F"),
         "mitochondria": np.empty(shape, np.uint64, order="F"),
     }
-    for offset, size in _progress(_blocks(shape, block), progress, "rendering"):
+    for offset, size in progress_bar(_blocks(shape, block), progress, "rendering"):
         arrays = scene.render(offset, size, threads=threads)
         sl = tuple(slice(o, o + s) for o, s in zip(offset, size))
         for key, a in arrays.items():
@@ -709,17 +709,6 @@ def _blocks(shape, block):
         raise ValueError(f"block must be >= 1, got {block}")
     grid = BlockGrid(Box((0, 0, 0), tuple(shape)), block_shape=(block, block, block))
     return [(b.core.topleft, b.core.size) for b in grid]
-
-
-def _progress(items, enabled, what):
-    items = list(items)
-    if enabled is None:
-        enabled = len(items) >= 8
-    if not enabled:
-        return items
-    from tqdm import tqdm
-
-    return tqdm(items, desc=what, unit="block")
 
 
 def write_dataset(scene: Scene, path, *, block: int = 256, threads: int | None = None, progress: bool = True):
@@ -745,7 +734,7 @@ def write_dataset(scene: Scene, path, *, block: int = 256, threads: int | None =
         "compartments": ds.add_layer("compartments", "segmentation", "uint8").add_mag(1),
         "mitochondria": ds.add_layer("mitochondria", "segmentation", "uint64").add_mag(1),
     }
-    for offset, size in _progress(_blocks(scene.shape, block), progress, "writing dataset"):
+    for offset, size in progress_bar(_blocks(scene.shape, block), progress, "writing dataset"):
         for key, a in scene.render(offset, size, threads=threads).items():
             layers[key].write(a, offset=offset)
     _write_tables(scene, tmp)

@@ -5,11 +5,13 @@
 #include <map>
 #include <queue>
 #include <random>
+#include <set>
 
 #include "catch.hpp"
 #include "voxelytics/segmentation/connected_components.hpp"
 #include "voxelytics/segmentation/distance_transform.hpp"
 #include "voxelytics/segmentation/relabel.hpp"
+#include "voxelytics/segmentation/steepest_ascent.hpp"
 #include "voxelytics/segmentation/watershed.hpp"
 
 using vx::Vec3;
@@ -306,6 +308,106 @@ TEST_CASE("distance_transform: a label alone in the volume is infinitely far fro
         vx::segmentation::distance_transform<std::uint8_t>(in, vx::View<float>(out.data(), {4, 3, 2}), {1, 0, 1}, false,
                                                            vx::segmentation::Border::same_label, pool),
         vx::InvalidArgument);
+}
+
+namespace {
+
+/// Basins of the whole volume under `rule`, as a labels vector.
+template <class Rule>
+std::vector<std::uint64_t> whole_basins(const Rule& rule) {
+    const vx::Vec3 s = rule.shape();
+    std::vector<std::uint64_t> labels(static_cast<std::size_t>(s.prod()));
+    vx::segmentation::steepest_ascent_basins(rule, vx::Box({0, 0, 0}, s), vx::View<std::uint64_t>(labels.data(), s));
+    return labels;
+}
+
+}  // namespace
+
+TEST_CASE("steepest_ascent_basins: every voxel joins the basin its ascent ends in, plateaus are one") {
+    // Heights along x: 1 3 2 5 4 | 7 7: two peaks (3 and 5) and a plateau of two 7s.
+    std::vector<float> height = {1, 3, 2, 5, 4, 0, 7, 7};
+    const vx::Vec3 s{8, 1, 1};
+    const auto labels = whole_basins(vx::segmentation::HeightRule{vx::View<const float>(height.data(), s)});
+    CHECK(labels == std::vector<std::uint64_t>{1, 1, 2, 2, 2, 3, 3, 3});
+    // The core (2..5) of the same region: links across its upper x-face are reported, not followed.
+    std::vector<std::uint64_t> core_labels(3);
+    const auto basins = vx::segmentation::steepest_ascent_basins(
+        vx::segmentation::HeightRule{vx::View<const float>(height.data(), s)}, vx::Box({2, 0, 0}, {3, 1, 1}),
+        vx::View<std::uint64_t>(core_labels.data(), {3, 1, 1}));
+    CHECK(core_labels == std::vector<std::uint64_t>{1, 1, 1});
+    CHECK(basins.first_voxel == std::vector<std::int64_t>{0});
+    REQUIRE(basins.upper_links[0].size() == 1);
+    CHECK(basins.upper_links[0][0] == 0);  // 4 (x = 4) climbs to 5, not to 0 (x = 5)
+    CHECK(basins.upper_links[1].empty());
+}
+
+TEST_CASE("steepest_ascent_basins with Zlateski & Seung's affinity rule") {
+    const vx::Vec3 s{4, 1, 1};
+    std::vector<float> ay(4, 0), az(4, 0);
+    auto run = [&](std::vector<float> ax, float low, float high) {
+        return whole_basins(
+            vx::segmentation::AffinityRule{{vx::View<const float>(ax.data(), s), vx::View<const float>(ay.data(), s),
+                                            vx::View<const float>(az.data(), s)},
+                                           low,
+                                           high});
+    };
+    // ax[v] links v - 1 and v. Strong pairs (0, 1) and (2, 3) split by a weak edge.
+    CHECK(run({0, 0.9f, 0.2f, 0.95f}, 0.1f, 1.0f) == std::vector<std::uint64_t>{1, 1, 2, 2});
+    // Rising edges: 0 climbs to 1, 1 to 2; one basin.
+    CHECK(run({0, 0.5f, 0.8f, 0.9f}, 0.1f, 1.0f) == std::vector<std::uint64_t>{1, 1, 1, 1});
+    // Capped at high = 0.5, every edge >= 0.5 is one plateau: 0.9 and 0.95 no longer differ.
+    CHECK(run({0, 0.6f, 0.7f, 0.9f}, 0.1f, 0.5f) == std::vector<std::uint64_t>{1, 1, 1, 1});
+    // Below low an edge is cut; a voxel left with none is in no fragment.
+    CHECK(run({0, 0.05f, 0.8f, 0.9f}, 0.1f, 1.0f) == std::vector<std::uint64_t>{0, 1, 1, 1});
+}
+
+TEST_CASE("steepest_ascent_basins: blocks joined by their upper links give the whole volume's partition") {
+    std::mt19937 rng(5);
+    std::uniform_int_distribution<int> level(0, 3);  // few levels: many ties and plateaus
+    const vx::Vec3 s{9, 7, 6};
+    std::vector<float> height(static_cast<std::size_t>(s.prod()));
+    for (auto& h : height) h = float(level(rng));
+    const vx::segmentation::HeightRule rule{vx::View<const float>(height.data(), s)};
+    const auto whole = whole_basins(rule);
+    // Blocks of 4 x 3 x 6 on the whole array as region (the rule's halo is always there).
+    vx::graph::UnionFind<std::uint64_t> sets(static_cast<std::size_t>(s.prod()));
+    std::vector<std::int64_t> first_of_voxel(static_cast<std::size_t>(s.prod()), -1);
+    auto index = [&](const vx::Vec3& p) { return p.x + s.x * (p.y + s.y * p.z); };
+    for (std::int64_t bz = 0; bz < s.z; bz += 6)
+        for (std::int64_t by = 0; by < s.y; by += 3)
+            for (std::int64_t bx = 0; bx < s.x; bx += 4) {
+                const vx::Box core = vx::Box({bx, by, bz}, {4, 3, 6}).intersection(vx::Box({0, 0, 0}, s));
+                const vx::Vec3 cs = core.size();
+                std::vector<std::uint64_t> labels(static_cast<std::size_t>(cs.prod()));
+                const auto b =
+                    vx::segmentation::steepest_ascent_basins(rule, core, vx::View<std::uint64_t>(labels.data(), cs));
+                for (std::int64_t k = 0; k < cs.prod(); ++k) {  // join each voxel with its label's first voxel
+                    const vx::Vec3 q{k % cs.x, (k / cs.x) % cs.y, k / (cs.x * cs.y)};
+                    const std::int64_t f = b.first_voxel[labels[std::size_t(k)] - 1];
+                    const vx::Vec3 fq{f % cs.x, (f / cs.x) % cs.y, f / (cs.x * cs.y)};
+                    sets.merge(std::uint64_t(index(core.topleft() + q)), std::uint64_t(index(core.topleft() + fq)));
+                }
+                for (int axis = 0; axis < 3; ++axis)
+                    for (std::size_t f = 0; f < b.upper_links[std::size_t(axis)].size(); ++f) {
+                        if (!b.upper_links[std::size_t(axis)][f]) continue;
+                        const std::int64_t other = axis == 0 ? cs.y : cs.x;
+                        vx::Vec3 q{0, 0, 0};
+                        q[std::size_t(axis)] = cs[std::size_t(axis)] - 1;
+                        q[axis == 0 ? 1 : 0] = std::int64_t(f) % other;
+                        q[axis == 2 ? 1 : 2] = std::int64_t(f) / other;
+                        vx::Vec3 next = core.topleft() + q;
+                        next[std::size_t(axis)] += 1;
+                        sets.merge(std::uint64_t(index(core.topleft() + q)), std::uint64_t(index(next)));
+                    }
+            }
+    // Same partition: voxels share a whole-volume label exactly when they share a set.
+    std::map<std::uint64_t, std::uint64_t> label_of_set;
+    for (std::int64_t i = 0; i < s.prod(); ++i) {
+        const auto [it, added] = label_of_set.try_emplace(sets.find(std::uint64_t(i)), whole[std::size_t(i)]);
+        CHECK(it->second == whole[std::size_t(i)]);
+    }
+    std::set<std::uint64_t> distinct(whole.begin(), whole.end());
+    CHECK(label_of_set.size() == distinct.size());
 }
 
 TEST_CASE("seeded_watershed floods by increasing boundary value, ties first in first out, inside the mask") {

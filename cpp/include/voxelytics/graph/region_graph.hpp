@@ -1,7 +1,8 @@
 // region_graph: the region adjacency graph of a fragment volume with statistics of a boundary
-// map on each contact. Two fragments are adjacent where two face-neighbouring voxels hold them
-// (label 0 is no fragment); each such voxel pair is one unit of contact area, and its value is
-// the larger of the two voxels' boundary values (the membrane between them). Per edge: count,
+// map (or affinities) on each contact. Two fragments are adjacent where two face-neighbouring
+// voxels hold them (label 0 is no fragment); each such voxel pair is one unit of contact area,
+// and its value is the larger of the two voxels' boundary values (the membrane between them), or
+// 1 - the affinity of the edge between them. Per edge: count,
 // sum (for the mean), min, max and a fixed histogram of `bins` equal bins over [0, 1] (values
 // outside are clamped into the end bins) from which quantiles are read. Per fragment: its size.
 //
@@ -11,6 +12,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -69,15 +71,41 @@ struct PartialGraph {
 
 }  // namespace detail
 
-/// The region graph of `fragments` with contact statistics of `boundary` (same shape), counting
-/// the sizes of and the +x, +y, +z contacts from the voxels in `core` only (array coordinates).
-/// For blocks: give each block's array one more voxel on its upper faces than its core (where
-/// the volume goes on); the block graphs then merge (voxelytics.graph.merge) into the graph of the
-/// whole volume, each contact counted once.
-template <class Label, class Value>
-RegionGraph region_graph(View<const Label> fragments, View<const Value> boundary, std::size_t bins, ThreadPool& pool,
+/// A contact's value from a boundary map: the larger boundary value of its two voxels.
+template <class Value>
+struct BoundaryContacts {
+    View<const Value> boundary;
+    Vec3 shape() const { return boundary.shape(); }
+    double operator()(std::int64_t i, int, std::int64_t j) const {
+        const double v = std::max(static_cast<double>(boundary[i]), static_cast<double>(boundary[j]));
+        if (std::isnan(v)) throw InvalidArgument("region_graph: boundary holds NaN");
+        return v;
+    }
+};
+
+/// A contact's value from affinities (channel c at voxel v links v and v - e_c): 1 - the
+/// affinity of the edge, so that low means "likely one neuron" as for boundary maps.
+template <class Value>
+struct AffinityContacts {
+    std::array<View<const Value>, 3> affinity;
+    Vec3 shape() const { return affinity[0].shape(); }
+    double operator()(std::int64_t, int axis, std::int64_t j) const {
+        const double v = 1.0 - static_cast<double>(affinity[static_cast<std::size_t>(axis)][j]);
+        if (std::isnan(v)) throw InvalidArgument("region_graph: affinities hold NaN");
+        return v;
+    }
+};
+
+/// The region graph of `fragments` with statistics of the contact values `contacts(i, axis, j)`
+/// for face neighbours i and j = i + e_axis, counting the sizes of and the +x, +y, +z contacts
+/// from the voxels in `core` only (array coordinates). For blocks: give each block's array one
+/// more voxel on its upper faces than its core (where the volume goes on); the block graphs then
+/// merge (voxelytics.graph.merge) into the graph of the whole volume, each contact counted once.
+template <class Label, class Contacts>
+RegionGraph region_graph(View<const Label> fragments, const Contacts& contacts, std::size_t bins, ThreadPool& pool,
                          const Box& core) {
-    require_same_shape(fragments, boundary, "region_graph: fragments and boundary");
+    if (contacts.shape() != fragments.shape())
+        throw InvalidArgument("region_graph: fragments and the boundary/affinity values differ in shape");
     if (bins < 1 || bins > 65536) throw InvalidArgument("region_graph: bins must be in 1..65536");
     if (!fragments.box().contains(core)) throw InvalidArgument("region_graph: the core box lies outside the array");
     const Vec3 s = fragments.shape();
@@ -115,15 +143,13 @@ RegionGraph region_graph(View<const Label> fragments, View<const Value> boundary
                             last = a, run = 1;
                         }
                         if (a == 0) continue;
-                        const double va = static_cast<double>(boundary[i]);
-                        if (std::isnan(va)) throw InvalidArgument("region_graph: boundary holds NaN");
-                        auto neighbour = [&](std::int64_t j) {
+                        auto neighbour = [&](int axis, std::int64_t j) {
                             const Label b = fragments[j];
-                            if (b != 0 && b != a) contact(a, b, std::max(va, static_cast<double>(boundary[j])));
+                            if (b != 0 && b != a) contact(a, b, contacts(i, axis, j));
                         };
-                        if (x + 1 < s.x) neighbour(i + 1);
-                        if (y + 1 < s.y) neighbour(i + s.x);
-                        if (z + 1 < s.z) neighbour(i + s.x * s.y);
+                        if (x + 1 < s.x) neighbour(0, i + 1);
+                        if (y + 1 < s.y) neighbour(1, i + s.x);
+                        if (z + 1 < s.z) neighbour(2, i + s.x * s.y);
                     }
             if (last != 0) g.sizes[last] += run;
         },
@@ -167,10 +193,10 @@ RegionGraph region_graph(View<const Label> fragments, View<const Value> boundary
     return out;
 }
 
-/// The whole array is the core.
+/// With a boundary map, the whole array as the core.
 template <class Label, class Value>
 RegionGraph region_graph(View<const Label> fragments, View<const Value> boundary, std::size_t bins, ThreadPool& pool) {
-    return region_graph(fragments, boundary, bins, pool, fragments.box());
+    return region_graph(fragments, BoundaryContacts<Value>{boundary}, bins, pool, fragments.box());
 }
 
 }  // namespace vx::graph

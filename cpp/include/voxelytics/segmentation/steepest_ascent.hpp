@@ -1,0 +1,215 @@
+// steepest_ascent_basins: fragments as the basins of a steepest-ascent forest. Every voxel is
+// linked to the face neighbour it climbs to (a Rule says which); voxels that climb nowhere are
+// peaks, and neighbouring peaks on one level form one plateau. The connected components of these
+// links are the fragments: one per maximum (or plateau of maxima), holding every voxel whose
+// ascent ends there.
+//
+// Why this and not a priority flood: a voxel's link depends only on values within a few voxels
+// of it, so a block that reads a small halo links its core exactly as the whole volume would.
+// Each block labels its core on its own and reports which voxels on its upper faces link across
+// them; joining those links gives the whole volume's fragments, whatever the block shape.
+//
+// Rules (each sees the region it was given as the whole world):
+//   HeightRule    climb to the highest neighbour if it is higher (first in -x,+x,-y,+y,-z,+z
+//                 order on ties); plateau = equal height. Needs a halo of 2 voxels.
+// A rule gives active(i) (false: label 0), climb(i) (the region index i climbs to, -1 for a peak)
+// and level(i, direction, j) (peaks i and j, face neighbours, lie on one plateau).
+//   AffinityRule  Zlateski & Seung's watershed on affinities: an edge's weight is its affinity
+//                 capped at `high`, edges below `low` are cut; a voxel climbs along its strongest
+//                 edge to a neighbour whose own strongest edge is stronger; voxels with no edge
+//                 left are in no fragment (label 0); plateau = strongest edges of equal weight
+//                 (everything joined by affinities >= high is one plateau). Needs a halo of 3.
+#pragma once
+
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <numeric>
+#include <sstream>
+#include <vector>
+
+#include "voxelytics/core/box.hpp"
+#include "voxelytics/core/errors.hpp"
+#include "voxelytics/core/view.hpp"
+#include "voxelytics/graph/union_find.hpp"
+
+namespace vx::segmentation {
+
+namespace detail {
+
+/// The face neighbours of a voxel in a box of shape `s`, in the order -x, +x, -y, +y, -z, +z;
+/// f(direction, neighbour index) for those inside.
+template <class F>
+void for_each_face_neighbour(const Vec3& s, std::int64_t i, const Vec3& p, F&& f) {
+    const std::int64_t step[3] = {1, s.x, s.x * s.y};
+    for (int axis = 0; axis < 3; ++axis) {
+        if (p[axis] > 0) f(2 * axis, i - step[axis]);
+        if (p[axis] + 1 < s[axis]) f(2 * axis + 1, i + step[axis]);
+    }
+}
+
+inline Vec3 unravel(const Vec3& s, std::int64_t i) { return {i % s.x, (i / s.x) % s.y, i / (s.x * s.y)}; }
+
+}  // namespace detail
+
+struct HeightRule {
+    View<const float> height;
+
+    Vec3 shape() const { return height.shape(); }
+    bool active(std::int64_t, const Vec3&) const { return true; }
+    std::int64_t climb(std::int64_t i, const Vec3& p) const {
+        std::int64_t best = -1;
+        float best_height = height[i];
+        detail::for_each_face_neighbour(height.shape(), i, p, [&](int, std::int64_t j) {
+            if (height[j] > best_height) best_height = height[j], best = j;
+        });
+        return best;
+    }
+    bool level(std::int64_t i, int, std::int64_t j) const { return height[i] == height[j]; }
+};
+
+/// Affinities as three volumes: `affinity[c]` at voxel v links v and v - e_c (offsets (-1, 0, 0),
+/// (0, -1, 0), (0, 0, -1)).
+class AffinityRule {
+public:
+    AffinityRule(std::array<View<const float>, 3> affinity, float low, float high)
+        : affinity_(affinity), low_(low), high_(high), strongest_(static_cast<std::size_t>(affinity[0].size())) {
+        for (const auto& a : affinity)
+            if (a.shape() != shape()) throw InvalidArgument("AffinityRule: the three channels differ in shape");
+        const Vec3 s = shape();
+        std::int64_t i = 0;
+        for (std::int64_t z = 0; z < s.z; ++z)
+            for (std::int64_t y = 0; y < s.y; ++y)
+                for (std::int64_t x = 0; x < s.x; ++x, ++i) {
+                    float m = -1.0f;
+                    detail::for_each_face_neighbour(s, i, {x, y, z},
+                                                    [&](int d, std::int64_t j) { m = std::max(m, weight(i, d, j)); });
+                    strongest_[static_cast<std::size_t>(i)] = m;
+                }
+    }
+
+    Vec3 shape() const { return affinity_[0].shape(); }
+    bool active(std::int64_t i, const Vec3&) const { return strongest(i) >= 0; }
+    std::int64_t climb(std::int64_t i, const Vec3& p) const {
+        const float m = strongest(i);
+        std::int64_t target = -1;
+        detail::for_each_face_neighbour(shape(), i, p, [&](int d, std::int64_t j) {
+            if (target < 0 && m >= 0 && strongest(j) > m && weight(i, d, j) == m) target = j;
+        });
+        return target;
+    }
+    bool level(std::int64_t i, int direction, std::int64_t j) const {
+        const float m = strongest(i);
+        return m >= 0 && strongest(j) == m && weight(i, direction, j) == m;
+    }
+
+private:
+    /// The weight of the edge from i to its neighbour in `direction`, or -1 where it is cut.
+    float weight(std::int64_t i, int direction, std::int64_t j) const {
+        const float a = (direction & 1) ? affinity_[direction / 2][j] : affinity_[direction / 2][i];
+        return a >= low_ ? std::min(a, high_) : -1.0f;
+    }
+    /// The weight of i's strongest edge (-1: none).
+    float strongest(std::int64_t i) const { return strongest_[static_cast<std::size_t>(i)]; }
+
+    std::array<View<const float>, 3> affinity_;
+    float low_, high_;
+    std::vector<float> strongest_;
+};
+
+struct Basins {
+    std::uint64_t count = 0;
+    /// Per label 1..count, the core-relative linear index (x fastest) of its first voxel.
+    std::vector<std::int64_t> first_voxel;
+    /// Per axis c, the voxels of the core's upper c-face (the other two axes, x-fastest) that are
+    /// linked to their +c neighbour outside the core (1) or not (0). Empty where the core's upper
+    /// c-face is the region's.
+    std::array<std::vector<std::uint8_t>, 3> upper_links;
+};
+
+/// Labels the voxels of `core` (a box in the rule's region) 1..count by basin, numbered by first
+/// voxel in scan order, 0 for inactive voxels; `labels` has the core's shape. Links leaving the
+/// core count only through `upper_links`, so the core must lie at least the rule's halo away
+/// from every region face that is not a face of the whole volume.
+template <class Rule>
+Basins steepest_ascent_basins(const Rule& rule, const Box& core, View<std::uint64_t> labels) {
+    const Vec3 s = rule.shape();
+    if (!Box({0, 0, 0}, s).contains(core) || labels.shape() != core.size())
+        throw InvalidArgument("steepest_ascent_basins: the core must lie inside the region and match labels' shape");
+    const Vec3 cs = core.size();
+    const std::int64_t n = cs.x * cs.y * cs.z;
+    auto region_index = [&](const Vec3& p) { return (p.x + s.x * (p.y + s.y * p.z)); };
+
+    std::vector<std::int64_t> parent(static_cast<std::size_t>(n));
+    std::iota(parent.begin(), parent.end(), std::int64_t{0});
+    // Per core voxel: where it climbs (region index), -1 for a peak, -2 if inactive.
+    std::vector<std::int64_t> climbs(static_cast<std::size_t>(n));
+    const Vec3 lo = core.topleft();
+    auto climb = [&](std::int64_t i, const Vec3& p) { return rule.active(i, p) ? rule.climb(i, p) : -2; };
+    for (std::int64_t k = 0, z = 0; z < cs.z; ++z)
+        for (std::int64_t y = 0; y < cs.y; ++y)
+            for (std::int64_t x = 0; x < cs.x; ++x, ++k) {
+                const Vec3 p = lo + Vec3{x, y, z};
+                climbs[k] = climb(region_index(p), p);
+            }
+    Basins basins;
+    for (int axis = 0; axis < 3; ++axis)
+        if (lo[axis] + cs[axis] < s[axis]) basins.upper_links[axis].assign(n / cs[axis], 0);
+    const std::int64_t region_step[3] = {1, s.x, s.x * s.y}, core_step[3] = {1, cs.x, cs.x * cs.y};
+    for (std::int64_t k = 0, z = 0; z < cs.z; ++z)
+        for (std::int64_t y = 0; y < cs.y; ++y)
+            for (std::int64_t x = 0; x < cs.x; ++x, ++k) {
+                if (climbs[k] == -2) continue;
+                const Vec3 q{x, y, z};
+                const std::int64_t i = region_index(lo + q);
+                // Links to the +x/+y/+z neighbour j of i (the -x/-y/-z ones are that neighbour's +).
+                for (int axis = 0; axis < 3; ++axis) {
+                    if (lo[axis] + q[axis] + 1 >= s[axis]) continue;  // j outside the region
+                    const std::int64_t j = i + region_step[axis];
+                    const bool inside = q[axis] + 1 < cs[axis];
+                    Vec3 pj = lo + q;
+                    pj[axis] += 1;
+                    const std::int64_t jc = inside ? climbs[k + core_step[axis]] : climb(j, pj);
+                    if (jc == -2) continue;
+                    const bool linked =
+                        climbs[k] == j || jc == i || (climbs[k] == -1 && jc == -1 && rule.level(i, 2 * axis + 1, j));
+                    if (!linked) continue;
+                    if (inside) {
+                        graph::merge_sets(parent, k, k + core_step[axis]);
+                    } else {
+                        const std::int64_t face = axis == 0 ? y + cs.y * z : axis == 1 ? x + cs.x * z : x + cs.x * y;
+                        basins.upper_links[axis][face] = 1;
+                    }
+                }
+            }
+    for (std::int64_t k = 0; k < n; ++k) {
+        if (climbs[k] == -2) {
+            labels[k] = 0;
+            continue;
+        }
+        const std::int64_t root = graph::find_root(parent, k);
+        if (root == k) {
+            labels[k] = ++basins.count;
+            basins.first_voxel.push_back(k);
+        } else {
+            labels[k] = labels[root];
+        }
+    }
+    return basins;
+}
+
+/// NaN check of a height map or affinities, naming the voxel.
+template <class T>
+void require_no_nan(View<const T> values, const char* what) {
+    const Vec3 s = values.shape();
+    for (std::int64_t i = 0; i < values.size(); ++i) {
+        if (std::isnan(static_cast<double>(values[i]))) {
+            const Vec3 p = detail::unravel(s, i);
+            std::ostringstream msg;
+            msg << what << " is NaN at voxel (" << p.x << ", " << p.y << ", " << p.z << ")";
+            throw InvalidArgument(msg.str());
+        }
+    }
+}
+
+}  // namespace vx::segmentation
