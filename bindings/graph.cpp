@@ -90,6 +90,26 @@ std::vector<T> to_vector(const py::array_t<T, py::array::c_style | py::array::fo
     return std::vector<T>(a.data(), a.data() + a.size());
 }
 
+using U64Array = py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast>;
+
+py::array_t<std::uint64_t> merge_small(const U64Array& edges,
+                                       const py::array_t<float, py::array::c_style | py::array::forcecast>& min,
+                                       const U64Array& nodes, const U64Array& sizes, std::uint64_t size_threshold,
+                                       double min_strength) {
+    vx::graph::RegionGraph g;
+    const auto m = static_cast<std::size_t>(min.size());
+    if (edges.ndim() != 2 || edges.shape(1) != 2 || std::size_t(edges.shape(0)) != m)
+        throw vx::InvalidArgument("merge_small: edges and min differ in length");
+    for (std::size_t e = 0; e < m; ++e) g.edges.emplace_back(edges.at(py::ssize_t(e), 0), edges.at(py::ssize_t(e), 1));
+    g.min = to_vector(min), g.nodes = to_vector(nodes), g.sizes = to_vector(sizes);
+    std::vector<std::uint64_t> segments;
+    {
+        const py::gil_scoped_release nogil;
+        segments = vx::graph::merge_small(g, size_threshold, min_strength);
+    }
+    return to_numpy(std::move(segments));
+}
+
 py::dict agglomerate(const py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast>& edges,
                      const py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast>& count,
                      const py::array_t<double, py::array::c_style | py::array::forcecast>& sum,
@@ -148,6 +168,8 @@ void export_graph(py::module_& parent) {
     py::module_ m = parent.def_submodule("graph", "Region adjacency graphs (see voxelytics.graph).");
     m.def("affinity_region_graph", &affinity_region_graph, py::arg("fragments"), py::arg("affinities"), py::arg("bins"),
           py::arg("threads"), py::arg("core") = py::none());
+    m.def("merge_small", &merge_small, py::arg("edges"), py::arg("min"), py::arg("nodes"), py::arg("sizes"),
+          py::arg("size_threshold"), py::arg("min_strength"));
     m.def("region_graph", &region_graph, py::arg("fragments"), py::arg("boundary"), py::arg("bins"), py::arg("threads"),
           py::arg("core") = py::none());
     m.def("agglomerate", &agglomerate, py::arg("edges"), py::arg("count"), py::arg("sum"), py::arg("min"),

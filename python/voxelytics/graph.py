@@ -111,6 +111,8 @@ def merge(graphs) -> RegionGraph:
     bins = {g.histogram.shape[1] for g in graphs}
     if len(bins) != 1:
         raise ValueError(f"graphs with different histogram bins cannot merge: {sorted(bins)}")
+    if len(graphs) == 1:
+        return graphs[0]
     edges = np.concatenate([g.edges for g in graphs]).reshape(-1, 2)
     unique, inverse = np.unique(edges, axis=0, return_inverse=True)
     inverse = inverse.ravel()
@@ -176,29 +178,12 @@ def merge_small(
     contact's ``min``; ties: lower edge first) merge their fragments while one side has fewer
     than ``size_threshold`` voxels and the affinity is >= ``min_affinity``. Returns ``(nodes,
     segment of each node)``; a segment is named by its smallest fragment id."""
-    nodes = graph.nodes
-    size = graph.sizes.astype(np.int64)
-    affinity = 1.0 - graph.min.astype(np.float64)
-    small = size < size_threshold
-    u = np.searchsorted(nodes, graph.edges[:, 0])
-    v = np.searchsorted(nodes, graph.edges[:, 1])
-    candidates = np.flatnonzero((affinity >= min_affinity) & (small[u] | small[v]))
-    candidates = candidates[np.argsort(-affinity[candidates], kind="stable")]
-    parent = np.arange(len(nodes))
-
-    def root(k):
-        while parent[k] != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
-
-    for e in candidates.tolist():
-        a, b = root(u[e]), root(v[e])
-        if a != b and (size[a] < size_threshold or size[b] < size_threshold):
-            a, b = min(a, b), max(a, b)  # nodes are sorted: the smaller position has the smaller id
-            parent[b] = a
-            size[a] += size[b]
-    return nodes, nodes[[root(k) for k in range(len(nodes))]]
+    if size_threshold < 0:
+        raise ValueError(f"size_threshold must be >= 0, got {size_threshold}")
+    segments = _graph.merge_small(
+        graph.edges, graph.min, graph.nodes, graph.sizes, int(size_threshold), float(min_affinity)
+    )
+    return graph.nodes, segments
 
 
 @dataclass(frozen=True)

@@ -124,7 +124,7 @@ def segment_neurons(
     source = LayerVolume(source_layer, box, None if channels == 1 else 3)
     out = Dataset.create(partial, dataset.voxel_size, dataset.unit)
     block_shape = tuple(int(b) for b in block_shape)
-    shard = tuple(min(1024, b) for b in block_shape)
+    shard = tuple(min(1024, -(-b // 32) * 32) for b in block_shape)  # whole chunks of 32
     layers = {}
     for name in ("fragments", "segmentation"):
         layers[name] = out.add_layer(name, "segmentation", np.uint64)

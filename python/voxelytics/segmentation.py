@@ -356,11 +356,16 @@ def blockwise_fragments(
     its halo, plus a few numbers per fragment. Returns ``(out, n)``.
     """
     shape = _volume_shape(source, method.channels)
-    block_shape = shape if block_shape is None else tuple(int(b) for b in block_shape)
+    block_shape = (
+        tuple(max(s, 1) for s in shape) if block_shape is None else tuple(int(b) for b in block_shape)
+    )
     if len(block_shape) != 3 or min(block_shape) < 1:
         raise ValueError(f"block_shape must be three positive integers, got {block_shape}")
     if out is None:
         out = np.zeros(shape, np.uint64, order="F")
+    if min(shape) == 0:
+        return out, 0
+    id_limit = np.iinfo(np.dtype(getattr(out, "dtype", np.uint64))).max
     grid = BlockGrid(Box((0, 0, 0), shape), block_shape=block_shape, halo=method.halo())
     blocks = list(grid)
     # Pass 1: each block's basins, numbered after those of the blocks before it.
@@ -371,10 +376,16 @@ def blockwise_fragments(
         if np.issubdtype(region.dtype, np.floating) and np.isnan(region).any():
             where = np.argwhere(np.isnan(region))[0][-3:] + np.asarray(outer.topleft)
             raise ValueError(
-                f"{'boundary' if method.channels is None else 'affinities'} hold NaN at voxel {tuple(where)}"
+                f"NaN in {'boundary' if method.channels is None else 'affinities'} at voxel "
+                f"{tuple(int(v) for v in where)}"
             )
         inner = Box(tuple(c - o for c, o in zip(core.topleft, outer.topleft)), core.size)
         labels, first, upper_links = method.basins(region, inner, threads)
+        if count + len(first) > id_limit:
+            raise ValueError(
+                f"fragment ids reach {count + len(first)} in block {tuple(core.topleft)}, more than out "
+                f"(dtype {np.dtype(out.dtype)}) can hold: write into a uint64 volume"
+            )
         labels[labels > 0] += np.uint64(count)
         out[_slices(core, None)] = labels
         position = np.unravel_index(first, core.size, order="F")

@@ -125,3 +125,20 @@ TEST_CASE("agglomerate breaks score ties by the lowest edge id and checks its ar
     bad.edges[1].second = 9;
     CHECK_THROWS_AS(vx::graph::agglomerate(bad, vx::graph::Score::mean, 0, {0.5}), vx::InvalidArgument);
 }
+
+TEST_CASE("merge_small joins fragments below the size threshold along their strongest edges") {
+    // Chain 1 - 2 - 3 - 4 with sizes 10, 2, 3, 10; strengths (1 - min): 0.9, 0.6, 0.8.
+    vx::graph::RegionGraph g;
+    g.edges = {{1, 2}, {2, 3}, {3, 4}};
+    g.min = {0.1f, 0.4f, 0.2f};
+    g.nodes = {1, 2, 3, 4};
+    g.sizes = {10, 2, 3, 10};
+    // Strongest first: 1-2 (0.9: 2 is small) -> {1, 2} of 12; 3-4 (0.8: 3 is small) -> {3, 4} of 13;
+    // 2-3 (0.6) joins two segments of >= 5 voxels: no.
+    CHECK(vx::graph::merge_small(g, 5, 0.0) == std::vector<std::uint64_t>{1, 1, 3, 3});
+    CHECK(vx::graph::merge_small(g, 5, 0.85) == std::vector<std::uint64_t>{1, 1, 3, 4});
+    CHECK(vx::graph::merge_small(g, 13, 0.0) == std::vector<std::uint64_t>{1, 1, 1, 1});  // 12 < 13 at 2-3
+    CHECK(vx::graph::merge_small(g, 0, 0.0) == std::vector<std::uint64_t>{1, 2, 3, 4});
+    g.edges[1] = {2, 5};
+    CHECK_THROWS_AS(vx::graph::merge_small(g, 5, 0.0), vx::InvalidArgument);
+}

@@ -578,3 +578,128 @@ def test_watershed_bad_input():
         vx.watershed(boundary, seeds[:4])
     with pytest.raises(ValueError, match="negative"):
         vx.watershed(boundary, -np.ones((8, 8, 8), np.int32))
+
+
+# --- fragments by steepest ascent ------------------------------------------------------------
+
+
+def _affinities_from_boundary(boundary):
+    """Affinities [3, x, y, z] (channel c at v links v and v - e_c): 1 - the larger boundary value."""
+    b = np.asarray(boundary, np.float32)
+    affs = np.zeros((3, *b.shape), np.float32, order="F")
+    for c in range(3):
+        hi, lo = [slice(None)] * 3, [slice(None)] * 3
+        hi[c], lo[c] = slice(1, None), slice(None, -1)
+        affs[c][tuple(hi)] = 1 - np.maximum(b[tuple(hi)], b[tuple(lo)])
+    return affs
+
+
+def _synthetic_boundary(shape, seed=0):
+    scene = vx.synthetic.make_scene(shape, "mouse", seed=seed)
+    image = scene.render(compartments=False, mitochondria=False)["image"].astype(np.float32) / 255
+    return np.asfortranarray(1 - ndimage.uniform_filter(image, (3, 3, 1))), scene.voxel_size
+
+
+def test_distance_watershed_splits_cells_at_membranes():
+    b = np.zeros((20, 9, 7), np.float32)
+    b[9:11] = 1.0  # a membrane slab between x < 9 and x >= 11
+    b[:, 4, 3] = 0.2  # a faint line inside both cells: below threshold, no cut
+    frag, n = vx.distance_watershed(b)
+    assert n == 2 and frag.dtype == np.uint64 and frag.flags.f_contiguous
+    assert (frag[:9] == 1).all() and (frag[11:] == 2).all()  # numbered by first voxel
+    assert set(np.unique(frag[9:11])) == {1, 2}  # membrane voxels go to the nearer cell
+    assert (frag[9] == 1).all() and (frag[10] == 2).all()
+
+
+@pytest.mark.parametrize("block_shape", [(37, 41, 23), (100, 50, 16), (16, 16, 16)])
+def test_distance_watershed_same_fragments_for_any_block_shape_on_real_data(flyem, block_shape):
+    boundary = flyem["test"]["boundary"]
+    whole, n = vx.distance_watershed(boundary)
+    blocks, n_blocks = vx.distance_watershed(boundary, block_shape=block_shape)
+    assert n == n_blocks > 500
+    np.testing.assert_array_equal(blocks, whole)  # same partition and the same ids
+
+
+def test_distance_watershed_same_fragments_for_any_block_shape_and_threads_anisotropic():
+    boundary, voxel_size = _synthetic_boundary((96, 80, 40))
+    whole, n = vx.distance_watershed(boundary, voxel_size=voxel_size, threads=1)
+    for block_shape, threads in (((40, 33, 20), 2), ((64, 64, 8), 1)):
+        blocks, _ = vx.distance_watershed(
+            boundary, voxel_size=voxel_size, block_shape=block_shape, threads=threads
+        )
+        np.testing.assert_array_equal(blocks, whole)
+    assert n > 20
+
+
+def test_affinity_watershed_follows_strongest_edges_and_merges_small_fragments():
+    b = np.zeros((12, 6, 6), np.float32)
+    b[5] = 1.0  # cut between x <= 4 and x >= 6 ...
+    b[5, 0, 0] = 0.0  # ... except one weak bridge voxel
+    affs = _affinities_from_boundary(b)
+    frag, n = vx.affinity_watershed(affs, low=0.5, high=0.99, size_threshold=0)
+    # Affinities 1 everywhere off the membrane: two plateaus (x <= 4 with the bridge voxel and its
+    # neighbour at x = 6, which has affinity 1 to it ... joined), membrane voxels without edges >= low: 0.
+    assert (frag[5, 1:, :] == 0).all() and (frag[5, 0, 1:] == 0).all()
+    assert n == 1 and same_partition(frag, (frag > 0).astype(np.uint8))
+    affs[0, 6, 0, 0] = 0.3  # cut the bridge on its +x side: two fragments, the bridge with the left
+    frag, n = vx.affinity_watershed(affs, low=0.5, high=0.99, size_threshold=0)
+    assert n == 2 and frag[5, 0, 0] == frag[0, 0, 0] == 1 and (frag[6:] == 2).all()
+    # A tiny fragment (3 voxels) merges into its neighbour through an edge above merge_threshold.
+    affs = np.zeros((3, 8, 1, 1), np.float32, order="F")
+    affs[0, 1:, 0, 0] = [0.9, 0.9, 0.9, 0.9, 0.4, 0.8, 0.8]  # links (0..4) | (5, 6, 7)
+    frag, n = vx.affinity_watershed(affs, low=0.3, high=0.99, size_threshold=0)
+    assert n == 2
+    frag, n = vx.affinity_watershed(affs, low=0.3, high=0.99, size_threshold=4)
+    assert n == 1 and (frag == 1).all()
+    frag, n = vx.affinity_watershed(affs, low=0.3, high=0.99, size_threshold=4, merge_threshold=0.5)
+    assert n == 2  # the only link is 0.4 < 0.5
+
+
+@pytest.mark.parametrize("block_shape", [(30, 30, 30), (64, 17, 9)])
+def test_affinity_watershed_same_fragments_for_any_block_shape(flyem, block_shape):
+    affs = _affinities_from_boundary(flyem["test"]["boundary"])
+    whole, n = vx.affinity_watershed(affs)
+    blocks, _ = vx.affinity_watershed(affs, block_shape=block_shape)
+    np.testing.assert_array_equal(blocks, whole)
+    assert n > 500
+
+
+def test_fragments_bad_input():
+    b = np.zeros((8, 8, 8), np.float32)
+    b[3, 4, 5] = np.nan
+    with pytest.raises(ValueError, match=r"NaN in boundary at voxel \(3, 4, 5\)"):
+        vx.distance_watershed(b, block_shape=(4, 4, 4))
+    with pytest.raises(ValueError, match=r"NaN in affinities at voxel \(3, 4, 5\)"):
+        vx.affinity_watershed(np.stack([b, b, b]))
+    with pytest.raises(ValueError, match=r"need a \[3, x, y, z\] volume"):
+        vx.affinity_watershed(np.zeros((2, 4, 4, 4), np.float32))
+    with pytest.raises(ValueError, match=r"need an \[x, y, z\] volume"):
+        vx.distance_watershed(np.zeros((4, 4), np.float32))
+    with pytest.raises(ValueError, match="low must be <= high"):
+        vx.affinity_watershed(np.zeros((3, 4, 4, 4), np.float32), low=0.9, high=0.1)
+    with pytest.raises(ValueError, match="voxel_size"):
+        vx.distance_watershed(np.zeros((4, 4, 4), np.float32), voxel_size=(1, 0, 1))
+    with pytest.raises(ValueError, match="block_shape"):
+        vx.distance_watershed(np.zeros((4, 4, 4), np.float32), block_shape=(4, 0, 4))
+    with pytest.raises(TypeError, match="boundary must be a numeric array"):
+        vx.distance_watershed(np.zeros((4, 4, 4), "U1"))
+    # More fragments than the output's dtype can hold: refused before anything wraps around.
+    seeds = np.indices((40, 40, 1)).sum(axis=0) % 2  # a checkerboard: 800 one-voxel peaks
+    with pytest.raises(ValueError, match=r"more than out \(dtype uint8\) can hold"):
+        vx.segmentation.blockwise_fragments(
+            np.asfortranarray(seeds.astype(np.float32) * 0.6 + 0.3),
+            vx.segmentation.DistanceWatershed(threshold=0.0),
+            out=np.zeros((40, 40, 1), np.uint8, order="F"),
+        )
+
+
+def test_fragments_of_empty_and_uniform_volumes():
+    for shape in ((0, 4, 4), (4, 0, 0)):
+        frag, n = vx.distance_watershed(np.zeros(shape, np.float32))
+        assert n == 0 and frag.shape == shape
+    frag, n = vx.distance_watershed(np.zeros((5, 5, 5), np.float32))  # one cell, no membrane
+    assert n == 1 and (frag == 1).all()
+    frag, n = vx.distance_watershed(np.ones((5, 5, 5), np.float32))  # all membrane, flat: one plateau
+    assert n == 1 and (frag == 1).all()
+    frag, n = vx.affinity_watershed(np.zeros((3, 5, 5, 5), np.float32))  # no edge: no fragment
+    assert n == 0 and (frag == 0).all()

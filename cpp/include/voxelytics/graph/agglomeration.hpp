@@ -183,3 +183,41 @@ inline Agglomeration agglomerate(const RegionGraph& g, Score score, double q, co
 }
 
 }  // namespace vx::graph
+
+namespace vx::graph {
+
+/// Size-threshold merging (Zlateski & Seung): edges in order of decreasing strength (1 - the
+/// contact's min value, i.e. its highest affinity; ties: lower edge id first) join their two
+/// segments while one of them has fewer than `size_threshold` voxels and the strength is at least
+/// `min_strength`. Returns each node's segment id (the smallest fragment id in it).
+inline std::vector<std::uint64_t> merge_small(const RegionGraph& g, std::uint64_t size_threshold, double min_strength) {
+    const std::size_t n = g.nodes.size();
+    if (g.sizes.size() != n || g.min.size() != g.edges.size())
+        throw InvalidArgument("merge_small: the graph's fields differ in length");
+    auto node = [&](std::uint64_t id) {
+        const auto it = std::lower_bound(g.nodes.begin(), g.nodes.end(), id);
+        if (it == g.nodes.end() || *it != id)
+            throw InvalidArgument("merge_small: edge end " + std::to_string(id) + " is not a node");
+        return static_cast<std::int64_t>(it - g.nodes.begin());
+    };
+    std::vector<std::uint64_t> size = g.sizes;
+    std::vector<std::size_t> order;
+    for (std::size_t e = 0; e < g.edges.size(); ++e) {
+        const bool small = size[std::size_t(node(g.edges[e].first))] < size_threshold ||
+                           size[std::size_t(node(g.edges[e].second))] < size_threshold;
+        if (small && 1.0 - double(g.min[e]) >= min_strength) order.push_back(e);  // sizes only grow
+    }
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return g.min[a] < g.min[b]; });
+    UnionFind<std::int64_t> sets(n);  // roots: smallest node index = smallest id
+    for (const std::size_t e : order) {
+        const std::int64_t a = sets.find(node(g.edges[e].first)), b = sets.find(node(g.edges[e].second));
+        if (a == b || (size[std::size_t(a)] >= size_threshold && size[std::size_t(b)] >= size_threshold)) continue;
+        const std::int64_t root = sets.merge(a, b);
+        size[std::size_t(root)] = size[std::size_t(a)] + size[std::size_t(b)];
+    }
+    std::vector<std::uint64_t> segment(n);
+    for (std::size_t i = 0; i < n; ++i) segment[i] = g.nodes[std::size_t(sets.find(std::int64_t(i)))];
+    return segment;
+}
+
+}  // namespace vx::graph

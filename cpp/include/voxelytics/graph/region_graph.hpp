@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <sstream>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -72,14 +73,14 @@ struct PartialGraph {
 }  // namespace detail
 
 /// A contact's value from a boundary map: the larger boundary value of its two voxels.
+/// (Contacts also say whether a voxel's values hold NaN: every voxel of the core is checked.)
 template <class Value>
 struct BoundaryContacts {
     View<const Value> boundary;
     Vec3 shape() const { return boundary.shape(); }
+    bool has_nan(std::int64_t i) const { return std::isnan(static_cast<double>(boundary[i])); }
     double operator()(std::int64_t i, int, std::int64_t j) const {
-        const double v = std::max(static_cast<double>(boundary[i]), static_cast<double>(boundary[j]));
-        if (std::isnan(v)) throw InvalidArgument("region_graph: boundary holds NaN");
-        return v;
+        return std::max(static_cast<double>(boundary[i]), static_cast<double>(boundary[j]));
     }
 };
 
@@ -89,10 +90,12 @@ template <class Value>
 struct AffinityContacts {
     std::array<View<const Value>, 3> affinity;
     Vec3 shape() const { return affinity[0].shape(); }
+    bool has_nan(std::int64_t i) const {
+        return std::isnan(static_cast<double>(affinity[0][i]) + static_cast<double>(affinity[1][i]) +
+                          static_cast<double>(affinity[2][i]));
+    }
     double operator()(std::int64_t, int axis, std::int64_t j) const {
-        const double v = 1.0 - static_cast<double>(affinity[static_cast<std::size_t>(axis)][j]);
-        if (std::isnan(v)) throw InvalidArgument("region_graph: affinities hold NaN");
-        return v;
+        return 1.0 - static_cast<double>(affinity[static_cast<std::size_t>(axis)][j]);
     }
 };
 
@@ -118,9 +121,15 @@ RegionGraph region_graph(View<const Label> fragments, const Contacts& contacts, 
         pool, 0, slabs,
         [&](std::int64_t k) {
             auto& g = parts[static_cast<std::size_t>(k)];
-            auto contact = [&](Label a, Label b, double v) {
+            // Neighbouring contacts are mostly of the same pair: remember the last one per axis
+            // instead of hashing again.
+            std::pair<std::uint64_t, std::uint64_t> last_key[3] = {};
+            std::size_t last_edge[3] = {};
+            auto contact = [&](int axis, Label a, Label b, double v) {
                 const auto u = static_cast<std::uint64_t>(a), v64 = static_cast<std::uint64_t>(b);
-                const std::size_t e = g.edge({std::min(u, v64), std::max(u, v64)}, bins);
+                const std::pair<std::uint64_t, std::uint64_t> key{std::min(u, v64), std::max(u, v64)};
+                if (key != last_key[axis]) last_key[axis] = key, last_edge[axis] = g.edge(key, bins);
+                const std::size_t e = last_edge[axis];
                 ++g.count[e];
                 g.sum[e] += v;
                 g.min[e] = std::min(g.min[e], static_cast<float>(v));
@@ -142,10 +151,15 @@ RegionGraph region_graph(View<const Label> fragments, const Contacts& contacts, 
                             if (last != 0) g.sizes[last] += run;
                             last = a, run = 1;
                         }
+                        if (contacts.has_nan(i)) {
+                            std::ostringstream msg;
+                            msg << "region_graph: NaN in the boundary/affinity values at voxel " << Vec3{x, y, z};
+                            throw InvalidArgument(msg.str());
+                        }
                         if (a == 0) continue;
                         auto neighbour = [&](int axis, std::int64_t j) {
                             const Label b = fragments[j];
-                            if (b != 0 && b != a) contact(a, b, contacts(i, axis, j));
+                            if (b != 0 && b != a) contact(axis, a, b, contacts(i, axis, j));
                         };
                         if (x + 1 < s.x) neighbour(0, i + 1);
                         if (y + 1 < s.y) neighbour(1, i + s.x);
