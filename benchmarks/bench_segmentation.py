@@ -8,8 +8,14 @@ mask of one big label, as a sanity reference). Values are checked equal (rtol 1e
 Seeded watershed: the same synthetic volume's EM image turned into a boundary map (dark =
 membrane), seeds from ``vx.watershed_seeds``; the flood alone, voxelytics vs
 ``skimage.segmentation.watershed`` with the same markers (one thread each; agreement printed:
-they differ only where boundary values tie). Agglomeration vs waterz joins with issue 5's next
-parts.
+they differ only where boundary values tie).
+End to end vs waterz: a boundary map made from the synthetic volume's ground-truth cells (cell
+borders, blurred, plus noise: a stand-in for a good network's prediction), turned into affinities
+(1 - the larger boundary value of two voxels) for waterz. Both sides go from predictions to one
+segmentation per threshold: waterz.agglomerate (Zlateski & Seung watershed + mean-affinity
+agglomeration); voxelytics' affinity watershed + region graph + mean agglomeration (the same
+recipe), and its distance watershed on the boundary map + agglomeration. Best VOI and ARAND over
+the thresholds against the ground truth are printed with the times.
 
 Prints the best of --repeat runs and ratios.
 Run: python benchmarks/bench_segmentation.py [--size 256]
@@ -32,8 +38,8 @@ def main() -> None:
     )
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", choices=("kernels", "end-to-end"), help="run one part")
     args = parser.parse_args()
-    import edt
 
     shape = (args.size,) * 3
     scene = vx.synthetic.make_scene(shape, "mouse", seed=0)
@@ -42,6 +48,14 @@ def main() -> None:
     labels = np.asfortranarray(labels)
     sampling = scene.voxel_size
     print(f"labels {shape} uint32, {len(np.unique(labels))} segments, voxel size {sampling} nm")
+    if args.only != "end-to-end":
+        kernels(labels, rendered["image"], sampling, args.repeat)
+    if args.only != "kernels":
+        end_to_end(labels, sampling, args.repeat)
+
+
+def kernels(labels, image, sampling, repeat: int) -> None:
+    import edt
 
     ours = vx.distance_transform(labels, voxel_size=sampling, threads=2)
     theirs = edt.edt(labels, anisotropy=sampling, parallel=2, order="F")
@@ -51,11 +65,11 @@ def main() -> None:
     print(f"{'distance transform':32} {'seconds':>8} {'Mvoxel/s':>9} {'vs edt':>7}")
     for threads in (1, 2):
         t_edt = best_time(
-            functools.partial(edt.edt, labels, anisotropy=sampling, parallel=threads, order="F"), args.repeat
+            functools.partial(edt.edt, labels, anisotropy=sampling, parallel=threads, order="F"), repeat
         )
         t_ours = best_time(
             functools.partial(vx.distance_transform, labels, voxel_size=sampling, threads=threads),
-            args.repeat,
+            repeat,
         )
         for name, t in ((f"edt {threads} thread(s)", t_edt), (f"voxelytics {threads} thread(s)", t_ours)):
             print(f"{name:32} {t:8.3f} {labels.size / t / 1e6:9.1f} {t_edt / t:6.2f}x")
@@ -63,28 +77,81 @@ def main() -> None:
 
     mask = labels == np.bincount(labels.ravel()).argmax()
     t_scipy = best_time(functools.partial(ndimage.distance_transform_edt, mask, sampling=sampling), 1)
-    t_mask = best_time(
-        functools.partial(vx.distance_transform, mask, voxel_size=sampling, threads=1), args.repeat
-    )
+    t_mask = best_time(functools.partial(vx.distance_transform, mask, voxel_size=sampling, threads=1), repeat)
     print(f"{'scipy.ndimage, one-label mask':32} {t_scipy:8.3f} {labels.size / t_scipy / 1e6:9.1f}")
     print(f"{'voxelytics 1 thread, same mask':32} {t_mask:8.3f} {labels.size / t_mask / 1e6:9.1f}")
 
     from scipy import ndimage as ndi
     from skimage.segmentation import watershed as skimage_watershed
 
-    boundary = np.asfortranarray(
-        1 - ndi.uniform_filter(rendered["image"].astype(np.float32) / 255, (3, 3, 1))
-    )
+    boundary = np.asfortranarray(1 - ndi.uniform_filter(image.astype(np.float32) / 255, (3, 3, 1)))
     seeds, n = vx.watershed_seeds(boundary, 0.5, voxel_size=sampling)
     markers = seeds.T.astype(np.int64)
     ours = vx.watershed(boundary, seeds)
     theirs = skimage_watershed(boundary.T, markers=markers).T
     print(f"watershed: {n} seeds; labels equal to skimage's on {np.mean(ours == theirs):.2%} of voxels")
-    t_sk = best_time(functools.partial(skimage_watershed, boundary.T, markers=markers), args.repeat)
-    t_ws = best_time(functools.partial(vx.watershed, boundary, seeds), args.repeat)
+    t_sk = best_time(functools.partial(skimage_watershed, boundary.T, markers=markers), repeat)
+    t_ws = best_time(functools.partial(vx.watershed, boundary, seeds), repeat)
     print(f"{'seeded watershed':32} {'seconds':>8} {'Mvoxel/s':>9} {'vs skimage':>10}")
     print(f"{'skimage 0.26':32} {t_sk:8.3f} {labels.size / t_sk / 1e6:9.1f} {1:9.2f}x")
     print(f"{'voxelytics':32} {t_ws:8.3f} {labels.size / t_ws / 1e6:9.1f} {t_sk / t_ws:9.2f}x")
+
+
+def truth_boundary(cells: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Cell borders of a labelling, blurred and noisy, in [0, 1] (high = membrane)."""
+    from scipy import ndimage
+
+    border = np.zeros(cells.shape, bool)
+    for axis in range(3):
+        lo, hi = [slice(None)] * 3, [slice(None)] * 3
+        lo[axis], hi[axis] = slice(None, -1), slice(1, None)
+        differ = cells[tuple(lo)] != cells[tuple(hi)]
+        border[tuple(lo)] |= differ
+        border[tuple(hi)] |= differ
+    smooth = ndimage.gaussian_filter(border.astype(np.float32), (1.0, 1.0, 0.5)) * 2.5
+    noise = np.random.default_rng(seed).normal(0, 0.1, cells.shape).astype(np.float32)
+    return np.asfortranarray(np.clip(smooth + noise, 0, 1))
+
+
+def end_to_end(cells: np.ndarray, voxel_size, repeat: int) -> None:
+    import waterz
+
+    boundary = truth_boundary(cells)
+    affinities = np.zeros((3, *cells.shape), np.float32, order="F")
+    for c in range(3):
+        hi, lo = [slice(None)] * 3, [slice(None)] * 3
+        hi[c], lo[c] = slice(1, None), slice(None, -1)
+        affinities[c][tuple(hi)] = 1 - np.maximum(boundary[tuple(hi)], boundary[tuple(lo)])
+    affinities_zyx = np.ascontiguousarray(affinities[::-1].transpose(0, 3, 2, 1))  # waterz: (c, z, y, x)
+    thresholds = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+
+    def run_waterz():
+        return [seg.T.copy() for seg in waterz.agglomerate(affinities_zyx, thresholds)]
+
+    def run_affinity():
+        fragments, _ = vx.affinity_watershed(affinities)
+        agg = vx.agglomerate(vx.region_graph(fragments, affinities=affinities), thresholds)
+        return [agg.apply(fragments, k) for k in range(len(thresholds))]
+
+    def run_distance():
+        fragments, _ = vx.distance_watershed(boundary, voxel_size=voxel_size)
+        agg = vx.agglomerate(vx.region_graph(fragments, boundary), thresholds)
+        return [agg.apply(fragments, k) for k in range(len(thresholds))]
+
+    print(f"end to end on {cells.shape} (boundary from the true cells), {len(thresholds)} thresholds")
+    print(f"{'':34} {'seconds':>8} {'vs waterz':>9} {'VOI split+merge':>16} {'ARAND':>6}")
+    t_waterz = None
+    for name, run in (
+        ("waterz 0.10", run_waterz),
+        ("voxelytics affinity watershed", run_affinity),
+        ("voxelytics distance watershed", run_distance),
+    ):
+        scores = [vx.metrics.segmentation_scores(cells, seg) for seg in run()]
+        best = min(scores, key=lambda s: s.voi_split + s.voi_merge)
+        t = best_time(run, repeat)
+        t_waterz = t_waterz or t
+        voi = f"{best.voi_split:.3f}+{best.voi_merge:.3f}"
+        print(f"{name:34} {t:8.3f} {t_waterz / t:8.2f}x {voi:>16} {best.arand:6.3f}")
 
 
 if __name__ == "__main__":

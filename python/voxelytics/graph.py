@@ -204,7 +204,7 @@ class Agglomeration:
     def apply(self, fragments, k: int, *, threads: int | None = None) -> np.ndarray:
         """``fragments`` relabelled to segments at threshold number ``k`` (0 stays 0; fragments
         outside the graph keep their id)."""
-        return remap(fragments, self.mapping(k), preserve_missing=True, threads=threads)
+        return remap(fragments, (self.nodes, self.segments[k]), preserve_missing=True, threads=threads)
 
 
 def agglomerate(

@@ -275,13 +275,16 @@ class DistanceWatershed:
         unit = min(self.voxel_size)
         cap = self.reach * unit
         inside = boundary < self.threshold
-        inner = distance_transform(inside, self.voxel_size, threads=threads)
-        np.minimum(inner, cap, out=inner)
+        # One transform of two labels (1 inside, 2 boundary) gives both distances: inside voxels
+        # to the boundary, boundary voxels to the inside.
+        distance = distance_transform(
+            (~inside).view(np.uint8) + np.uint8(1), self.voxel_size, threads=threads
+        )
+        np.minimum(distance, cap, out=distance)
+        inner = np.where(inside, distance, np.float32(0))
         if self.smoothing > 0:
             inner = ndimage.gaussian_filter(inner, self._sigma(), truncate=4.0)
-        outer = distance_transform(~inside, self.voxel_size, threads=threads)
-        np.minimum(outer, cap, out=outer)
-        outer += (0.5 * unit) * boundary
+        outer = distance + np.float32(0.5 * unit) * boundary
         return np.asfortranarray(np.where(inside, inner, -outer), dtype=np.float32)
 
     def basins(self, region: np.ndarray, core: Box, threads: int | None = None):

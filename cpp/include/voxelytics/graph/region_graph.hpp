@@ -41,32 +41,65 @@ struct RegionGraph {
 
 namespace detail {
 
-struct PairHash {
-    std::size_t operator()(const std::pair<std::uint64_t, std::uint64_t>& p) const {
-        std::uint64_t h = p.first * 0x9e3779b97f4a7c15ULL ^ (p.second + 0x632be59bd9b4e019ULL);
-        h ^= h >> 29;
-        return static_cast<std::size_t>(h * 0xbf58476d1ce4e5b9ULL);
+using EdgeKey = std::pair<std::uint64_t, std::uint64_t>;
+
+/// Edge keys in insertion order with an open-addressing (linear probing) table from key to
+/// position: one probe into a flat array per lookup, where a node-based hash map chases pointers.
+class EdgeIndex {
+public:
+    /// The position of `key`, and whether it was new (then it is the last position).
+    std::pair<std::size_t, bool> insert(const EdgeKey& key) {
+        if ((keys_.size() + 1) * 2 > slots_.size()) grow();
+        for (std::size_t s = hash(key) & (slots_.size() - 1);; s = (s + 1) & (slots_.size() - 1)) {
+            const std::size_t p = slots_[s];
+            if (p == empty) {
+                slots_[s] = keys_.size();
+                keys_.push_back(key);
+                return {keys_.size() - 1, true};
+            }
+            if (keys_[p] == key) return {p, false};
+        }
     }
+    const std::vector<EdgeKey>& keys() const { return keys_; }
+
+private:
+    static constexpr std::size_t empty = std::numeric_limits<std::size_t>::max();
+    static std::size_t hash(const EdgeKey& k) {
+        std::uint64_t h = k.first * 0x9e3779b97f4a7c15ULL ^ (k.second + 0x632be59bd9b4e019ULL);
+        h ^= h >> 29;
+        h *= 0xbf58476d1ce4e5b9ULL;
+        return static_cast<std::size_t>(h ^ (h >> 32));
+    }
+    void grow() {
+        slots_.assign(std::max<std::size_t>(64, slots_.size() * 2), empty);
+        for (std::size_t p = 0; p < keys_.size(); ++p) {
+            std::size_t s = hash(keys_[p]) & (slots_.size() - 1);
+            while (slots_[s] != empty) s = (s + 1) & (slots_.size() - 1);
+            slots_[s] = p;
+        }
+    }
+    std::vector<std::size_t> slots_;
+    std::vector<EdgeKey> keys_;
 };
 
 struct PartialGraph {
-    std::unordered_map<std::pair<std::uint64_t, std::uint64_t>, std::size_t, PairHash> index;
+    EdgeIndex index;
     std::vector<std::uint64_t> count;
     std::vector<double> sum;
     std::vector<float> min, max;
     std::vector<std::uint32_t> histogram;
     std::unordered_map<std::uint64_t, std::uint64_t> sizes;
 
-    /// The index of edge `key`, created empty if new.
-    std::size_t edge(const std::pair<std::uint64_t, std::uint64_t>& key, std::size_t bins) {
-        const auto [it, added] = index.try_emplace(key, count.size());
+    /// The position of edge `key`, created empty if new.
+    std::size_t edge(const EdgeKey& key, std::size_t bins) {
+        const auto [e, added] = index.insert(key);
         if (added) {
             count.push_back(0), sum.push_back(0);
             min.push_back(std::numeric_limits<float>::infinity());
             max.push_back(-std::numeric_limits<float>::infinity());
             histogram.resize(histogram.size() + bins, 0);
         }
-        return it->second;
+        return e;
     }
 };
 
@@ -123,11 +156,11 @@ RegionGraph region_graph(View<const Label> fragments, const Contacts& contacts, 
             auto& g = parts[static_cast<std::size_t>(k)];
             // Neighbouring contacts are mostly of the same pair: remember the last one per axis
             // instead of hashing again.
-            std::pair<std::uint64_t, std::uint64_t> last_key[3] = {};
+            detail::EdgeKey last_key[3] = {};
             std::size_t last_edge[3] = {};
             auto contact = [&](int axis, Label a, Label b, double v) {
                 const auto u = static_cast<std::uint64_t>(a), v64 = static_cast<std::uint64_t>(b);
-                const std::pair<std::uint64_t, std::uint64_t> key{std::min(u, v64), std::max(u, v64)};
+                const detail::EdgeKey key{std::min(u, v64), std::max(u, v64)};
                 if (key != last_key[axis]) last_key[axis] = key, last_edge[axis] = g.edge(key, bins);
                 const std::size_t e = last_edge[axis];
                 ++g.count[e];
@@ -173,8 +206,8 @@ RegionGraph region_graph(View<const Label> fragments, const Contacts& contacts, 
     detail::PartialGraph all = std::move(parts[0]);
     for (std::size_t p = 1; p < parts.size(); ++p) {
         auto& g = parts[p];
-        for (const auto& [key, e] : g.index) {
-            const std::size_t t = all.edge(key, bins);
+        for (std::size_t e = 0; e < g.index.keys().size(); ++e) {
+            const std::size_t t = all.edge(g.index.keys()[e], bins);
             all.count[t] += g.count[e];
             all.sum[t] += g.sum[e];
             all.min[t] = std::min(all.min[t], g.min[e]);
@@ -186,8 +219,9 @@ RegionGraph region_graph(View<const Label> fragments, const Contacts& contacts, 
     }
     RegionGraph out;
     out.bins = bins;
-    std::vector<std::pair<std::pair<std::uint64_t, std::uint64_t>, std::size_t>> order(all.index.begin(),
-                                                                                       all.index.end());
+    std::vector<std::pair<detail::EdgeKey, std::size_t>> order;
+    order.reserve(all.index.keys().size());
+    for (std::size_t e = 0; e < all.index.keys().size(); ++e) order.emplace_back(all.index.keys()[e], e);
     std::sort(order.begin(), order.end());
     const std::size_t m = order.size();
     out.edges.reserve(m), out.count.reserve(m), out.sum.reserve(m), out.min.reserve(m), out.max.reserve(m);

@@ -5,7 +5,7 @@
 // background 0 maps to 0 unless the mapping says otherwise, and a value missing from the mapping
 // is either kept or reported (KeyNotFound naming the value and a voxel that holds it).
 // Both process rows in parallel and cache the last lookup, since neighbouring voxels mostly share
-// an id.
+// an id; mappings of small ids are tables indexed by id rather than hash maps.
 #pragma once
 
 #include <algorithm>
@@ -53,10 +53,56 @@ enum class MissingLabels { raise, keep };
 
 namespace detail {
 
+/// A mapping of label values: a table indexed by value when the largest key is below
+/// `dense_limit` (the usual ids 1..n: one load per lookup), else a hash map.
+template <class Label>
+class LabelMap {
+public:
+    LabelMap(const std::vector<Label>& keys, const std::vector<std::uint64_t>& values, std::uint64_t dense_limit) {
+        const std::uint64_t top =
+            keys.empty() ? 0 : static_cast<std::uint64_t>(*std::max_element(keys.begin(), keys.end()));
+        dense_ = top < dense_limit;
+        if (dense_)
+            table_.assign(top + 1, 0), present_.assign(top + 1, 0);
+        else
+            hash_.reserve(keys.size());
+        for (std::size_t i = 0; i < keys.size(); ++i)
+            if (!insert(keys[i], values[i]))
+                throw InvalidArgument("remap: key " + std::to_string(static_cast<std::uint64_t>(keys[i])) +
+                                      " appears twice in the mapping");
+    }
+    const std::uint64_t* find(Label k) const {
+        if (dense_) {
+            const auto i = static_cast<std::uint64_t>(k);
+            return i < table_.size() && present_[i] ? &table_[i] : nullptr;
+        }
+        const auto it = hash_.find(k);
+        return it != hash_.end() ? &it->second : nullptr;
+    }
+
+private:
+    bool insert(Label k, std::uint64_t v) {
+        if (!dense_) return hash_.emplace(k, v).second;
+        const auto i = static_cast<std::uint64_t>(k);
+        if (present_[i]) return false;
+        present_[i] = 1, table_[i] = v;
+        return true;
+    }
+    bool dense_ = false;
+    std::vector<std::uint64_t> table_;
+    std::vector<std::uint8_t> present_;
+    std::unordered_map<Label, std::uint64_t> hash_;
+};
+
+/// Tables up to one entry per voxel (at least 2^16, at most 2^26 entries) stay dense.
+inline std::uint64_t dense_limit(std::int64_t voxels) {
+    return std::clamp<std::uint64_t>(static_cast<std::uint64_t>(voxels), 1u << 16, 1u << 26);
+}
+
 // Applies `mapping` voxel by voxel; `on_missing(value, index)` decides for absent values.
 template <class Label, class OnMissing>
-void apply_mapping(View<const Label> labels, View<std::uint64_t> out,
-                   const std::unordered_map<Label, std::uint64_t>& mapping, ThreadPool& pool, OnMissing on_missing) {
+void apply_mapping(View<const Label> labels, View<std::uint64_t> out, const LabelMap<Label>& mapping, ThreadPool& pool,
+                   OnMissing on_missing) {
     const std::int64_t n = labels.size();
     const auto num_parts = static_cast<std::int64_t>(pool.size());
     parallel_for(pool, 0, num_parts, [&](std::int64_t k) {
@@ -65,8 +111,8 @@ void apply_mapping(View<const Label> labels, View<std::uint64_t> out,
         Label last = labels[lo];
         std::uint64_t last_mapped = 0;
         auto lookup = [&](Label v, std::int64_t i) {
-            const auto it = mapping.find(v);
-            return it != mapping.end() ? it->second : on_missing(v, i);
+            const std::uint64_t* mapped = mapping.find(v);
+            return mapped ? *mapped : on_missing(v, i);
         };
         last_mapped = lookup(last, lo);
         out[lo] = last_mapped;
@@ -96,9 +142,10 @@ std::vector<Label> relabel_sequential(View<const Label> labels, View<std::uint64
     require_same_shape(labels, View<const std::uint64_t>(out), "relabel_sequential(labels, out)");
     std::vector<Label> values = unique_values(labels, pool);
     if (!values.empty() && values.front() == 0) values.erase(values.begin());
-    std::unordered_map<Label, std::uint64_t> mapping{{Label{0}, 0}};
-    mapping.reserve(values.size() + 1);
-    for (std::size_t i = 0; i < values.size(); ++i) mapping[values[i]] = i + 1;
+    std::vector<Label> keys{Label{0}};
+    std::vector<std::uint64_t> ids{0};
+    for (std::size_t i = 0; i < values.size(); ++i) keys.push_back(values[i]), ids.push_back(i + 1);
+    const detail::LabelMap<Label> mapping(keys, ids, detail::dense_limit(labels.size()));
     detail::apply_mapping(labels, out, mapping, pool, [](Label, std::int64_t) -> std::uint64_t { return 0; });
     return values;
 }
@@ -112,15 +159,16 @@ void remap(View<const Label> labels, View<std::uint64_t> out, const std::vector<
     if (keys.size() != values.size())
         throw InvalidArgument("remap: mapping has " + std::to_string(keys.size()) + " keys but " +
                               std::to_string(values.size()) + " values");
-    std::unordered_map<Label, std::uint64_t> mapping;
-    mapping.reserve(keys.size() + 1);
+    std::vector<Label> held;  // keys that the label dtype cannot hold can never occur in the volume
+    std::vector<std::uint64_t> mapped;
+    bool has_zero = false;
     for (std::size_t i = 0; i < keys.size(); ++i) {
-        // Keys that the label dtype cannot hold can never occur in the volume.
         if (keys[i] > static_cast<std::uint64_t>(std::numeric_limits<Label>::max())) continue;
-        if (!mapping.emplace(static_cast<Label>(keys[i]), values[i]).second)
-            throw InvalidArgument("remap: key " + std::to_string(keys[i]) + " appears twice in the mapping");
+        held.push_back(static_cast<Label>(keys[i])), mapped.push_back(values[i]);
+        has_zero |= keys[i] == 0;
     }
-    mapping.emplace(Label{0}, 0);  // no-op if the caller mapped 0
+    if (!has_zero) held.push_back(Label{0}), mapped.push_back(0);  // 0 stays 0 unless mapped
+    const detail::LabelMap<Label> mapping(held, mapped, detail::dense_limit(labels.size()));
     detail::apply_mapping(labels, out, mapping, pool, [&](Label v, std::int64_t i) -> std::uint64_t {
         if (missing == MissingLabels::keep) return static_cast<std::uint64_t>(v);
         std::ostringstream msg;
