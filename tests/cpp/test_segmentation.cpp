@@ -6,6 +6,7 @@
 #include <queue>
 #include <random>
 #include <set>
+#include <tuple>
 
 #include "catch.hpp"
 #include "voxelytics/segmentation/connected_components.hpp"
@@ -434,4 +435,72 @@ TEST_CASE("seeded_watershed floods by increasing boundary value, ties first in f
     CHECK_THROWS_AS(vx::segmentation::seeded_watershed<float>(vx::View<const float>(bad.data(), s),
                                                               vx::View<std::uint64_t>(labels.data(), s)),
                     vx::InvalidArgument);
+}
+
+namespace {
+
+// The flood in its plainest form: one binary heap on (value, age, voxel), as seeded_watershed
+// is specified. Its radix heap and side heap must pop in exactly this order.
+template <class T>
+std::vector<std::uint64_t> reference_watershed(const std::vector<T>& boundary, std::vector<std::uint64_t> labels,
+                                               const std::vector<std::uint8_t>& mask, Vec3 s) {
+    using Entry = std::tuple<float, std::uint64_t, std::int64_t>;
+    std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> queue;
+    std::uint64_t age = 0;
+    for (std::int64_t i = 0; i < s.prod(); ++i) {
+        if (!mask[std::size_t(i)]) labels[std::size_t(i)] = 0;
+        if (labels[std::size_t(i)]) queue.emplace(float(boundary[std::size_t(i)]), age++, i);
+    }
+    while (!queue.empty()) {
+        const std::int64_t i = std::get<2>(queue.top());
+        queue.pop();
+        const std::int64_t x = i % s.x, y = i / s.x % s.y, z = i / (s.x * s.y);
+        const std::array<std::pair<bool, std::int64_t>, 6> neighbours{{{x > 0, i - 1},
+                                                                       {x + 1 < s.x, i + 1},
+                                                                       {y > 0, i - s.x},
+                                                                       {y + 1 < s.y, i + s.x},
+                                                                       {z > 0, i - s.x * s.y},
+                                                                       {z + 1 < s.z, i + s.x * s.y}}};
+        for (const auto& [inside, j] : neighbours) {
+            if (!inside || labels[std::size_t(j)] || !mask[std::size_t(j)]) continue;
+            labels[std::size_t(j)] = labels[std::size_t(i)];
+            queue.emplace(float(boundary[std::size_t(j)]), age++, j);
+        }
+    }
+    return labels;
+}
+
+template <class T>
+void check_watershed_against_reference(std::mt19937& rng, Vec3 s, int levels) {
+    const auto n = std::size_t(s.prod());
+    // Few levels: mostly ties, the FIFO order decides; levels == 0: continuous values. Both
+    // signs, so that the float-to-key mapping is exercised (no -0: the reference's float
+    // comparison ties it with +0, the key orders it first).
+    std::vector<T> boundary(n);
+    std::uniform_real_distribution<T> uniform(T(-2), T(2));
+    for (T& v : boundary) v = levels ? T(int(rng() % unsigned(levels)) - levels / 2) * T(0.75) : uniform(rng);
+    std::vector<std::uint64_t> seeds(n, 0);
+    for (auto& l : seeds) l = rng() % 40 == 0 ? 1 + rng() % 5 : 0;
+    std::vector<std::uint8_t> mask(n, 1);
+    const bool masked = rng() % 2;
+    if (masked)
+        for (auto& m : mask) m = rng() % 8 != 0;
+    const auto expected = reference_watershed(boundary, seeds, mask, s);
+    vx::segmentation::seeded_watershed<T>(vx::View<const T>(boundary.data(), s),
+                                          vx::View<std::uint64_t>(seeds.data(), s), masked ? mask.data() : nullptr);
+    INFO("shape " << s << ", levels " << levels << ", masked " << masked);
+    REQUIRE(seeds == expected);
+}
+
+}  // namespace
+
+TEST_CASE("seeded_watershed labels exactly as a plain binary-heap flood, on ties, thin shapes and masks") {
+    std::mt19937 rng(11);
+    const std::vector<Vec3> shapes{{1, 1, 1},  {23, 1, 1},  {1, 19, 1}, {1, 1, 17},  {13, 11, 1},
+                                   {1, 9, 14}, {12, 1, 10}, {7, 6, 5},  {24, 17, 9}, {40, 33, 21}};
+    for (const Vec3& s : shapes)
+        for (const int levels : {1, 2, 3, 7, 0}) {
+            check_watershed_against_reference<float>(rng, s, levels);
+            check_watershed_against_reference<double>(rng, s, levels);
+        }
 }

@@ -6,7 +6,13 @@
 // Determinism: the queue orders by (boundary value as float32, time of entry); seeds enter in x-fastest scan
 // order and each expanded voxel pushes its neighbours in the order -x, +x, -y, +y, -z, +z. Equal
 // values therefore flood first-in first-out. The result never depends on threads (the flood is
-// one sequential pass; it is linear in the voxels times log of the queue).
+// one sequential pass).
+//
+// Cost: linear in the voxels plus the radix heap's bucket moves (at most 32 per entry, a few in
+// practice), and log of the side heap for entries below the flood level (voxels reached from a
+// higher neighbour: a minority on boundary maps). The rest is memory latency: consecutive pops
+// are scattered over the volume, hence the label carried in each entry, the 1-bit "done" map
+// and the prefetching of the next pops' neighbours.
 #pragma once
 
 #include <cmath>
@@ -18,6 +24,7 @@
 
 #include "voxelytics/core/errors.hpp"
 #include "voxelytics/core/view.hpp"
+#include "voxelytics/segmentation/detail/radix_heap.hpp"
 
 namespace vx::segmentation {
 
@@ -29,23 +36,42 @@ void seeded_watershed(View<const Boundary> boundary, View<std::uint64_t> labels,
     require_same_shape(boundary, View<const std::uint64_t>(labels), "seeded_watershed: boundary and seeds");
     const Vec3 s = boundary.shape();
     const std::int64_t n = boundary.size();
-    // One integer key per entry, (order-preserving bits of the value, age): one comparison per
-    // heap step instead of two on mixed types.
+    // Voxel indices and ages (each voxel enters the queue at most once) fit 32 bits: smaller
+    // entries, and coordinates from 32-bit division.
     if (static_cast<std::uint64_t>(n) > 0xffffffffULL)
         throw InvalidArgument("seeded_watershed: at most 2^32 voxels per call (split the volume into blocks)");
-    struct Entry {
-        std::uint64_t key;
-        std::int64_t index;
-        bool operator>(const Entry& o) const { return key > o.key; }
-    };
-    auto key = [](float value, std::uint64_t age) {
+    // The float32 value's bits as an unsigned integer in the same order, so the radix heap can
+    // work on them.
+    auto key = [](Boundary v) {
+        const float value = static_cast<float>(v);
         std::uint32_t bits;
         std::memcpy(&bits, &value, sizeof bits);
-        bits = (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);  // IEEE order as unsigned order
-        return (std::uint64_t(bits) << 32) | age;
+        return (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
     };
-    std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> queue;
-    std::uint64_t age = 0;
+    // The radix heap gives (value, time of entry) order by itself, but only takes values >= the
+    // last one it popped. A voxel reached from a higher neighbour goes to `below` instead, a
+    // binary heap on (value, age): everything in it is below everything in the radix heap, so
+    // popping it first while it is non-empty keeps the global order. Entries carry their label:
+    // reading it back from `labels` at pop time was the flood's main cache miss.
+    struct Item {
+        std::uint32_t key;
+        std::uint32_t index;
+        std::uint64_t label;
+    };
+    detail::RadixHeap<Item> queue;
+    struct Below {
+        std::uint64_t key;  // value key << 32 | age
+        Item item;
+        bool operator>(const Below& o) const { return key > o.key; }
+    };
+    std::priority_queue<Below, std::vector<Below>, std::greater<Below>> below;
+    std::uint32_t age = 0;  // orders `below` only: the radix heap keeps push order itself
+    // One bit per voxel, set once it is labelled or outside the mask: the neighbour checks hit
+    // this 1/64-size copy in cache instead of missing on `labels` and `mask`.
+    std::vector<std::uint64_t> done(static_cast<std::size_t>(n / 64 + 1), 0);
+    auto is_done = [&](std::uint32_t i) { return (done[i / 64] >> (i % 64)) & 1; };
+    auto set_done = [&](std::uint32_t i) { done[i / 64] |= std::uint64_t(1) << (i % 64); };
+
     for (std::int64_t i = 0; i < n; ++i) {
         if (std::isnan(static_cast<double>(boundary[i]))) {
             std::ostringstream msg;
@@ -54,24 +80,50 @@ void seeded_watershed(View<const Boundary> boundary, View<std::uint64_t> labels,
             throw InvalidArgument(msg.str());
         }
         if (mask && !mask[i]) labels[i] = 0;
-        if (labels[i] != 0) queue.push({key(static_cast<float>(boundary[i]), age++), i});
+        const auto i32 = static_cast<std::uint32_t>(i);
+        if (labels[i] != 0) queue.push({key(boundary[i]), i32, labels[i]});
+        if (labels[i] != 0 || (mask && !mask[i])) set_done(i32);
     }
-    while (!queue.empty()) {
-        const std::int64_t i = queue.top().index;
-        queue.pop();
-        const std::uint64_t label = labels[i];
-        const std::int64_t x = i % s.x, y = (i / s.x) % s.y, z = i / (s.x * s.y);
-        auto visit = [&](bool inside, std::int64_t j) {
-            if (!inside || labels[j] != 0 || (mask && !mask[j])) return;
-            labels[j] = label;
-            queue.push({key(static_cast<float>(boundary[j]), age++), j});
+    const auto sx = static_cast<std::uint32_t>(s.x), sy = static_cast<std::uint32_t>(s.y);
+    const auto sz = static_cast<std::uint32_t>(s.z), sxy = sx * sy;
+    const std::uint32_t n32 = static_cast<std::uint32_t>(n);
+    while (!below.empty() || !queue.empty()) {
+        Item item;
+        if (!below.empty()) {
+            item = below.top().item;
+            below.pop();
+        } else {
+            item = queue.pop();
+            // Consecutive pops lie far apart in the volume, so every expansion misses the cache
+            // on its neighbours; the radix heap knows its next pops, so fetch theirs early.
+            if (const Item* soon = queue.ahead(16)) {
+                const std::uint32_t k = soon->index;
+                for (const std::uint32_t j : {k, k - sx, k + sx, k - sxy, k + sxy}) {
+                    if (j >= n32) continue;  // off the volume (k - sx wraps around)
+                    __builtin_prefetch(&boundary[j]);
+                    __builtin_prefetch(&labels[j], 1);
+                    __builtin_prefetch(&done[j / 64]);
+                }
+            }
+        }
+        const std::uint32_t i = item.index;
+        const std::uint32_t x = i % sx, yz = i / sx, y = yz % sy, z = yz / sy;
+        auto visit = [&](bool inside, std::uint32_t j) {
+            if (!inside || is_done(j)) return;
+            set_done(j);
+            labels[j] = item.label;
+            const Item next{key(boundary[j]), j, item.label};
+            if (next.key >= queue.last())
+                queue.push(next);
+            else
+                below.push({(std::uint64_t(next.key) << 32) | age++, next});
         };
         visit(x > 0, i - 1);
-        visit(x + 1 < s.x, i + 1);
-        visit(y > 0, i - s.x);
-        visit(y + 1 < s.y, i + s.x);
-        visit(z > 0, i - s.x * s.y);
-        visit(z + 1 < s.z, i + s.x * s.y);
+        visit(x + 1 < sx, i + 1);
+        visit(y > 0, i - sx);
+        visit(y + 1 < sy, i + sx);
+        visit(z > 0, i - sxy);
+        visit(z + 1 < sz, i + sxy);
     }
 }
 
