@@ -129,8 +129,8 @@ def end_to_end(cells: np.ndarray, voxel_size, repeat: int) -> None:
         return [seg.T.copy() for seg in waterz.agglomerate(affinities_zyx, thresholds)]
 
     def run_affinity():
-        fragments, _ = vx.affinity_watershed(affinities)
-        agg = vx.agglomerate(vx.region_graph(fragments, affinities=affinities), thresholds)
+        fragments, _, graph = vx.affinity_watershed(affinities, return_graph=True)
+        agg = vx.agglomerate(graph, thresholds)
         return [agg.apply(fragments, k) for k in range(len(thresholds))]
 
     def run_distance():

@@ -45,23 +45,19 @@ py::dict region_graph(const py::handle& fragments_obj, const py::handle& boundar
     }));
 }
 
-/// `affinities`: three float32 volumes, channel c at v linking v and v - e_c.
-py::dict affinity_region_graph(
-    const py::handle& fragments_obj,
-    const std::vector<py::array_t<float, py::array::f_style | py::array::forcecast>>& affinities, std::size_t bins,
-    std::size_t threads, const std::optional<std::pair<vx::Vec3, vx::Vec3>>& core) {
+/// `affinities`: (3, x, y, z), channel c at v linking v and v - e_c.
+py::dict affinity_region_graph(const py::handle& fragments_obj, const py::handle& affinities_obj, std::size_t bins,
+                               std::size_t threads, const std::optional<std::pair<vx::Vec3, vx::Vec3>>& core) {
     const py::array fragments = volume_argument(fragments_obj, "fragments");
-    if (affinities.size() != 3) throw vx::InvalidArgument("affinities must have 3 channels");
-    for (const auto& a : affinities)
-        if (a.ndim() != 3 || shape_of(a) != shape_of(fragments))
-            throw vx::InvalidArgument("fragments and affinities differ in shape");
+    const auto affinities = affinity_argument(affinities_obj, "affinities");
+    if (affinities.view.shape != shape_of(fragments))
+        throw vx::InvalidArgument("fragments and affinities differ in shape");
     return to_dict(dispatch_array<vx::UnsignedTypes>(fragments, "fragments", [&](auto ftag) {
         using L = typename decltype(ftag)::type;
-        const vx::graph::AffinityContacts<float> contacts{
-            {const_view<float>(affinities[0]), const_view<float>(affinities[1]), const_view<float>(affinities[2])}};
         const py::gil_scoped_release nogil;
         vx::ThreadPool pool(threads);
-        return vx::graph::region_graph(const_view<L>(fragments), contacts, bins, pool, core_box(core, fragments));
+        return vx::graph::region_graph(const_view<L>(fragments), vx::graph::AffinityContacts<float>{affinities.view},
+                                       bins, pool, core_box(core, fragments));
     }));
 }
 

@@ -50,9 +50,13 @@ py::tuple relabel_sequential(const py::handle& labels_obj, std::size_t threads, 
     return py::make_tuple(out.array, old_values);
 }
 
-py::array remap(const py::handle& labels_obj, const std::vector<std::uint64_t>& keys,
-                const std::vector<std::uint64_t>& values, bool preserve_missing, std::size_t threads,
-                const py::object& out_obj) {
+using U64Array = py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast>;
+
+py::array remap(const py::handle& labels_obj, const U64Array& keys_array, const U64Array& values_array,
+                bool preserve_missing, std::size_t threads, const py::object& out_obj) {
+    // From the arrays' memory: pybind11's list conversion would visit every element in Python.
+    const std::vector<std::uint64_t> keys(keys_array.data(), keys_array.data() + keys_array.size());
+    const std::vector<std::uint64_t> values(values_array.data(), values_array.data() + values_array.size());
     const py::array labels = volume_argument(labels_obj, "labels");
     const auto out = output_volume<std::uint64_t>(out_obj, shape_of(labels), labels);
     const auto missing = preserve_missing ? seg::MissingLabels::keep : seg::MissingLabels::raise;
@@ -101,16 +105,20 @@ py::array seeded_watershed(const py::handle& boundary_obj, const py::handle& see
     return out;
 }
 
-/// Runs steepest_ascent_basins with `rule` on `core` (topleft, size) of its region; returns
-/// (labels of the core, first voxel per label, per axis the upper-face links or None).
-template <class Rule>
-py::tuple basins(const Rule& rule, const std::pair<vx::Vec3, vx::Vec3>& core_box) {
+/// Runs steepest_ascent_basins with the rule `make_rule(pool)` builds on `core` (topleft, size) of
+/// its region; returns (labels of the core, first voxel per label, per axis the upper-face links
+/// or None).
+template <class MakeRule>
+py::tuple basins(MakeRule&& make_rule, const std::pair<vx::Vec3, vx::Vec3>& core_box, std::size_t threads) {
     const vx::Box core(core_box.first, core_box.second);
     py::array_t<std::uint64_t, py::array::f_style> labels({core.size().x, core.size().y, core.size().z});
     vx::segmentation::Basins result;
     {
         const py::gil_scoped_release nogil;
-        result = seg::steepest_ascent_basins(rule, core, vx::View<std::uint64_t>(labels.mutable_data(), core.size()));
+        vx::ThreadPool pool(threads);
+        const auto rule = make_rule(pool);
+        result =
+            seg::steepest_ascent_basins(rule, core, vx::View<std::uint64_t>(labels.mutable_data(), core.size()), pool);
     }
     py::list links;
     for (const auto& face : result.upper_links)
@@ -131,20 +139,24 @@ py::array float32_volume(const py::handle& obj, const char* name) {
     return a;
 }
 
-py::tuple height_basins(const py::handle& height_obj, const std::pair<vx::Vec3, vx::Vec3>& core) {
+py::tuple height_basins(const py::handle& height_obj, const std::pair<vx::Vec3, vx::Vec3>& core, std::size_t threads) {
     const py::array height = float32_volume(height_obj, "height");
-    return basins(seg::HeightRule{const_view<float>(height)}, core);
+    const auto view = const_view<float>(height);
+    return basins([&](vx::ThreadPool&) { return seg::HeightRule{view}; }, core, threads);
 }
 
-py::tuple affinity_basins(const py::handle& x, const py::handle& y, const py::handle& z, float low, float high,
-                          const std::pair<vx::Vec3, vx::Vec3>& core) {
-    const std::array<py::array, 3> affinity = {float32_volume(x, "affinities[0]"), float32_volume(y, "affinities[1]"),
-                                               float32_volume(z, "affinities[2]")};
-    if (shape_of(affinity[1]) != shape_of(affinity[0]) || shape_of(affinity[2]) != shape_of(affinity[0]))
-        throw vx::InvalidArgument("the three affinity channels differ in shape");
-    const seg::AffinityRule rule{
-        {const_view<float>(affinity[0]), const_view<float>(affinity[1]), const_view<float>(affinity[2])}, low, high};
-    return basins(rule, core);
+py::tuple affinity_basins(const py::handle& affinities_obj, float low, float high,
+                          const std::pair<vx::Vec3, vx::Vec3>& core, std::size_t threads) {
+    const auto affinities = affinity_argument(affinities_obj, "affinities");
+    {
+        const py::gil_scoped_release nogil;
+        seg::require_no_nan(
+            vx::View<const float>(affinities.array.data(),
+                                  {3 * affinities.view.shape.x, affinities.view.shape.y, affinities.view.shape.z}),
+            "affinities");
+    }
+    const auto view = affinities.view;
+    return basins([&](vx::ThreadPool& pool) { return seg::AffinityRule(view, low, high, pool); }, core, threads);
 }
 
 }  // namespace
@@ -163,8 +175,8 @@ void export_segmentation(py::module_& parent) {
     m.def("distance_transform", &distance_transform, py::arg("labels"), py::arg("voxel_size"), py::arg("squared"),
           py::arg("black_border"), py::arg("threads"), py::arg("out") = py::none(),
           "float32 distance of each voxel to the nearest voxel of another value (0 for label 0).");
-    m.def("height_basins", &height_basins, py::arg("height"), py::arg("core"),
+    m.def("height_basins", &height_basins, py::arg("height"), py::arg("core"), py::arg("threads"),
           "Steepest-ascent basins of a float32 height map on core (topleft, size): (labels, first voxels, links).");
-    m.def("affinity_basins", &affinity_basins, py::arg("x"), py::arg("y"), py::arg("z"), py::arg("low"),
-          py::arg("high"), py::arg("core"), "Zlateski & Seung basins of three affinity channels on core.");
+    m.def("affinity_basins", &affinity_basins, py::arg("affinities"), py::arg("low"), py::arg("high"), py::arg("core"),
+          py::arg("threads"), "Zlateski & Seung basins of (3, x, y, z) affinities on core.");
 }

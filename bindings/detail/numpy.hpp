@@ -8,6 +8,7 @@
 
 #include <string>
 
+#include "voxelytics/core/affinity_view.hpp"
 #include "voxelytics/core/dtype.hpp"
 #include "voxelytics/core/errors.hpp"
 #include "voxelytics/core/view.hpp"
@@ -127,6 +128,20 @@ Output<T> output_volume(const py::object& out, Vec3 shape, const py::array& inpu
     const bool overlap = begin < in_begin + input.nbytes() && in_begin < begin + a.nbytes();
     if (overlap && begin != in_begin) throw InvalidArgument("out overlaps labels without being the same array");
     return {a, View<T>(static_cast<T*>(a.mutable_data()), shape)};
+}
+
+/// Affinities as a (3, x, y, z) float32 array in Fortran order (channels fastest; copied once if
+/// the input is laid out otherwise) and the AffinityView onto it.
+struct AffinityArray {
+    py::array_t<float, py::array::f_style> array;
+    AffinityView<float> view;
+};
+
+inline AffinityArray affinity_argument(const py::handle& obj, const char* name) {
+    auto a = py::array_t < float, py::array::f_style | py::array::forcecast > ::ensure(obj);
+    if (!a) throw UnsupportedType(std::string(name) + " must be a numeric array");
+    if (a.ndim() != 4 || a.shape(0) != 3) throw InvalidArgument(std::string(name) + " must be shaped (3, x, y, z)");
+    return {a, AffinityView<float>{a.data(), {a.shape(1), a.shape(2), a.shape(3)}, 1, 3}};
 }
 
 }  // namespace vx::bindings

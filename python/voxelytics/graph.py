@@ -38,6 +38,7 @@ __all__ = [
     "RegionGraph",
     "agglomerate",
     "blockwise_region_graph",
+    "contract",
     "merge",
     "merge_small",
     "region_graph",
@@ -98,7 +99,7 @@ def region_graph(
         affs = _boundary_array(affinities, "affinities").astype(np.float32, copy=False)
         if affs.ndim != 4 or affs.shape[0] != 3:
             raise ValueError(f"affinities must be shaped [3, x, y, z], got {affs.shape}")
-        d = _graph.affinity_region_graph(frag, list(affs), int(bins), resolve_threads(threads), core)
+        d = _graph.affinity_region_graph(frag, affs, int(bins), resolve_threads(threads), core)
     return RegionGraph(**d)
 
 
@@ -113,33 +114,73 @@ def merge(graphs) -> RegionGraph:
         raise ValueError(f"graphs with different histogram bins cannot merge: {sorted(bins)}")
     if len(graphs) == 1:
         return graphs[0]
-    edges = np.concatenate([g.edges for g in graphs]).reshape(-1, 2)
-    unique, inverse = np.unique(edges, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    m = len(unique)
+    fields = {f: np.concatenate([getattr(g, f) for g in graphs]) for f in RegionGraph.__dataclass_fields__}
+    return _combine(**fields)
 
-    def add(field, dtype):
-        out = np.zeros((m, *getattr(graphs[0], field).shape[1:]), dtype)
-        np.add.at(out, inverse, np.concatenate([getattr(g, field) for g in graphs]))
-        return out
 
-    low = np.full(m, np.inf, np.float32)
-    high = np.full(m, -np.inf, np.float32)
-    np.minimum.at(low, inverse, np.concatenate([g.min for g in graphs]))
-    np.maximum.at(high, inverse, np.concatenate([g.max for g in graphs]))
-    nodes, node_inverse = np.unique(np.concatenate([g.nodes for g in graphs]), return_inverse=True)
-    sizes = np.zeros(len(nodes), np.uint64)
-    np.add.at(sizes, node_inverse.ravel(), np.concatenate([g.sizes for g in graphs]))
+def _grouped(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(order, starts): ``keys[order]`` sorted (stable), ``starts`` the first index of each run of
+    equal keys in that order. ``keys``: (n,) or (n, 2) unsigned integers."""
+    if keys.ndim == 2:
+        if len(keys) and keys.max() < 2**32:  # one 64-bit key per pair sorts faster
+            keys = (keys[:, 0] << np.uint64(32)) | keys[:, 1]
+        else:
+            order = np.lexsort((keys[:, 1], keys[:, 0]))
+            k = keys[order]
+            first = np.ones(len(k), bool)
+            first[1:] = (k[1:] != k[:-1]).any(axis=1)
+            return order, np.flatnonzero(first)
+    order = np.argsort(keys, kind="stable")
+    k = keys[order]
+    first = np.ones(len(k), bool)
+    first[1:] = k[1:] != k[:-1]
+    return order, np.flatnonzero(first)
+
+
+def _combine(edges, count, sum, min, max, histogram, nodes, sizes) -> RegionGraph:
+    """A graph from rows that may repeat edges (u < v) and nodes: repeated ones combined."""
+    edges = edges.reshape(-1, 2).astype(np.uint64, copy=False)
+    order, starts = _grouped(edges)
+    node_order, node_starts = _grouped(nodes.astype(np.uint64, copy=False))
+
+    def reduce(ufunc, values, order, starts):
+        values = values[order]
+        return ufunc.reduceat(values, starts, axis=0) if len(starts) else values
+
     return RegionGraph(
-        edges=unique.astype(np.uint64),
-        count=add("count", np.uint64),
-        sum=add("sum", np.float64),
-        min=low,
-        max=high,
-        histogram=add("histogram", np.uint32),
-        nodes=nodes.astype(np.uint64),
-        sizes=sizes,
+        edges=edges[order][starts],
+        count=reduce(np.add, count.astype(np.uint64, copy=False), order, starts),
+        sum=reduce(np.add, sum.astype(np.float64, copy=False), order, starts),
+        min=reduce(np.minimum, min.astype(np.float32, copy=False), order, starts),
+        max=reduce(np.maximum, max.astype(np.float32, copy=False), order, starts),
+        histogram=reduce(np.add, histogram.astype(np.uint32, copy=False), order, starts),
+        nodes=nodes.astype(np.uint64, copy=False)[node_order][node_starts],
+        sizes=reduce(np.add, sizes.astype(np.uint64, copy=False), node_order, node_starts),
     )
+
+
+def contract(graph: RegionGraph, nodes, segments) -> RegionGraph:
+    """The graph after merging each of ``nodes`` into ``segments`` (e.g. from :func:`merge_small`
+    or an agglomeration state): edges inside a segment vanish, edges between two segments
+    combine, sizes add up. The same graph as :func:`region_graph` of the relabelled volume (sums
+    up to rounding), without another pass over the voxels."""
+    nodes, segments = np.asarray(nodes, np.uint64), np.asarray(segments, np.uint64)
+    if len(nodes) and nodes[0] == 1 and nodes[-1] == len(nodes):  # ids 1..n: index, no search
+        where = graph.edges.astype(np.int64) - 1
+    else:
+        where = np.searchsorted(nodes, graph.edges)
+    if len(graph.edges) and (where.max() >= len(nodes) or (nodes[where] != graph.edges).any()):
+        raise ValueError("contract: every edge end must be one of nodes")
+    ends = segments[where]
+    keep = ends[:, 0] != ends[:, 1]
+    ends = np.sort(ends[keep], axis=1)
+    node_where = np.searchsorted(nodes, graph.nodes)
+    if len(graph.nodes) and (node_where.max() >= len(nodes) or (nodes[node_where] != graph.nodes).any()):
+        raise ValueError("contract: every node of the graph must be one of nodes")
+    return _combine(
+        ends, graph.count[keep], graph.sum[keep], graph.min[keep], graph.max[keep],
+        graph.histogram[keep], segments[node_where], graph.sizes,
+    )  # fmt: skip
 
 
 def blockwise_region_graph(

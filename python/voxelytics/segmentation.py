@@ -289,7 +289,9 @@ class DistanceWatershed:
 
     def basins(self, region: np.ndarray, core: Box, threads: int | None = None):
         boundary = _boundary_array(region).astype(np.float32, copy=False)
-        return _seg.height_basins(self.height(boundary, threads), (core.topleft, core.size))
+        return _seg.height_basins(
+            self.height(boundary, threads), (core.topleft, core.size), resolve_threads(threads)
+        )
 
 
 @dataclass(frozen=True)
@@ -321,7 +323,7 @@ class AffinityWatershed:
     def basins(self, region: np.ndarray, core: Box, threads: int | None = None):
         affs = _boundary_array(region, "affinities").astype(np.float32, copy=False)
         return _seg.affinity_basins(
-            affs[0], affs[1], affs[2], float(self.low), float(self.high), (core.topleft, core.size)
+            affs, float(self.low), float(self.high), (core.topleft, core.size), resolve_threads(threads)
         )
 
 
@@ -347,6 +349,7 @@ def blockwise_fragments(
     out=None,
     threads: int | None = None,
     progress: bool | None = None,
+    return_graph: bool = False,
 ):
     """Fragments of ``source`` (boundary map [x, y, z] or affinities [3, x, y, z]; anything
     sliceable, e.g. a numpy or zarr array) computed block by block with ``method``'s halo.
@@ -356,7 +359,9 @@ def blockwise_fragments(
     beyond it, the links across block faces join the pieces, and fragments are numbered 1..n by
     their first voxel in x-fastest scan order. ``out``: where to write (anything that takes
     ``out[x0:x1, y0:y1, z0:z1] = block``; default: a new uint64 array). Memory: one block with
-    its halo, plus a few numbers per fragment. Returns ``(out, n)``.
+    its halo, plus a few numbers per fragment. Returns ``(out, n)``, or ``(out, n, graph)`` with
+    ``return_graph``: the fragments' region graph on ``source``
+    (:func:`voxelytics.graph.blockwise_region_graph`, reused from the size merging if there is one).
     """
     shape = _volume_shape(source, method.channels)
     block_shape = (
@@ -367,7 +372,7 @@ def blockwise_fragments(
     if out is None:
         out = np.zeros(shape, np.uint64, order="F")
     if min(shape) == 0:
-        return out, 0
+        return (out, 0, _empty_graph()) if return_graph else (out, 0)
     id_limit = np.iinfo(np.dtype(getattr(out, "dtype", np.uint64))).max
     grid = BlockGrid(Box((0, 0, 0), shape), block_shape=block_shape, halo=method.halo())
     blocks = list(grid)
@@ -376,7 +381,8 @@ def blockwise_fragments(
     for block in progress_bar(blocks, progress, "fragments"):
         core, outer = block.core, block.outer
         region = np.asarray(source[_slices(outer, method.channels)])
-        if np.issubdtype(region.dtype, np.floating) and np.isnan(region).any():
+        # A sum is NaN iff a value is (or inf + -inf: then look closer); cheaper than isnan().any().
+        if np.issubdtype(region.dtype, np.floating) and np.isnan(np.sum(region)) and np.isnan(region).any():
             where = np.argwhere(np.isnan(region))[0][-3:] + np.asarray(outer.topleft)
             raise ValueError(
                 f"NaN in {'boundary' if method.channels is None else 'affinities'} at voxel "
@@ -389,7 +395,8 @@ def blockwise_fragments(
                 f"fragment ids reach {count + len(first)} in block {tuple(core.topleft)}, more than out "
                 f"(dtype {np.dtype(out.dtype)}) can hold: write into a uint64 volume"
             )
-        labels[labels > 0] += np.uint64(count)
+        if count:
+            labels[labels > 0] += np.uint64(count)
         out[_slices(core, None)] = labels
         position = np.unravel_index(first, core.size, order="F")
         first_voxels.append(
@@ -417,9 +424,27 @@ def blockwise_fragments(
     # Pass 3: the canonical ids.
     _relabel_blocks(out, lookup, blocks, progress)
     n = int(lookup.max(initial=0))
+    graph = None
     if getattr(method, "size_threshold", 0) > 0 and n > 0:
-        n = _merge_small_fragments(out, source, method, block_shape, n, threads, blocks, progress)
-    return out, n
+        n, graph = _merge_small_fragments(out, source, method, block_shape, n, threads, blocks, progress)
+    if not return_graph:
+        return out, n
+    if graph is None:
+        from .graph import blockwise_region_graph
+
+        values = {"affinities": source} if method.channels else {"boundary": source}
+        graph = blockwise_region_graph(
+            out, values.pop("boundary", None), block_shape, threads=threads, **values
+        )
+    return out, n, graph
+
+
+def _empty_graph():
+    from .graph import RegionGraph
+
+    none = np.zeros(0, np.uint64)
+    return RegionGraph(np.zeros((0, 2), np.uint64), none, none.astype(np.float64), none.astype(np.float32),
+                       none.astype(np.float32), np.zeros((0, 64), np.uint32), none, none)  # fmt: skip
 
 
 def _relabel_blocks(out, lookup: np.ndarray, blocks, progress) -> None:
@@ -430,9 +455,10 @@ def _relabel_blocks(out, lookup: np.ndarray, blocks, progress) -> None:
             out[sl] = lookup[np.asarray(out[sl])]
 
 
-def _merge_small_fragments(out, affinities, method, block_shape, n, threads, blocks, progress) -> int:
+def _merge_small_fragments(out, affinities, method, block_shape, n, threads, blocks, progress):
     """Zlateski & Seung's size-threshold merging on the region graph of ``out`` (ids 1..n), then
-    ids 1..m again in order of each merged fragment's first voxel (its smallest id)."""
+    ids 1..m again in order of each merged fragment's first voxel (its smallest id). Returns m and
+    the region graph of the merged fragments."""
     from . import graph
 
     g = graph.blockwise_region_graph(out, None, block_shape, affinities=affinities, threads=threads)
@@ -443,7 +469,7 @@ def _merge_small_fragments(out, affinities, method, block_shape, n, threads, blo
     roots = np.unique(lookup[1:])
     lookup[1:] = np.searchsorted(roots, lookup[1:]) + 1  # order-preserving: ids by first voxel
     _relabel_blocks(out, lookup, blocks, progress)
-    return len(roots)
+    return len(roots), graph.contract(g, g.nodes, lookup[g.nodes])
 
 
 def _canonical_ids(count: int, first_voxels: np.ndarray, pairs: list) -> np.ndarray:
@@ -499,9 +525,11 @@ def affinity_watershed(
     merge_threshold: float | None = None,
     block_shape=None,
     threads: int | None = None,
-) -> tuple[np.ndarray, int]:
+    return_graph: bool = False,
+):
     """Zlateski & Seung's watershed of affinities [3, x, y, z] (offsets (-1, 0, 0), (0, -1, 0),
     (0, 0, -1)); see :class:`AffinityWatershed`. Returns ``(fragments, n)``, ids 1..n by first
-    voxel; the same partition for every ``block_shape``."""
+    voxel; the same partition for every ``block_shape``. ``return_graph``: also the fragments'
+    region graph on the affinities (the one the size merging made; no extra pass)."""
     method = AffinityWatershed(low, high, size_threshold, merge_threshold)
-    return blockwise_fragments(affinities, method, block_shape, threads=threads)
+    return blockwise_fragments(affinities, method, block_shape, threads=threads, return_graph=return_graph)

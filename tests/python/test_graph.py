@@ -189,3 +189,34 @@ def test_region_graph_core_and_merge_errors():
     with pytest.raises(ValueError, match="different histogram bins"):
         vx.graph.merge([a, b])
     assert vx.region_graph(frag, boundary, core=vx.Box((0, 0, 0), (2, 4, 4))).sizes.tolist() == [32]
+
+
+def _assert_same_graph(a, b):
+    for field in ("edges", "count", "min", "max", "histogram", "nodes", "sizes"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
+    np.testing.assert_allclose(a.sum, b.sum, rtol=1e-12)
+
+
+def test_contract_equals_the_graph_of_the_relabelled_volume(flyem):
+    frag = flyem["train"]["fragments"].astype(np.uint32)
+    boundary = flyem["train"]["boundary"]
+    g = vx.region_graph(frag, boundary)
+    agg = vx.agglomerate(g, [0.3])
+    contracted = vx.graph.contract(g, agg.nodes, agg.segments[0])
+    assert len(contracted.edges) < len(g.edges) and contracted.sizes.sum() == g.sizes.sum()
+    _assert_same_graph(contracted, vx.region_graph(agg.apply(frag, 0), boundary))
+    with pytest.raises(ValueError, match="every edge end"):
+        vx.graph.contract(g, agg.nodes[1:], agg.segments[0][1:])
+
+
+def test_affinity_watershed_graph_equals_the_recomputed_one(flyem):
+    from test_segmentation import _affinities_from_boundary
+
+    affs = _affinities_from_boundary(flyem["test"]["boundary"])
+    fragments, n, graph = vx.affinity_watershed(affs, return_graph=True)
+    assert len(graph.nodes) == n
+    _assert_same_graph(graph, vx.region_graph(fragments, affinities=affs))
+    # Blockwise: the same fragments, and the same graph.
+    fragments_b, _, graph_b = vx.affinity_watershed(affs, block_shape=(64, 40, 32), return_graph=True)
+    np.testing.assert_array_equal(fragments_b, fragments)
+    _assert_same_graph(graph_b, graph)

@@ -194,7 +194,9 @@ inline std::vector<std::uint64_t> merge_small(const RegionGraph& g, std::uint64_
     const std::size_t n = g.nodes.size();
     if (g.sizes.size() != n || g.min.size() != g.edges.size())
         throw InvalidArgument("merge_small: the graph's fields differ in length");
+    const bool dense = n > 0 && g.nodes.front() == 1 && g.nodes.back() == n;  // ids 1..n: no search
     auto node = [&](std::uint64_t id) {
+        if (dense && id >= 1 && id <= n) return static_cast<std::int64_t>(id - 1);
         const auto it = std::lower_bound(g.nodes.begin(), g.nodes.end(), id);
         if (it == g.nodes.end() || *it != id)
             throw InvalidArgument("merge_small: edge end " + std::to_string(id) + " is not a node");

@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "voxelytics/core/affinity_view.hpp"
 #include "voxelytics/core/box.hpp"
 #include "voxelytics/core/errors.hpp"
 #include "voxelytics/core/thread_pool.hpp"
@@ -117,18 +118,18 @@ struct BoundaryContacts {
     }
 };
 
-/// A contact's value from affinities (channel c at voxel v links v and v - e_c): 1 - the
-/// affinity of the edge, so that low means "likely one neuron" as for boundary maps.
+/// A contact's value from affinities (see AffinityView): 1 - the affinity of the edge, so that
+/// low means "likely one neuron" as for boundary maps.
 template <class Value>
 struct AffinityContacts {
-    std::array<View<const Value>, 3> affinity;
-    Vec3 shape() const { return affinity[0].shape(); }
+    AffinityView<Value> affinity;
+    Vec3 shape() const { return affinity.shape; }
     bool has_nan(std::int64_t i) const {
-        return std::isnan(static_cast<double>(affinity[0][i]) + static_cast<double>(affinity[1][i]) +
-                          static_cast<double>(affinity[2][i]));
+        return std::isnan(static_cast<double>(affinity(0, i)) + static_cast<double>(affinity(1, i)) +
+                          static_cast<double>(affinity(2, i)));
     }
     double operator()(std::int64_t, int axis, std::int64_t j) const {
-        return 1.0 - static_cast<double>(affinity[static_cast<std::size_t>(axis)][j]);
+        return 1.0 - static_cast<double>(affinity(axis, j));
     }
 };
 

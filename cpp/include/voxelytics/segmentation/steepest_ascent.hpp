@@ -28,9 +28,11 @@
 #include <sstream>
 #include <vector>
 
+#include "voxelytics/core/affinity_view.hpp"
 #include "voxelytics/core/box.hpp"
 #include "voxelytics/core/detail/huge_page_allocator.hpp"
 #include "voxelytics/core/errors.hpp"
+#include "voxelytics/core/thread_pool.hpp"
 #include "voxelytics/core/view.hpp"
 #include "voxelytics/graph/union_find.hpp"
 
@@ -72,17 +74,14 @@ struct HeightRule {
     bool level(std::int64_t i, int, std::int64_t j) const { return height[i] == height[j]; }
 };
 
-/// Affinities as three volumes: `affinity[c]` at voxel v links v and v - e_c (offsets (-1, 0, 0),
-/// (0, -1, 0), (0, 0, -1)).
+/// Affinities: channel c at voxel v links v and v - e_c (see AffinityView).
 class AffinityRule {
 public:
-    AffinityRule(std::array<View<const float>, 3> affinity, float low, float high)
-        : affinity_(affinity), low_(low), high_(high), strongest_(static_cast<std::size_t>(affinity[0].size())) {
-        for (const auto& a : affinity)
-            if (a.shape() != shape()) throw InvalidArgument("AffinityRule: the three channels differ in shape");
+    AffinityRule(AffinityView<float> affinity, float low, float high, ThreadPool& pool)
+        : affinity_(affinity), low_(low), high_(high), strongest_(static_cast<std::size_t>(affinity.size())) {
         const Vec3 s = shape();
-        std::int64_t i = 0;
-        for (std::int64_t z = 0; z < s.z; ++z)
+        parallel_for(pool, 0, s.z, [&](std::int64_t z) {
+            std::int64_t i = z * s.x * s.y;
             for (std::int64_t y = 0; y < s.y; ++y)
                 for (std::int64_t x = 0; x < s.x; ++x, ++i) {
                     float m = -1.0f;
@@ -90,9 +89,10 @@ public:
                                                     [&](int d, std::int64_t j) { m = std::max(m, weight(i, d, j)); });
                     strongest_[static_cast<std::size_t>(i)] = m;
                 }
+        });
     }
 
-    Vec3 shape() const { return affinity_[0].shape(); }
+    Vec3 shape() const { return affinity_.shape; }
     bool active(std::int64_t i, const Vec3&) const { return strongest(i) >= 0; }
     std::int64_t climb(std::int64_t i, const Vec3& p) const {
         const float m = strongest(i);
@@ -110,13 +110,13 @@ public:
 private:
     /// The weight of the edge from i to its neighbour in `direction`, or -1 where it is cut.
     float weight(std::int64_t i, int direction, std::int64_t j) const {
-        const float a = (direction & 1) ? affinity_[direction / 2][j] : affinity_[direction / 2][i];
+        const float a = affinity_(direction / 2, (direction & 1) ? j : i);
         return a >= low_ ? std::min(a, high_) : -1.0f;
     }
     /// The weight of i's strongest edge (-1: none).
     float strongest(std::int64_t i) const { return strongest_[static_cast<std::size_t>(i)]; }
 
-    std::array<View<const float>, 3> affinity_;
+    AffinityView<float> affinity_;
     float low_, high_;
     std::vector<float> strongest_;
 };
@@ -136,7 +136,7 @@ struct Basins {
 /// core count only through `upper_links`, so the core must lie at least the rule's halo away
 /// from every region face that is not a face of the whole volume.
 template <class Rule>
-Basins steepest_ascent_basins(const Rule& rule, const Box& core, View<std::uint64_t> labels) {
+Basins steepest_ascent_basins(const Rule& rule, const Box& core, View<std::uint64_t> labels, ThreadPool& pool) {
     const Vec3 s = rule.shape();
     if (!Box({0, 0, 0}, s).contains(core) || labels.shape() != core.size())
         throw InvalidArgument("steepest_ascent_basins: the core must lie inside the region and match labels' shape");
@@ -150,12 +150,14 @@ Basins steepest_ascent_basins(const Rule& rule, const Box& core, View<std::uint6
     vx::detail::ScratchVector<std::int64_t> climbs(static_cast<std::size_t>(n));
     const Vec3 lo = core.topleft();
     auto climb = [&](std::int64_t i, const Vec3& p) { return rule.active(i, p) ? rule.climb(i, p) : -2; };
-    for (std::int64_t k = 0, z = 0; z < cs.z; ++z)
+    parallel_for(pool, 0, cs.z, [&](std::int64_t z) {  // the links are independent; the joining is not
+        std::int64_t k = z * cs.x * cs.y;
         for (std::int64_t y = 0; y < cs.y; ++y)
             for (std::int64_t x = 0; x < cs.x; ++x, ++k) {
                 const Vec3 p = lo + Vec3{x, y, z};
                 climbs[k] = climb(region_index(p), p);
             }
+    });
     Basins basins;
     for (int axis = 0; axis < 3; ++axis)
         if (lo[axis] + cs[axis] < s[axis]) basins.upper_links[axis].assign(n / cs[axis], 0);
