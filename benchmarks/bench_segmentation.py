@@ -125,17 +125,18 @@ def end_to_end(cells: np.ndarray, voxel_size, repeat: int) -> None:
     affinities_zyx = np.ascontiguousarray(affinities[::-1].transpose(0, 3, 2, 1))  # waterz: (c, z, y, x)
     thresholds = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 
-    def run_waterz():
-        return [seg.T.copy() for seg in waterz.agglomerate(affinities_zyx, thresholds)]
+    def run_waterz():  # waterz reuses one array for every threshold: keep a copy of each (as is)
+        return [seg.copy().T for seg in waterz.agglomerate(affinities_zyx, thresholds)]
 
     def run_affinity():
-        fragments, _, graph = vx.affinity_watershed(affinities, return_graph=True)
+        # Mean scoring needs no contact histograms (waterz, too, keeps only what its score needs).
+        fragments, _, graph = vx.affinity_watershed(affinities, return_graph=True, graph_bins=0)
         agg = vx.agglomerate(graph, thresholds)
         return [agg.apply(fragments, k) for k in range(len(thresholds))]
 
     def run_distance():
         fragments, _ = vx.distance_watershed(boundary, voxel_size=voxel_size)
-        agg = vx.agglomerate(vx.region_graph(fragments, boundary), thresholds)
+        agg = vx.agglomerate(vx.region_graph(fragments, boundary, bins=0), thresholds)
         return [agg.apply(fragments, k) for k in range(len(thresholds))]
 
     print(f"end to end on {cells.shape} (boundary from the true cells), {len(thresholds)} thresholds")

@@ -69,6 +69,8 @@ class RegionGraph:
         if not 0 <= q <= 1:
             raise ValueError(f"q must be in [0, 1], got {q}")
         bins = self.histogram.shape[1]
+        if bins == 0:
+            raise ValueError("quantiles need contact histograms: this graph was made with bins=0")
         cumulative = np.cumsum(self.histogram, axis=1)
         target = np.maximum(np.ceil(q * self.count), 1)[:, None]
         first = (cumulative >= target).argmax(axis=1)

@@ -350,6 +350,7 @@ def blockwise_fragments(
     threads: int | None = None,
     progress: bool | None = None,
     return_graph: bool = False,
+    graph_bins: int = 64,
 ):
     """Fragments of ``source`` (boundary map [x, y, z] or affinities [3, x, y, z]; anything
     sliceable, e.g. a numpy or zarr array) computed block by block with ``method``'s halo.
@@ -361,7 +362,8 @@ def blockwise_fragments(
     ``out[x0:x1, y0:y1, z0:z1] = block``; default: a new uint64 array). Memory: one block with
     its halo, plus a few numbers per fragment. Returns ``(out, n)``, or ``(out, n, graph)`` with
     ``return_graph``: the fragments' region graph on ``source``
-    (:func:`voxelytics.graph.blockwise_region_graph`, reused from the size merging if there is one).
+    (:func:`voxelytics.graph.blockwise_region_graph`, reused from the size merging if there is one)
+    with ``graph_bins`` histogram bins (0: none, which is faster; quantile scoring needs them).
     """
     shape = _volume_shape(source, method.channels)
     block_shape = (
@@ -372,7 +374,7 @@ def blockwise_fragments(
     if out is None:
         out = np.zeros(shape, np.uint64, order="F")
     if min(shape) == 0:
-        return (out, 0, _empty_graph()) if return_graph else (out, 0)
+        return (out, 0, _empty_graph(graph_bins)) if return_graph else (out, 0)
     id_limit = np.iinfo(np.dtype(getattr(out, "dtype", np.uint64))).max
     grid = BlockGrid(Box((0, 0, 0), shape), block_shape=block_shape, halo=method.halo())
     blocks = list(grid)
@@ -426,7 +428,9 @@ def blockwise_fragments(
     n = int(lookup.max(initial=0))
     graph = None
     if getattr(method, "size_threshold", 0) > 0 and n > 0:
-        n, graph = _merge_small_fragments(out, source, method, block_shape, n, threads, blocks, progress)
+        n, graph = _merge_small_fragments(
+            out, source, method, block_shape, n, threads, blocks, progress, graph_bins
+        )
     if not return_graph:
         return out, n
     if graph is None:
@@ -434,17 +438,17 @@ def blockwise_fragments(
 
         values = {"affinities": source} if method.channels else {"boundary": source}
         graph = blockwise_region_graph(
-            out, values.pop("boundary", None), block_shape, threads=threads, **values
+            out, values.pop("boundary", None), block_shape, bins=graph_bins, threads=threads, **values
         )
     return out, n, graph
 
 
-def _empty_graph():
+def _empty_graph(bins: int):
     from .graph import RegionGraph
 
     none = np.zeros(0, np.uint64)
     return RegionGraph(np.zeros((0, 2), np.uint64), none, none.astype(np.float64), none.astype(np.float32),
-                       none.astype(np.float32), np.zeros((0, 64), np.uint32), none, none)  # fmt: skip
+                       none.astype(np.float32), np.zeros((0, bins), np.uint32), none, none)  # fmt: skip
 
 
 def _relabel_blocks(out, lookup: np.ndarray, blocks, progress) -> None:
@@ -455,13 +459,15 @@ def _relabel_blocks(out, lookup: np.ndarray, blocks, progress) -> None:
             out[sl] = lookup[np.asarray(out[sl])]
 
 
-def _merge_small_fragments(out, affinities, method, block_shape, n, threads, blocks, progress):
+def _merge_small_fragments(out, affinities, method, block_shape, n, threads, blocks, progress, bins):
     """Zlateski & Seung's size-threshold merging on the region graph of ``out`` (ids 1..n), then
     ids 1..m again in order of each merged fragment's first voxel (its smallest id). Returns m and
     the region graph of the merged fragments."""
     from . import graph
 
-    g = graph.blockwise_region_graph(out, None, block_shape, affinities=affinities, threads=threads)
+    g = graph.blockwise_region_graph(
+        out, None, block_shape, affinities=affinities, bins=bins, threads=threads
+    )
     threshold = method.low if method.merge_threshold is None else method.merge_threshold
     nodes, segments = graph.merge_small(g, method.size_threshold, threshold)
     lookup = np.arange(n + 1, dtype=np.uint64)
@@ -526,10 +532,14 @@ def affinity_watershed(
     block_shape=None,
     threads: int | None = None,
     return_graph: bool = False,
+    graph_bins: int = 64,
 ):
     """Zlateski & Seung's watershed of affinities [3, x, y, z] (offsets (-1, 0, 0), (0, -1, 0),
     (0, 0, -1)); see :class:`AffinityWatershed`. Returns ``(fragments, n)``, ids 1..n by first
     voxel; the same partition for every ``block_shape``. ``return_graph``: also the fragments'
-    region graph on the affinities (the one the size merging made; no extra pass)."""
+    region graph on the affinities (the one the size merging made; no extra pass) with
+    ``graph_bins`` histogram bins (0: none, faster; quantile scoring needs them)."""
     method = AffinityWatershed(low, high, size_threshold, merge_threshold)
-    return blockwise_fragments(affinities, method, block_shape, threads=threads, return_graph=return_graph)
+    return blockwise_fragments(
+        affinities, method, block_shape, threads=threads, return_graph=return_graph, graph_bins=graph_bins
+    )

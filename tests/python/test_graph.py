@@ -75,7 +75,7 @@ def test_region_graph_bad_input():
     with pytest.raises(ValueError, match="differ in shape"):
         vx.graph.region_graph(frag, np.zeros((4, 4, 3), np.float32))
     with pytest.raises(ValueError, match="bins"):
-        vx.graph.region_graph(frag, np.zeros((4, 4, 4), np.float32), bins=0)
+        vx.graph.region_graph(frag, np.zeros((4, 4, 4), np.float32), bins=70000)
     bad = np.zeros((4, 4, 4), np.float32)
     bad[1, 1, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
@@ -220,3 +220,18 @@ def test_affinity_watershed_graph_equals_the_recomputed_one(flyem):
     fragments_b, _, graph_b = vx.affinity_watershed(affs, block_shape=(64, 40, 32), return_graph=True)
     np.testing.assert_array_equal(fragments_b, fragments)
     _assert_same_graph(graph_b, graph)
+
+
+def test_graph_without_histograms_agglomerates_by_mean_but_not_by_quantile(flyem):
+    frag = flyem["train"]["fragments"].astype(np.uint32)
+    boundary = flyem["train"]["boundary"]
+    full, bare = vx.region_graph(frag, boundary), vx.region_graph(frag, boundary, bins=0)
+    assert bare.histogram.shape == (len(full.edges), 0)
+    np.testing.assert_array_equal(bare.count, full.count)
+    np.testing.assert_array_equal(
+        vx.agglomerate(bare, [0.3, 0.6]).segments, vx.agglomerate(full, [0.3, 0.6]).segments
+    )
+    with pytest.raises(ValueError, match="histograms"):
+        vx.agglomerate(bare, [0.5], scoring="quantile")
+    with pytest.raises(ValueError, match="histograms"):
+        bare.quantile(0.5)

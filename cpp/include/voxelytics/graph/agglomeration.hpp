@@ -66,6 +66,8 @@ inline Agglomeration agglomerate(const RegionGraph& g, Score score, double q, co
         }
     if (score == Score::quantile && !(q >= 0 && q <= 1))
         throw InvalidArgument("agglomerate: quantile must be in [0, 1]");
+    if (score == Score::quantile && g.bins == 0)
+        throw InvalidArgument("agglomerate: quantile scoring needs contact histograms (a graph with bins > 0)");
     const std::size_t n = g.nodes.size(), m = g.edges.size(), bins = g.bins;
     std::unordered_map<std::uint64_t, std::int64_t> node_of;
     for (std::size_t i = 0; i < n; ++i) node_of[g.nodes[i]] = static_cast<std::int64_t>(i);

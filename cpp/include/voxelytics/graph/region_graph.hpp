@@ -44,14 +44,25 @@ namespace detail {
 
 using EdgeKey = std::pair<std::uint64_t, std::uint64_t>;
 
-/// Edge keys in insertion order with an open-addressing (linear probing) table from key to
-/// position: one probe into a flat array per lookup, where a node-based hash map chases pointers.
-class EdgeIndex {
+inline std::uint64_t mix(std::uint64_t h) {
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    return h ^ (h >> 32);
+}
+inline std::uint64_t hash_of(std::uint64_t k) { return mix(k * 0x9e3779b97f4a7c15ULL); }
+inline std::uint64_t hash_of(const EdgeKey& k) {
+    return mix(k.first * 0x9e3779b97f4a7c15ULL ^ (k.second + 0x632be59bd9b4e019ULL));
+}
+
+/// Keys in insertion order with an open-addressing (linear probing) table from key to position:
+/// one probe into a flat array per lookup, where a node-based hash map chases pointers.
+template <class Key>
+class FlatIndex {
 public:
     /// The position of `key`, and whether it was new (then it is the last position).
-    std::pair<std::size_t, bool> insert(const EdgeKey& key) {
+    std::pair<std::size_t, bool> insert(const Key& key) {
         if ((keys_.size() + 1) * 2 > slots_.size()) grow();
-        for (std::size_t s = hash(key) & (slots_.size() - 1);; s = (s + 1) & (slots_.size() - 1)) {
+        for (std::size_t s = hash_of(key) & (slots_.size() - 1);; s = (s + 1) & (slots_.size() - 1)) {
             const std::size_t p = slots_[s];
             if (p == empty) {
                 slots_[s] = keys_.size();
@@ -61,35 +72,36 @@ public:
             if (keys_[p] == key) return {p, false};
         }
     }
-    const std::vector<EdgeKey>& keys() const { return keys_; }
+    const std::vector<Key>& keys() const { return keys_; }
 
 private:
     static constexpr std::size_t empty = std::numeric_limits<std::size_t>::max();
-    static std::size_t hash(const EdgeKey& k) {
-        std::uint64_t h = k.first * 0x9e3779b97f4a7c15ULL ^ (k.second + 0x632be59bd9b4e019ULL);
-        h ^= h >> 29;
-        h *= 0xbf58476d1ce4e5b9ULL;
-        return static_cast<std::size_t>(h ^ (h >> 32));
-    }
     void grow() {
         slots_.assign(std::max<std::size_t>(64, slots_.size() * 2), empty);
         for (std::size_t p = 0; p < keys_.size(); ++p) {
-            std::size_t s = hash(keys_[p]) & (slots_.size() - 1);
+            std::size_t s = hash_of(keys_[p]) & (slots_.size() - 1);
             while (slots_[s] != empty) s = (s + 1) & (slots_.size() - 1);
             slots_[s] = p;
         }
     }
     std::vector<std::size_t> slots_;
-    std::vector<EdgeKey> keys_;
+    std::vector<Key> keys_;
 };
 
 struct PartialGraph {
-    EdgeIndex index;
+    FlatIndex<EdgeKey> index;
     std::vector<std::uint64_t> count;
     std::vector<double> sum;
     std::vector<float> min, max;
     std::vector<std::uint32_t> histogram;
-    std::unordered_map<std::uint64_t, std::uint64_t> sizes;
+    FlatIndex<std::uint64_t> nodes;
+    std::vector<std::uint64_t> sizes;  // per position in `nodes`
+
+    void add_size(std::uint64_t node, std::uint64_t voxels) {
+        const auto [p, added] = nodes.insert(node);
+        if (added) sizes.push_back(0);
+        sizes[p] += voxels;
+    }
 
     /// The position of edge `key`, created empty if new.
     std::size_t edge(const EdgeKey& key, std::size_t bins) {
@@ -143,7 +155,7 @@ RegionGraph region_graph(View<const Label> fragments, const Contacts& contacts, 
                          const Box& core) {
     if (contacts.shape() != fragments.shape())
         throw InvalidArgument("region_graph: fragments and the boundary/affinity values differ in shape");
-    if (bins < 1 || bins > 65536) throw InvalidArgument("region_graph: bins must be in 1..65536");
+    if (bins > 65536) throw InvalidArgument("region_graph: bins must be in 0..65536 (0: no histograms)");
     if (!fragments.box().contains(core)) throw InvalidArgument("region_graph: the core box lies outside the array");
     const Vec3 s = fragments.shape();
     const Vec3 lo = core.topleft(), hi = core.bottomright();
@@ -168,6 +180,7 @@ RegionGraph region_graph(View<const Label> fragments, const Contacts& contacts, 
                 g.sum[e] += v;
                 g.min[e] = std::min(g.min[e], static_cast<float>(v));
                 g.max[e] = std::max(g.max[e], static_cast<float>(v));
+                if (bins == 0) return;
                 const auto bin = static_cast<std::size_t>(std::clamp(v, 0.0, 1.0) * double(bins));
                 ++g.histogram[e * bins + std::min(bin, bins - 1)];
             };
@@ -182,7 +195,7 @@ RegionGraph region_graph(View<const Label> fragments, const Contacts& contacts, 
                         if (a == last) {
                             ++run;
                         } else {
-                            if (last != 0) g.sizes[last] += run;
+                            if (last != 0) g.add_size(last, run);
                             last = a, run = 1;
                         }
                         if (contacts.has_nan(i)) {
@@ -199,7 +212,7 @@ RegionGraph region_graph(View<const Label> fragments, const Contacts& contacts, 
                         if (y + 1 < s.y) neighbour(1, i + s.x);
                         if (z + 1 < s.z) neighbour(2, i + s.x * s.y);
                     }
-            if (last != 0) g.sizes[last] += run;
+            if (last != 0) g.add_size(last, run);
         },
         slabs);
 
@@ -215,7 +228,7 @@ RegionGraph region_graph(View<const Label> fragments, const Contacts& contacts, 
             all.max[t] = std::max(all.max[t], g.max[e]);
             for (std::size_t b = 0; b < bins; ++b) all.histogram[t * bins + b] += g.histogram[e * bins + b];
         }
-        for (const auto& [label, n] : g.sizes) all.sizes[label] += n;
+        for (std::size_t p = 0; p < g.sizes.size(); ++p) all.add_size(g.nodes.keys()[p], g.sizes[p]);
         g = {};
     }
     RegionGraph out;
@@ -236,7 +249,8 @@ RegionGraph region_graph(View<const Label> fragments, const Contacts& contacts, 
         out.histogram.insert(out.histogram.end(), all.histogram.begin() + std::ptrdiff_t(e * bins),
                              all.histogram.begin() + std::ptrdiff_t((e + 1) * bins));
     }
-    std::vector<std::pair<std::uint64_t, std::uint64_t>> sizes(all.sizes.begin(), all.sizes.end());
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> sizes;
+    for (std::size_t p = 0; p < all.sizes.size(); ++p) sizes.emplace_back(all.nodes.keys()[p], all.sizes[p]);
     std::sort(sizes.begin(), sizes.end());
     for (const auto& [label, n] : sizes) out.nodes.push_back(label), out.sizes.push_back(n);
     return out;
