@@ -10,7 +10,10 @@ membrane) or an affinity layer (3 channels, offsets (-1, 0, 0), (0, -1, 0), (0, 
 - ``segmentation``: the fragments agglomerated at ``thresholds[apply]``,
 - ``agglomeration.npz``: every threshold's fragment -> segment mapping and the merge history
   (``thresholds``, ``nodes``, ``segments``, ``merges``, ``scores``), so another state can be
-  applied later without recomputing (:func:`load_agglomeration`).
+  applied later without recomputing (:func:`load_agglomeration`),
+- one webKnossos agglomerate attachment of the ``fragments`` layer per threshold
+  (``agglomerate_view_<threshold x 100>``, see :func:`write_agglomerate_attachment`), so every
+  state can be browsed and proofread in webKnossos on top of the fragments.
 
 Everything is written under ``<output>.partial`` and renamed when complete. Memory: one block
 with its halo, plus the region graph and a few numbers per fragment.
@@ -18,6 +21,7 @@ with its halo, plus the region graph and a few numbers per fragment.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -29,7 +33,7 @@ from .graph import Agglomeration
 from .io import Dataset
 from .segmentation import AffinityWatershed, DistanceWatershed, blockwise_fragments
 
-__all__ = ["load_agglomeration", "segment_neurons"]
+__all__ = ["first_voxels", "load_agglomeration", "segment_neurons", "write_agglomerate_attachment"]
 
 
 class LayerVolume:
@@ -148,6 +152,10 @@ def segment_neurons(
         segmentation[sl] = lookup[np.asarray(fragments[sl])]
     layers["fragments"].largest_segment_id = n
     layers["segmentation"].largest_segment_id = int(lookup.max(initial=0))
+    positions = first_voxels(fragments, n, block_shape) + np.asarray(box.topleft)
+    for k, threshold in enumerate(thresholds):
+        name = f"agglomerate_view_{round(threshold * 100):d}"
+        write_agglomerate_attachment(layers["fragments"], name, agglomeration, k, positions)
     np.savez(
         os.path.join(partial, "agglomeration.npz"),
         thresholds=agglomeration.thresholds,
@@ -164,3 +172,76 @@ def load_agglomeration(output) -> Agglomeration:
     """The agglomeration that :func:`segment_neurons` stored with its output dataset."""
     with np.load(os.path.join(os.fspath(output), "agglomeration.npz")) as f:
         return Agglomeration(**{k: f[k] for k in ("thresholds", "nodes", "segments", "merges", "scores")})
+
+
+def first_voxels(fragments, n: int, block_shape) -> np.ndarray:
+    """(n, 3) int64: the first voxel (x-fastest scan order) of each fragment 1..n of an [x, y, z]
+    volume (anything sliceable), read block by block."""
+    shape = tuple(int(s) for s in np.shape(fragments))
+    best = np.full(n + 1, np.iinfo(np.int64).max, np.int64)
+    for block in BlockGrid(Box((0, 0, 0), shape), block_shape=tuple(int(b) for b in block_shape)):
+        core = block.core
+        data = np.asarray(fragments[tuple(slice(a, a + s) for a, s in zip(core.topleft, core.size))])
+        ids, where = np.unique(data.ravel(order="F"), return_index=True)
+        local = np.unravel_index(where, core.size, order="F")
+        linear = np.ravel_multi_index(tuple(p + t for p, t in zip(local, core.topleft)), shape, order="F")
+        np.minimum.at(best, ids.astype(np.int64), linear)
+    if n and best[1:].max() == np.iinfo(np.int64).max:
+        raise ValueError(f"fragment {int(np.argmax(best[1:] == np.iinfo(np.int64).max)) + 1} has no voxel")
+    return np.stack(np.unravel_index(best[1:], shape, order="F"), axis=1) if n else np.zeros((0, 3), np.int64)
+
+
+def write_agglomerate_attachment(layer, name: str, agglomeration: Agglomeration, k: int, positions) -> dict:
+    """Write agglomeration state ``k`` of ``layer``'s segments (ids 1..n, dense) as a webKnossos
+    agglomerate attachment (Zarr v3 group ``<layer>/agglomerates/<name>``, AgglomerateView
+    schema 4) and record it in the layer. Agglomerates are numbered 1..m by their smallest
+    segment; their edges are the merges that formed them (between the merged segments' smallest
+    ids), with affinity 1 - merge score; ``positions``: (n, 3) voxel per segment."""
+    from .io import ZarrArray
+
+    positions = np.asarray(positions)
+    n = len(positions)
+    segment_of = np.arange(n + 1, dtype=np.uint64)  # segments the graph lacks stay alone
+    segment_of[agglomeration.nodes] = agglomeration.segments[k]
+    roots, agglomerate = np.unique(segment_of[1:], return_inverse=True)
+    agglomerate = agglomerate.ravel().astype(np.uint64) + 1
+    m = len(roots)
+    segments = np.argsort(agglomerate, kind="stable").astype(np.uint64) + 1  # grouped, ascending
+    counts = np.bincount(agglomerate, minlength=m + 1).astype(np.uint64)
+    segment_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.uint64)
+    local = np.empty(n + 1, np.uint64)  # position of each segment within its agglomerate
+    local[segments] = np.arange(n, dtype=np.uint64) - segment_offsets[agglomerate[segments - 1]]
+    # The merges before state k: those before the first score that reaches its threshold.
+    done = (
+        int(np.argmax(agglomeration.scores >= agglomeration.thresholds[k]))
+        if (agglomeration.scores >= agglomeration.thresholds[k]).any()
+        else len(agglomeration.scores)
+    )
+    merges = agglomeration.merges[:done].astype(np.int64)
+    owner = agglomerate[merges[:, 0] - 1] if done else np.zeros(0, np.uint64)
+    ends = np.sort(local[merges], axis=1) if done else np.zeros((0, 2), np.uint64)
+    order = np.lexsort((ends[:, 1], ends[:, 0], owner))
+    edge_counts = np.bincount(owner, minlength=m + 1).astype(np.uint64)
+    arrays = {
+        "segment_to_agglomerate": np.concatenate([[0], agglomerate]).astype(np.uint64),
+        "agglomerate_to_segments_offsets": segment_offsets,
+        "agglomerate_to_segments": segments,
+        "agglomerate_to_edges_offsets": np.concatenate([[0], np.cumsum(edge_counts)]).astype(np.uint64),
+        "agglomerate_to_edges": ends[order].astype(np.uint64).reshape(-1, 2),
+        "agglomerate_to_affinities": (1 - agglomeration.scores[:done][order]).astype(np.float32),
+        "agglomerate_to_positions": positions[segments - 1].astype(np.int32).reshape(-1, 3),
+    }
+    group = os.path.join(layer.dataset.path, layer.name, "agglomerates", name)
+    os.makedirs(group, exist_ok=True)
+    for key, data in arrays.items():
+        rows = max(1, min(len(data), 1 << 15))
+        array = ZarrArray.create(
+            os.path.join(group, key), data.shape, data.dtype, (rows, *data.shape[1:]),
+            shard_shape=(rows * 64, *data.shape[1:]),
+        )  # fmt: skip
+        if len(data):
+            array[tuple(slice(0, s) for s in data.shape)] = data
+    schema = {"artifact_schema_version": 4, "artifact_class": "AgglomerateViewArtifact"}
+    with open(os.path.join(group, "zarr.json"), "w") as f:
+        json.dump({"zarr_format": 3, "node_type": "group", "attributes": {"voxelytics": schema}}, f, indent=2)
+    return layer.add_attachment("agglomerates", name)

@@ -1,6 +1,7 @@
 """segment_neurons over webKnossos datasets: block-invariant layers equal to the in-memory
 results, stored agglomeration, bounded memory, bad input."""
 
+import json
 import tracemalloc
 
 import numpy as np
@@ -115,3 +116,54 @@ def test_segment_neurons_bad_input(tmp_path):
     with pytest.raises(ValueError, match="thresholds"):
         vx.segment_neurons(ds, "predictions", tmp_path / "out", thresholds=[0.5, 0.4], apply=0)
     assert not (tmp_path / "out").exists()  # a failed run leaves no output that looks complete
+
+
+def test_agglomerate_attachments_follow_the_webknossos_spec(flyem, tmp_path):
+    zarr = pytest.importorskip("zarr")
+    _dataset(tmp_path / "in", flyem["test"]["boundary"][:120, :80, :40], offset=(5, 6, 7))
+    agg = vx.segment_neurons(
+        tmp_path / "in", "predictions", tmp_path / "out", thresholds=[0.3, 0.6], apply=1, progress=False
+    )
+    ds = vx.Dataset.open(tmp_path / "out")
+    fragments_layer = ds.get_layer("fragments")
+    assert [a["name"] for a in fragments_layer.attachments] == ["agglomerate_view_30", "agglomerate_view_60"]
+    fragments = _layer(tmp_path / "out", "fragments")
+    n = int(fragments.max())
+    for k, attachment in enumerate(fragments_layer.attachments):
+        group = tmp_path / "out" / attachment["path"]
+        assert json.loads((group / "zarr.json").read_text())["attributes"]["voxelytics"] == {
+            "artifact_schema_version": 4,
+            "artifact_class": "AgglomerateViewArtifact",
+        }
+        a = {p.name: zarr.open_array(str(p), mode="r")[:] for p in group.iterdir() if p.is_dir()}
+        s2a, offsets, segments = (
+            a["segment_to_agglomerate"],
+            a["agglomerate_to_segments_offsets"],
+            a["agglomerate_to_segments"],
+        )
+        m = int(s2a.max())
+        assert s2a.shape == (n + 1,) and s2a[0] == 0 and set(np.unique(s2a[1:])) == set(range(1, m + 1))
+        assert offsets.shape == (m + 2,) and offsets[0] == offsets[1] == 0 and offsets[-1] == n
+        for g in range(1, m + 1):  # each agglomerate's segments: sorted, and exactly those mapped to it
+            members = segments[offsets[g] : offsets[g + 1]]
+            assert (np.diff(members.astype(np.int64)) > 0).all() and (s2a[members] == g).all()
+        edge_offsets, edges = a["agglomerate_to_edges_offsets"], a["agglomerate_to_edges"]
+        assert edge_offsets.shape == (m + 2,) and edge_offsets[-1] == len(edges) == len(
+            a["agglomerate_to_affinities"]
+        )
+        assert (edges[:, 0] < edges[:, 1]).all()
+        sizes = np.diff(offsets)[1:]
+        # A spanning tree per agglomerate: one edge fewer than segments.
+        np.testing.assert_array_equal(np.diff(edge_offsets)[1:], sizes - 1)
+        first = a["agglomerate_to_positions"][np.argsort(segments)] - np.array([5, 6, 7])
+        np.testing.assert_array_equal(fragments[tuple(first.T)], np.arange(1, n + 1))  # each in its segment
+        # The same partition as applying that agglomeration state.
+        expected = agg.apply(fragments, k)
+        assert len(np.unique(np.stack([s2a[fragments].ravel(), expected.ravel()], 1), axis=0)) == len(
+            np.unique(expected)
+        )
+    wk = pytest.importorskip("webknossos")
+    names = [
+        a.name for a in wk.Dataset.open(tmp_path / "out").get_layer("fragments").attachments.agglomerates
+    ]
+    assert names == ["agglomerate_view_30", "agglomerate_view_60"]
