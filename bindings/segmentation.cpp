@@ -147,14 +147,7 @@ py::tuple height_basins(const py::handle& height_obj, const std::pair<vx::Vec3, 
 
 py::tuple affinity_basins(const py::handle& affinities_obj, float low, float high,
                           const std::pair<vx::Vec3, vx::Vec3>& core, std::size_t threads) {
-    const auto affinities = affinity_argument(affinities_obj, "affinities");
-    {
-        const py::gil_scoped_release nogil;
-        seg::require_no_nan(
-            vx::View<const float>(affinities.array.data(),
-                                  {3 * affinities.view.shape.x, affinities.view.shape.y, affinities.view.shape.z}),
-            "affinities");
-    }
+    const auto affinities = affinity_argument(affinities_obj, "affinities");  // NaN: the rule refuses it
     const auto view = affinities.view;
     return basins([&](vx::ThreadPool& pool) { return seg::AffinityRule(view, low, high, pool); }, core, threads);
 }

@@ -363,6 +363,8 @@ TEST_CASE("steepest_ascent_basins with Zlateski & Seung's affinity rule") {
     CHECK(run({0, 0.6f, 0.7f, 0.9f}, 0.1f, 0.5f) == std::vector<std::uint64_t>{1, 1, 1, 1});
     // Below low an edge is cut; a voxel left with none is in no fragment.
     CHECK(run({0, 0.05f, 0.8f, 0.9f}, 0.1f, 1.0f) == std::vector<std::uint64_t>{0, 1, 1, 1});
+    // A NaN is refused, not taken for a cut edge.
+    CHECK_THROWS_AS(run({0, 0.5f, std::numeric_limits<float>::quiet_NaN(), 0.9f}, 0.1f, 1.0f), vx::InvalidArgument);
 }
 
 TEST_CASE("steepest_ascent_basins: blocks joined by their upper links give the whole volume's partition") {

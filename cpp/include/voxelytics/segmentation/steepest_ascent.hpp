@@ -80,16 +80,34 @@ public:
     AffinityRule(AffinityView<float> affinity, float low, float high, ThreadPool& pool)
         : affinity_(affinity), low_(low), high_(high), strongest_(static_cast<std::size_t>(affinity.size())) {
         const Vec3 s = shape();
-        parallel_for(pool, 0, s.z, [&](std::int64_t z) {
-            std::int64_t i = z * s.x * s.y;
-            for (std::int64_t y = 0; y < s.y; ++y)
-                for (std::int64_t x = 0; x < s.x; ++x, ++i) {
-                    float m = -1.0f;
-                    detail::for_each_face_neighbour(s, i, {x, y, z},
-                                                    [&](int d, std::int64_t j) { m = std::max(m, weight(i, d, j)); });
-                    strongest_[static_cast<std::size_t>(i)] = m;
-                }
-        });
+        // Each value is read here anyway: the NaN check costs nothing extra (a NaN would
+        // otherwise pass for a cut edge).
+        std::vector<std::int64_t> nan_at(pool.size(), -1);
+        parallel_for(
+            pool, 0, std::int64_t(pool.size()),
+            [&](std::int64_t t) {
+                const std::int64_t z0 = s.z * t / std::int64_t(pool.size()),
+                                   z1 = s.z * (t + 1) / std::int64_t(pool.size());
+                for (std::int64_t z = z0, i = z0 * s.x * s.y; z < z1; ++z)
+                    for (std::int64_t y = 0; y < s.y; ++y)
+                        for (std::int64_t x = 0; x < s.x; ++x, ++i) {
+                            float m = -1.0f;
+                            detail::for_each_face_neighbour(
+                                s, i, {x, y, z}, [&](int d, std::int64_t j) { m = std::max(m, weight(i, d, j)); });
+                            strongest_[static_cast<std::size_t>(i)] = m;
+                            if (std::isnan(affinity_(0, i) + affinity_(1, i) + affinity_(2, i)) &&
+                                nan_at[std::size_t(t)] < 0)
+                                nan_at[std::size_t(t)] = i;
+                        }
+            },
+            std::int64_t(pool.size()));
+        for (const std::int64_t i : nan_at)
+            if (i >= 0) {
+                const Vec3 p = detail::unravel(s, i);
+                std::ostringstream msg;
+                msg << "affinities hold NaN at voxel (" << p.x << ", " << p.y << ", " << p.z << ")";
+                throw InvalidArgument(msg.str());
+            }
     }
 
     Vec3 shape() const { return affinity_.shape; }
@@ -162,32 +180,48 @@ Basins steepest_ascent_basins(const Rule& rule, const Box& core, View<std::uint6
     for (int axis = 0; axis < 3; ++axis)
         if (lo[axis] + cs[axis] < s[axis]) basins.upper_links[axis].assign(n / cs[axis], 0);
     const std::int64_t region_step[3] = {1, s.x, s.x * s.y}, core_step[3] = {1, cs.x, cs.x * cs.y};
-    for (std::int64_t k = 0, z = 0; z < cs.z; ++z)
-        for (std::int64_t y = 0; y < cs.y; ++y)
-            for (std::int64_t x = 0; x < cs.x; ++x, ++k) {
-                if (climbs[k] == -2) continue;
-                const Vec3 q{x, y, z};
-                const std::int64_t i = region_index(lo + q);
-                // Links to the +x/+y/+z neighbour j of i (the -x/-y/-z ones are that neighbour's +).
-                for (int axis = 0; axis < 3; ++axis) {
-                    if (lo[axis] + q[axis] + 1 >= s[axis]) continue;  // j outside the region
-                    const std::int64_t j = i + region_step[axis];
-                    const bool inside = q[axis] + 1 < cs[axis];
-                    Vec3 pj = lo + q;
-                    pj[axis] += 1;
-                    const std::int64_t jc = inside ? climbs[k + core_step[axis]] : climb(j, pj);
-                    if (jc == -2) continue;
-                    const bool linked =
-                        climbs[k] == j || jc == i || (climbs[k] == -1 && jc == -1 && rule.level(i, 2 * axis + 1, j));
-                    if (!linked) continue;
-                    if (inside) {
-                        graph::merge_sets(parent, k, k + core_step[axis]);
-                    } else {
-                        const std::int64_t face = axis == 0 ? y + cs.y * z : axis == 1 ? x + cs.x * z : x + cs.x * y;
-                        basins.upper_links[axis][face] = 1;
+    // Each thread joins the links inside its slab of z-planes (the union-find then touches only
+    // that slab's indices); links from a slab's last plane to the next slab are joined afterwards.
+    const std::int64_t slabs = std::max<std::int64_t>(1, std::min<std::int64_t>(cs.z, std::int64_t(pool.size())));
+    std::vector<std::vector<std::int64_t>> crossing(static_cast<std::size_t>(slabs));
+    parallel_for(
+        pool, 0, slabs,
+        [&](std::int64_t t) {
+            const std::int64_t z0 = cs.z * t / slabs, z1 = cs.z * (t + 1) / slabs;
+            for (std::int64_t z = z0, k = z0 * cs.x * cs.y; z < z1; ++z)
+                for (std::int64_t y = 0; y < cs.y; ++y)
+                    for (std::int64_t x = 0; x < cs.x; ++x, ++k) {
+                        if (climbs[k] == -2) continue;
+                        const Vec3 q{x, y, z};
+                        const std::int64_t i = region_index(lo + q);
+                        // Links to the +x/+y/+z neighbour j of i (the -x/-y/-z ones are that neighbour's +).
+                        for (int axis = 0; axis < 3; ++axis) {
+                            if (lo[axis] + q[axis] + 1 >= s[axis]) continue;  // j outside the region
+                            const std::int64_t j = i + region_step[axis];
+                            const bool inside = q[axis] + 1 < cs[axis];
+                            Vec3 pj = lo + q;
+                            pj[axis] += 1;
+                            const std::int64_t jc = inside ? climbs[k + core_step[axis]] : climb(j, pj);
+                            if (jc == -2) continue;
+                            const bool linked = climbs[k] == j || jc == i ||
+                                                (climbs[k] == -1 && jc == -1 && rule.level(i, 2 * axis + 1, j));
+                            if (!linked) continue;
+                            if (!inside) {
+                                const std::int64_t face = axis == 0   ? y + cs.y * z
+                                                          : axis == 1 ? x + cs.x * z
+                                                                      : x + cs.x * y;
+                                basins.upper_links[axis][face] = 1;
+                            } else if (axis == 2 && z + 1 == z1) {
+                                crossing[static_cast<std::size_t>(t)].push_back(k);
+                            } else {
+                                graph::merge_sets(parent, k, k + core_step[axis]);
+                            }
+                        }
                     }
-                }
-            }
+        },
+        slabs);
+    for (const auto& links : crossing)
+        for (const std::int64_t k : links) graph::merge_sets(parent, k, k + core_step[2]);
     for (std::int64_t k = 0; k < n; ++k) {
         if (climbs[k] == -2) {
             labels[k] = 0;
