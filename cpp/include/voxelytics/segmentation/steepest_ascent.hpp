@@ -9,16 +9,21 @@
 // Each block labels its core on its own and reports which voxels on its upper faces link across
 // them; joining those links gives the whole volume's fragments, whatever the block shape.
 //
-// Rules (each sees the region it was given as the whole world):
+// A rule gives active(i, p) (false: label 0), climb(i, p) (the region index voxel i at p climbs
+// to, -1 for a peak) and level(i, direction, j) (peaks i and j, face neighbours, lie on one
+// plateau). Each rule sees the region it was given as the whole world:
 //   HeightRule    climb to the highest neighbour if it is higher (first in -x,+x,-y,+y,-z,+z
 //                 order on ties); plateau = equal height. Needs a halo of 2 voxels.
-// A rule gives active(i) (false: label 0), climb(i) (the region index i climbs to, -1 for a peak)
-// and level(i, direction, j) (peaks i and j, face neighbours, lie on one plateau).
 //   AffinityRule  Zlateski & Seung's watershed on affinities: an edge's weight is its affinity
 //                 capped at `high`, edges below `low` are cut; a voxel climbs along its strongest
 //                 edge to a neighbour whose own strongest edge is stronger; voxels with no edge
 //                 left are in no fragment (label 0); plateau = strongest edges of equal weight
 //                 (everything joined by affinities >= high is one plateau). Needs a halo of 3.
+//                 Refuses NaN.
+//
+// Cost: links are found, and joined within z-slabs, in parallel; the slab faces and the
+// numbering (by first voxel, in scan order) are one sequential pass each. Results never depend
+// on the thread count (union-find roots are the smallest index).
 #pragma once
 
 #include <array>
