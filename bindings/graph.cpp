@@ -81,12 +81,7 @@ py::dict to_dict(vx::graph::RegionGraph&& g) {
     return d;
 }
 
-template <class T>
-std::vector<T> to_vector(const py::array_t<T, py::array::c_style | py::array::forcecast>& a) {
-    return std::vector<T>(a.data(), a.data() + a.size());
-}
-
-using U64Array = py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast>;
+using U64Array = ArrayOf<std::uint64_t>;
 
 py::array_t<std::uint64_t> merge_small(const U64Array& edges,
                                        const py::array_t<float, py::array::c_style | py::array::forcecast>& min,

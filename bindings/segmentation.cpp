@@ -50,13 +50,10 @@ py::tuple relabel_sequential(const py::handle& labels_obj, std::size_t threads, 
     return py::make_tuple(out.array, old_values);
 }
 
-using U64Array = py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast>;
-
-py::array remap(const py::handle& labels_obj, const U64Array& keys_array, const U64Array& values_array,
-                bool preserve_missing, std::size_t threads, const py::object& out_obj) {
-    // From the arrays' memory: pybind11's list conversion would visit every element in Python.
-    const std::vector<std::uint64_t> keys(keys_array.data(), keys_array.data() + keys_array.size());
-    const std::vector<std::uint64_t> values(values_array.data(), values_array.data() + values_array.size());
+py::array remap(const py::handle& labels_obj, const ArrayOf<std::uint64_t>& keys_array,
+                const ArrayOf<std::uint64_t>& values_array, bool preserve_missing, std::size_t threads,
+                const py::object& out_obj) {
+    const auto keys = to_vector(keys_array), values = to_vector(values_array);
     const py::array labels = volume_argument(labels_obj, "labels");
     const auto out = output_volume<std::uint64_t>(out_obj, shape_of(labels), labels);
     const auto missing = preserve_missing ? seg::MissingLabels::keep : seg::MissingLabels::raise;

@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 
 #include <string>
+#include <vector>
 
 #include "voxelytics/core/affinity_view.hpp"
 #include "voxelytics/core/dtype.hpp"
@@ -142,6 +143,17 @@ inline AffinityArray affinity_argument(const py::handle& obj, const char* name) 
     if (!a) throw UnsupportedType(std::string(name) + " must be a numeric array");
     if (a.ndim() != 4 || a.shape(0) != 3) throw InvalidArgument(std::string(name) + " must be shaped (3, x, y, z)");
     return {a, AffinityView<float>{a.data(), {a.shape(1), a.shape(2), a.shape(3)}, 1, 3}};
+}
+
+/// A 1D (or any) numpy argument as a C-ordered array of T, converted once if needed.
+template <class T>
+using ArrayOf = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+/// The elements of `a` as a vector, from its memory (pybind11's list conversion of a
+/// std::vector parameter would visit every element in Python).
+template <class T>
+std::vector<T> to_vector(const ArrayOf<T>& a) {
+    return std::vector<T>(a.data(), a.data() + a.size());
 }
 
 }  // namespace vx::bindings
