@@ -134,16 +134,12 @@ def segment_neurons(
         layers[name] = out.add_layer(name, "segmentation", np.uint64)
         layers[name].add_mag(1, chunk_shape=32, shard_shape=shard)
     fragments = LayerVolume(layers["fragments"], box)
-    _, n = blockwise_fragments(source, method, block_shape, out=fragments, threads=threads, progress=progress)
-
-    values = {"boundary": source} if channels == 1 else {"affinities": source}
-    g = graph.blockwise_region_graph(
-        fragments, values.pop("boundary", None), block_shape, threads=threads, **values
+    # The fragments' graph comes with them (for affinities, the one the size merging built).
+    _, n, g = blockwise_fragments(
+        source, method, block_shape, out=fragments, threads=threads, progress=progress, return_graph=True
     )
     agglomeration = graph.agglomerate(g, thresholds, scoring=scoring, quantile=quantile)
-    lookup = np.zeros(n + 1, np.uint64)
-    lookup[1:] = np.arange(1, n + 1)  # fragments without contacts stay themselves
-    lookup[agglomeration.nodes] = agglomeration.segments[apply]
+    lookup = _segment_lookup(agglomeration, apply, n)
     segmentation = LayerVolume(layers["segmentation"], box)
     for block in progress_bar(
         BlockGrid(Box((0, 0, 0), box.size), block_shape=block_shape), progress, "segmentation"
@@ -174,6 +170,14 @@ def load_agglomeration(output) -> Agglomeration:
         return Agglomeration(**{k: f[k] for k in ("thresholds", "nodes", "segments", "merges", "scores")})
 
 
+def _segment_lookup(agglomeration: Agglomeration, k: int, n: int) -> np.ndarray:
+    """lookup[fragment id] -> segment id at state ``k`` for fragments 0..n (0 -> 0; fragments the
+    graph lacks, i.e. without contacts, stay themselves)."""
+    lookup = np.arange(n + 1, dtype=np.uint64)
+    lookup[agglomeration.nodes] = agglomeration.segments[k]
+    return lookup
+
+
 def first_voxels(fragments, n: int, block_shape) -> np.ndarray:
     """(n, 3) int64: the first voxel (x-fastest scan order) of each fragment 1..n of an [x, y, z]
     volume (anything sliceable), read block by block."""
@@ -201,9 +205,7 @@ def write_agglomerate_attachment(layer, name: str, agglomeration: Agglomeration,
 
     positions = np.asarray(positions)
     n = len(positions)
-    segment_of = np.arange(n + 1, dtype=np.uint64)  # segments the graph lacks stay alone
-    segment_of[agglomeration.nodes] = agglomeration.segments[k]
-    roots, agglomerate = np.unique(segment_of[1:], return_inverse=True)
+    roots, agglomerate = np.unique(_segment_lookup(agglomeration, k, n)[1:], return_inverse=True)
     agglomerate = agglomerate.ravel().astype(np.uint64) + 1
     m = len(roots)
     segments = np.argsort(agglomerate, kind="stable").astype(np.uint64) + 1  # grouped, ascending
