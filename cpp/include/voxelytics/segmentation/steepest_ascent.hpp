@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <numeric>
 #include <sstream>
+#include <string>
 #include <vector>
 
 #include "voxelytics/core/affinity_view.hpp"
@@ -60,6 +61,14 @@ template <class F>
 }
 
 inline Vec3 unravel(const Vec3& s, std::int64_t i) { return {i % s.x, (i / s.x) % s.y, i / (s.x * s.y)}; }
+
+/// "<subject> NaN at voxel (x, y, z)" for voxel i of a box of shape s.
+inline InvalidArgument nan_error(const std::string& subject, const Vec3& s, std::int64_t i) {
+    const Vec3 p = unravel(s, i);
+    std::ostringstream msg;
+    msg << subject << " NaN at voxel (" << p.x << ", " << p.y << ", " << p.z << ")";
+    return InvalidArgument(msg.str());
+}
 
 }  // namespace detail
 
@@ -107,12 +116,7 @@ public:
             },
             std::int64_t(pool.size()));
         for (const std::int64_t i : nan_at)
-            if (i >= 0) {
-                const Vec3 p = detail::unravel(s, i);
-                std::ostringstream msg;
-                msg << "affinities hold NaN at voxel (" << p.x << ", " << p.y << ", " << p.z << ")";
-                throw InvalidArgument(msg.str());
-            }
+            if (i >= 0) throw detail::nan_error("affinities hold", s, i);
     }
 
     Vec3 shape() const { return affinity_.shape; }
@@ -244,18 +248,12 @@ Basins steepest_ascent_basins(const Rule& rule, const Box& core, View<std::uint6
     return basins;
 }
 
-/// NaN check of a height map or affinities, naming the voxel.
+/// NaN check of a height map, naming the voxel.
 template <class T>
 void require_no_nan(View<const T> values, const char* what) {
-    const Vec3 s = values.shape();
-    for (std::int64_t i = 0; i < values.size(); ++i) {
-        if (std::isnan(static_cast<double>(values[i]))) {
-            const Vec3 p = detail::unravel(s, i);
-            std::ostringstream msg;
-            msg << what << " is NaN at voxel (" << p.x << ", " << p.y << ", " << p.z << ")";
-            throw InvalidArgument(msg.str());
-        }
-    }
+    for (std::int64_t i = 0; i < values.size(); ++i)
+        if (std::isnan(static_cast<double>(values[i])))
+            throw detail::nan_error(std::string(what) + " is", values.shape(), i);
 }
 
 }  // namespace vx::segmentation
