@@ -1,3 +1,6 @@
+#include <algorithm>
+#include <map>
+#include <numeric>
 #include <vector>
 
 #include "catch.hpp"
@@ -68,6 +71,56 @@ TEST_CASE("region_graph: contacts, their statistics and fragment sizes, independ
     CHECK(graphs[1].edges == g.edges);
     CHECK(graphs[1].sum == g.sum);
     CHECK(graphs[1].histogram == g.histogram);
+}
+
+TEST_CASE("region_graph: slabs merged equal to a direct count, for any thread count") {
+    // 9 x 7 x 30 (4 slabs of 8 planes) of random ids 0..5 in runs; every statistic from one pass over a map.
+    const vx::Vec3 s{9, 7, 30};
+    const std::int64_t n = s.prod();
+    std::vector<std::uint64_t> frag(std::size_t(n), 0);
+    std::vector<float> boundary(static_cast<std::size_t>(n));
+    std::uint64_t state = 12345;
+    auto next = [&] { return (state = state * 6364136223846793005ULL + 1442695040888963407ULL) >> 33; };
+    for (std::int64_t i = 0; i < n; ++i) {
+        frag[std::size_t(i)] = next() % 3 == 0 ? next() % 6 : (i > 0 ? frag[std::size_t(i - 1)] : 1);
+        boundary[std::size_t(i)] = float(next() % 1000) / 1000.0f;
+    }
+    std::map<std::pair<std::uint64_t, std::uint64_t>, std::vector<double>> contacts;
+    std::map<std::uint64_t, std::uint64_t> sizes;
+    const std::int64_t step[3] = {1, s.x, s.x * s.y};
+    for (std::int64_t i = 0; i < n; ++i) {
+        const vx::Vec3 p{i % s.x, (i / s.x) % s.y, i / (s.x * s.y)};
+        const std::uint64_t a = frag[std::size_t(i)];
+        if (a != 0) ++sizes[a];
+        for (std::size_t axis = 0; axis < 3; ++axis) {
+            if (p[axis] + 1 >= s[axis]) continue;
+            const std::uint64_t b = frag[std::size_t(i + step[axis])];
+            if (a == 0 || b == 0 || a == b) continue;
+            contacts[{std::min(a, b), std::max(a, b)}].push_back(
+                std::max(double(boundary[std::size_t(i)]), double(boundary[std::size_t(i + step[axis])])));
+        }
+    }
+    for (std::size_t threads : {1, 2, 5}) {
+        vx::ThreadPool pool(threads);
+        const auto g = vx::graph::region_graph<std::uint64_t, float>(
+            vx::View<const std::uint64_t>(frag.data(), s), vx::View<const float>(boundary.data(), s), 4, pool);
+        REQUIRE(g.edges.size() == contacts.size());
+        std::size_t e = 0;
+        for (const auto& [key, values] : contacts) {
+            CHECK(g.edges[e] == key);
+            CHECK(g.count[e] == values.size());
+            CHECK(g.sum[e] == Approx(std::accumulate(values.begin(), values.end(), 0.0)));
+            CHECK(g.min[e] == Approx(*std::min_element(values.begin(), values.end())));
+            CHECK(g.max[e] == Approx(*std::max_element(values.begin(), values.end())));
+            std::uint32_t histogram_total = 0;
+            for (std::size_t b = 0; b < 4; ++b) histogram_total += g.histogram[e * 4 + b];
+            CHECK(histogram_total == values.size());
+            ++e;
+        }
+        REQUIRE(g.nodes.size() == sizes.size());
+        std::size_t k = 0;
+        for (const auto& [node, size] : sizes) CHECK((g.nodes[k] == node && g.sizes[k++] == size));
+    }
 }
 
 namespace {

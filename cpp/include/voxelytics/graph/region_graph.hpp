@@ -6,9 +6,9 @@
 // sum (for the mean), min, max and a fixed histogram of `bins` equal bins over [0, 1] (values
 // outside are clamped into the end bins) from which quantiles are read. Per fragment: its size.
 //
-// Threads scan disjoint z-slabs of 8 planes into their own hash maps; the maps are merged in slab
-// order and the edges sorted by (u, v), so edge ids and every statistic (sums included) are
-// independent of the thread count.
+// Threads scan disjoint z-slabs of 8 planes into their own hash maps; each slab's edges are sorted
+// by (u, v) and the slabs merged, equal edges in slab order, so edge ids and every statistic (sums
+// included) are independent of the thread count.
 #pragma once
 
 #include <algorithm>
@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <limits>
 #include <sstream>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -115,6 +116,46 @@ struct PartialGraph {
         return e;
     }
 };
+
+/// Where a key sits among the parts' keys: part `part`, position `at`.
+template <class Key>
+struct Entry {
+    Key key;
+    std::size_t part, at;
+};
+
+/// Every part's keys (`keys_of(p)`, unique within a part) as entries sorted by (key, part): the
+/// parts are sorted in parallel, then adjacent runs merged pairwise (std::merge puts the left
+/// run first on ties, so equal keys stay in part order).
+template <class KeysOf>
+auto sorted_entries(std::size_t parts, KeysOf keys_of, ThreadPool& pool) {
+    using Key = std::decay_t<decltype(keys_of(0)[0])>;
+    std::vector<std::vector<Entry<Key>>> runs(parts);
+    const auto by_key = [](const Entry<Key>& a, const Entry<Key>& b) { return a.key < b.key; };
+    parallel_for(pool, 0, std::int64_t(parts), [&](std::int64_t p) {
+        const auto& keys = keys_of(std::size_t(p));
+        auto& run = runs[std::size_t(p)];
+        run.reserve(keys.size());
+        for (std::size_t at = 0; at < keys.size(); ++at) run.push_back({keys[at], std::size_t(p), at});
+        std::sort(run.begin(), run.end(), by_key);
+    });
+    while (runs.size() > 1) {
+        std::vector<std::vector<Entry<Key>>> merged((runs.size() + 1) / 2);
+        parallel_for(pool, 0, std::int64_t(merged.size()), [&](std::int64_t m) {
+            const std::size_t a = 2 * std::size_t(m), b = a + 1;
+            if (b == runs.size()) {
+                merged[std::size_t(m)] = std::move(runs[a]);
+                return;
+            }
+            auto& out = merged[std::size_t(m)];
+            out.resize(runs[a].size() + runs[b].size());
+            std::merge(runs[a].begin(), runs[a].end(), runs[b].begin(), runs[b].end(), out.begin(), by_key);
+            runs[a] = {}, runs[b] = {};
+        });
+        runs = std::move(merged);
+    }
+    return runs.empty() ? std::vector<Entry<Key>>{} : std::move(runs[0]);
+}
 
 }  // namespace detail
 
@@ -216,43 +257,42 @@ RegionGraph region_graph(View<const Label> fragments, const Contacts& contacts, 
         },
         slabs);
 
-    // Merge in slab order, then sort the edges.
-    detail::PartialGraph all = std::move(parts[0]);
-    for (std::size_t p = 1; p < parts.size(); ++p) {
-        auto& g = parts[p];
-        for (std::size_t e = 0; e < g.index.keys().size(); ++e) {
-            const std::size_t t = all.edge(g.index.keys()[e], bins);
-            all.count[t] += g.count[e];
-            all.sum[t] += g.sum[e];
-            all.min[t] = std::min(all.min[t], g.min[e]);
-            all.max[t] = std::max(all.max[t], g.max[e]);
-            for (std::size_t b = 0; b < bins; ++b) all.histogram[t * bins + b] += g.histogram[e * bins + b];
-        }
-        for (std::size_t p = 0; p < g.sizes.size(); ++p) all.add_size(g.nodes.keys()[p], g.sizes[p]);
-        g = {};
-    }
+    // Each slab's keys sorted (in parallel), then merged: equal keys meet in slab order, so sums
+    // add up in the same order for every thread count.
     RegionGraph out;
     out.bins = bins;
-    std::vector<std::pair<detail::EdgeKey, std::size_t>> order;
-    order.reserve(all.index.keys().size());
-    for (std::size_t e = 0; e < all.index.keys().size(); ++e) order.emplace_back(all.index.keys()[e], e);
-    std::sort(order.begin(), order.end());
-    const std::size_t m = order.size();
-    out.edges.reserve(m), out.count.reserve(m), out.sum.reserve(m), out.min.reserve(m), out.max.reserve(m);
-    out.histogram.reserve(m * bins);
-    for (const auto& [key, e] : order) {
-        out.edges.push_back(key);
-        out.count.push_back(all.count[e]);
-        out.sum.push_back(all.sum[e]);
-        out.min.push_back(all.min[e]);
-        out.max.push_back(all.max[e]);
-        out.histogram.insert(out.histogram.end(), all.histogram.begin() + std::ptrdiff_t(e * bins),
-                             all.histogram.begin() + std::ptrdiff_t((e + 1) * bins));
+    const auto edges =
+        detail::sorted_entries(parts.size(), [&](std::size_t p) -> const auto& { return parts[p].index.keys(); }, pool);
+    for (std::size_t k = 0; k < edges.size();) {
+        const auto& first = edges[k];
+        const auto& g0 = parts[first.part];
+        out.edges.push_back(first.key);
+        out.count.push_back(g0.count[first.at]);
+        out.sum.push_back(g0.sum[first.at]);
+        out.min.push_back(g0.min[first.at]);
+        out.max.push_back(g0.max[first.at]);
+        const std::size_t row = out.histogram.size();
+        out.histogram.insert(out.histogram.end(), g0.histogram.begin() + std::ptrdiff_t(first.at * bins),
+                             g0.histogram.begin() + std::ptrdiff_t((first.at + 1) * bins));
+        for (++k; k < edges.size() && edges[k].key == first.key; ++k) {
+            const auto& g = parts[edges[k].part];
+            const std::size_t e = edges[k].at;
+            out.count.back() += g.count[e];
+            out.sum.back() += g.sum[e];
+            out.min.back() = std::min(out.min.back(), g.min[e]);
+            out.max.back() = std::max(out.max.back(), g.max[e]);
+            for (std::size_t b = 0; b < bins; ++b) out.histogram[row + b] += g.histogram[e * bins + b];
+        }
     }
-    std::vector<std::pair<std::uint64_t, std::uint64_t>> sizes;
-    for (std::size_t p = 0; p < all.sizes.size(); ++p) sizes.emplace_back(all.nodes.keys()[p], all.sizes[p]);
-    std::sort(sizes.begin(), sizes.end());
-    for (const auto& [label, n] : sizes) out.nodes.push_back(label), out.sizes.push_back(n);
+    const auto nodes =
+        detail::sorted_entries(parts.size(), [&](std::size_t p) -> const auto& { return parts[p].nodes.keys(); }, pool);
+    for (const auto& node : nodes) {
+        const std::uint64_t voxels = parts[node.part].sizes[node.at];
+        if (!out.nodes.empty() && out.nodes.back() == node.key)
+            out.sizes.back() += voxels;
+        else
+            out.nodes.push_back(node.key), out.sizes.push_back(voxels);
+    }
     return out;
 }
 
