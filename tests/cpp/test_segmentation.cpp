@@ -375,6 +375,32 @@ TEST_CASE("steepest_ascent_basins: blocks joined by their upper links give the w
     for (auto& h : height) h = float(level(rng));
     const vx::segmentation::HeightRule rule{vx::View<const float>(height.data(), s)};
     const auto whole = whole_basins(rule);
+    {  // The whole volume against a direct construction: follow each climb to its peak, join level peaks.
+        auto index = [&](const vx::Vec3& p) { return p.x + s.x * (p.y + s.y * p.z); };
+        auto unravel = [&](std::int64_t i) { return vx::Vec3{i % s.x, (i / s.x) % s.y, i / (s.x * s.y)}; };
+        const std::int64_t step[6] = {-1, 1, -s.x, s.x, -s.x * s.y, s.x * s.y};
+        vx::graph::UnionFind<std::uint64_t> peaks(static_cast<std::size_t>(s.prod()));
+        std::vector<std::int64_t> peak_of(static_cast<std::size_t>(s.prod()));
+        for (std::int64_t i = 0; i < s.prod(); ++i) {
+            std::int64_t at = i;
+            for (int d; (d = rule.climb(at, unravel(at))) >= 0;) at += step[d];
+            peak_of[std::size_t(i)] = at;
+            for (std::size_t axis = 0; axis < 3; ++axis) {
+                vx::Vec3 q = unravel(i);
+                if (++q[axis] >= s[axis]) continue;
+                const std::int64_t j = index(q);
+                if (rule.climb(i, unravel(i)) < 0 && rule.climb(j, q) < 0 && rule.level(i, int(2 * axis + 1), j))
+                    peaks.merge(std::uint64_t(i), std::uint64_t(j));
+            }
+        }
+        std::map<std::uint64_t, std::uint64_t> label_of_peak;
+        for (std::int64_t i = 0; i < s.prod(); ++i) {
+            const auto [it, added] =
+                label_of_peak.try_emplace(peaks.find(std::uint64_t(peak_of[std::size_t(i)])), whole[std::size_t(i)]);
+            CHECK(it->second == whole[std::size_t(i)]);
+        }
+        CHECK(label_of_peak.size() == std::set<std::uint64_t>(whole.begin(), whole.end()).size());
+    }
     // Blocks of 4 x 3 x 6 on the whole array as region (the rule's halo is always there).
     vx::ThreadPool pool(3);
     vx::graph::UnionFind<std::uint64_t> sets(static_cast<std::size_t>(s.prod()));

@@ -9,9 +9,10 @@
 // Each block labels its core on its own and reports which voxels on its upper faces link across
 // them; joining those links gives the whole volume's fragments, whatever the block shape.
 //
-// A rule gives active(i, p) (false: label 0), climb(i, p) (the region index voxel i at p climbs
-// to, -1 for a peak) and level(i, direction, j) (peaks i and j, face neighbours, lie on one
-// plateau). Each rule sees the region it was given as the whole world:
+// A rule gives active(i, p) (false: label 0), climb(i, p) (the direction, 0..5 in the order -x,
+// +x, -y, +y, -z, +z, of the neighbour voxel i at p climbs to; -1 for a peak) and
+// level(i, direction, j) (peaks i and j, face neighbours, lie on one plateau). Each rule sees the region it was given
+// as the whole world:
 //   HeightRule    climb to the highest neighbour if it is higher (first in -x,+x,-y,+y,-z,+z
 //                 order on ties); plateau = equal height. Needs a halo of 2 voxels.
 //   AffinityRule  Zlateski & Seung's watershed on affinities: an edge's weight is its affinity
@@ -23,7 +24,8 @@
 //
 // Cost: links are found, and joined within z-slabs, in parallel; the slab faces and the
 // numbering (by first voxel, in scan order) are one sequential pass each. Results never depend
-// on the thread count (union-find roots are the smallest index).
+// on the thread count (union-find roots are the smallest index). Scratch memory: 1 byte (the
+// climb direction) and 4 bytes (union-find parent; 8 beyond 2^31 voxels) per core voxel.
 #pragma once
 
 #include <array>
@@ -77,11 +79,11 @@ struct HeightRule {
 
     Vec3 shape() const { return height.shape(); }
     bool active(std::int64_t, const Vec3&) const { return true; }
-    std::int64_t climb(std::int64_t i, const Vec3& p) const {
-        std::int64_t best = -1;
+    int climb(std::int64_t i, const Vec3& p) const {
+        int best = -1;
         float best_height = height[i];
-        detail::for_each_face_neighbour(height.shape(), i, p, [&](int, std::int64_t j) {
-            if (height[j] > best_height) best_height = height[j], best = j;
+        detail::for_each_face_neighbour(height.shape(), i, p, [&](int d, std::int64_t j) {
+            if (height[j] > best_height) best_height = height[j], best = d;
         });
         return best;
     }
@@ -121,11 +123,11 @@ public:
 
     Vec3 shape() const { return affinity_.shape; }
     bool active(std::int64_t i, const Vec3&) const { return strongest(i) >= 0; }
-    std::int64_t climb(std::int64_t i, const Vec3& p) const {
+    int climb(std::int64_t i, const Vec3& p) const {
         const float m = strongest(i);
-        std::int64_t target = -1;
+        int target = -1;
         detail::for_each_face_neighbour(shape(), i, p, [&](int d, std::int64_t j) {
-            if (target < 0 && m >= 0 && strongest(j) > m && weight(i, d, j) == m) target = j;
+            if (target < 0 && m >= 0 && strongest(j) > m && weight(i, d, j) == m) target = d;
         });
         return target;
     }
@@ -158,86 +160,117 @@ struct Basins {
     std::array<std::vector<std::uint8_t>, 3> upper_links;
 };
 
-/// Labels the voxels of `core` (a box in the rule's region) 1..count by basin, numbered by first
-/// voxel in scan order, 0 for inactive voxels; `labels` has the core's shape. Links leaving the
-/// core count only through `upper_links`, so the core must lie at least the rule's halo away
-/// from every region face that is not a face of the whole volume.
-template <class Rule>
+namespace detail {
+
+// A voxel's climb: a direction 0..5 (see for_each_face_neighbour), or one of these.
+constexpr std::uint8_t peak = 6, inactive = 7;
+
+/// The unit step of direction d (0..5: -x, +x, -y, +y, -z, +z).
+inline Vec3 direction(int d) {
+    Vec3 step;
+    step[static_cast<std::size_t>(d / 2)] = (d & 1) ? 1 : -1;
+    return step;
+}
+
+template <class Index, class Rule>
 Basins steepest_ascent_basins(const Rule& rule, const Box& core, View<std::uint64_t> labels, ThreadPool& pool) {
-    const Vec3 s = rule.shape();
-    if (!Box({0, 0, 0}, s).contains(core) || labels.shape() != core.size())
-        throw InvalidArgument("steepest_ascent_basins: the core must lie inside the region and match labels' shape");
-    const Vec3 cs = core.size();
+    const Vec3 s = rule.shape(), cs = core.size(), lo = core.topleft();
     const std::int64_t n = cs.x * cs.y * cs.z;
     auto region_index = [&](const Vec3& p) { return (p.x + s.x * (p.y + s.y * p.z)); };
-
-    vx::detail::ScratchVector<std::int64_t> parent(static_cast<std::size_t>(n));
-    std::iota(parent.begin(), parent.end(), std::int64_t{0});
-    // Per core voxel: where it climbs (region index), -1 for a peak, -2 if inactive.
-    vx::detail::ScratchVector<std::int64_t> climbs(static_cast<std::size_t>(n));
-    const Vec3 lo = core.topleft();
-    auto climb = [&](std::int64_t i, const Vec3& p) { return rule.active(i, p) ? rule.climb(i, p) : -2; };
-    parallel_for(pool, 0, cs.z, [&](std::int64_t z) {  // the links are independent; the joining is not
+    auto climb = [&](std::int64_t i, const Vec3& p) -> std::uint8_t {
+        if (!rule.active(i, p)) return inactive;
+        const int d = rule.climb(i, p);
+        return d < 0 ? peak : static_cast<std::uint8_t>(d);
+    };
+    vx::detail::ScratchVector<std::uint8_t> climbs(static_cast<std::size_t>(n));  // per core voxel
+    vx::detail::ScratchVector<Index> parent(static_cast<std::size_t>(n));
+    parallel_for(pool, 0, cs.z, [&](std::int64_t z) {  // the climbs are independent; the joining is not
         std::int64_t k = z * cs.x * cs.y;
         for (std::int64_t y = 0; y < cs.y; ++y)
             for (std::int64_t x = 0; x < cs.x; ++x, ++k) {
                 const Vec3 p = lo + Vec3{x, y, z};
                 climbs[k] = climb(region_index(p), p);
+                parent[k] = static_cast<Index>(k);
             }
     });
     Basins basins;
-    for (int axis = 0; axis < 3; ++axis)
-        if (lo[axis] + cs[axis] < s[axis]) basins.upper_links[axis].assign(n / cs[axis], 0);
-    const std::int64_t region_step[3] = {1, s.x, s.x * s.y}, core_step[3] = {1, cs.x, cs.x * cs.y};
-    // Each thread joins the links inside its slab of z-planes (the union-find then touches only
-    // that slab's indices); links from a slab's last plane to the next slab are joined afterwards.
+    const std::int64_t core_step[3] = {1, cs.x, cs.x * cs.y}, region_step[3] = {1, s.x, s.x * s.y};
+    const std::int64_t offset[6] = {-1, 1, -cs.x, cs.x, -core_step[2], core_step[2]};
+    // Links within the core: each voxel's climb, and peaks level with their +x/+y/+z neighbour.
+    // Each thread joins those inside its slab of z-planes (the union-find then touches only that
+    // slab's indices); links between slabs are joined afterwards.
     const std::int64_t slabs = std::max<std::int64_t>(1, std::min<std::int64_t>(cs.z, std::int64_t(pool.size())));
-    std::vector<std::vector<std::int64_t>> crossing(static_cast<std::size_t>(slabs));
+    std::vector<std::vector<std::pair<Index, Index>>> crossing(static_cast<std::size_t>(slabs));
     parallel_for(
         pool, 0, slabs,
         [&](std::int64_t t) {
             const std::int64_t z0 = cs.z * t / slabs, z1 = cs.z * (t + 1) / slabs;
+            auto join = [&](std::int64_t k, std::int64_t j, std::int64_t zj) {
+                if (zj < z0 || zj >= z1)
+                    crossing[static_cast<std::size_t>(t)].emplace_back(static_cast<Index>(k), static_cast<Index>(j));
+                else
+                    graph::merge_sets(parent, static_cast<Index>(k), static_cast<Index>(j));
+            };
             for (std::int64_t z = z0, k = z0 * cs.x * cs.y; z < z1; ++z)
                 for (std::int64_t y = 0; y < cs.y; ++y)
                     for (std::int64_t x = 0; x < cs.x; ++x, ++k) {
-                        if (climbs[k] == -2) continue;
-                        const Vec3 q{x, y, z};
-                        const std::int64_t i = region_index(lo + q);
-                        // Links to the +x/+y/+z neighbour j of i (the -x/-y/-z ones are that neighbour's +).
-                        for (int axis = 0; axis < 3; ++axis) {
-                            if (lo[axis] + q[axis] + 1 >= s[axis]) continue;  // j outside the region
-                            const std::int64_t j = i + region_step[axis];
-                            const bool inside = q[axis] + 1 < cs[axis];
-                            Vec3 pj = lo + q;
-                            pj[axis] += 1;
-                            const std::int64_t jc = inside ? climbs[k + core_step[axis]] : climb(j, pj);
-                            if (jc == -2) continue;
-                            const bool linked = climbs[k] == j || jc == i ||
-                                                (climbs[k] == -1 && jc == -1 && rule.level(i, 2 * axis + 1, j));
-                            if (!linked) continue;
-                            if (!inside) {
-                                const std::int64_t face = axis == 0   ? y + cs.y * z
-                                                          : axis == 1 ? x + cs.x * z
-                                                                      : x + cs.x * y;
-                                basins.upper_links[axis][face] = 1;
-                            } else if (axis == 2 && z + 1 == z1) {
-                                crossing[static_cast<std::size_t>(t)].push_back(k);
-                            } else {
-                                graph::merge_sets(parent, k, k + core_step[axis]);
+                        const std::uint8_t c = climbs[k];
+                        if (c < peak) {  // climbs outside the core: left to the upper faces below
+                            const bool inside = c == 0   ? x > 0
+                                                : c == 1 ? x + 1 < cs.x
+                                                : c == 2 ? y > 0
+                                                : c == 3 ? y + 1 < cs.y
+                                                : c == 4 ? z > 0
+                                                         : z + 1 < cs.z;
+                            if (inside) join(k, k + offset[c], z + (c == 5) - (c == 4));
+                        } else if (c == peak) {
+                            const Vec3 q{x, y, z};
+                            const std::int64_t i = region_index(lo + q);
+                            for (int axis = 0; axis < 3; ++axis) {
+                                const std::int64_t j = k + core_step[axis];
+                                if (q[axis] + 1 < cs[axis] && climbs[j] == peak &&
+                                    rule.level(i, 2 * axis + 1, i + region_step[axis]))
+                                    join(k, j, z + (axis == 2));
                             }
                         }
                     }
         },
         slabs);
     for (const auto& links : crossing)
-        for (const std::int64_t k : links) graph::merge_sets(parent, k, k + core_step[2]);
+        for (const auto& [k, j] : links) graph::merge_sets(parent, k, j);
+    // Links across the core's upper faces (where the region goes on): reported, not joined.
+    for (int axis = 0; axis < 3; ++axis) {
+        if (lo[axis] + cs[axis] >= s[axis]) continue;
+        auto& links = basins.upper_links[axis];
+        links.assign(static_cast<std::size_t>(n / cs[axis]), 0);
+        const int a = (axis + 1) % 3, b = (axis + 2) % 3;  // the face's axes
+        const int up = 2 * axis + 1, down = 2 * axis;
+        parallel_for(pool, 0, cs[b], [&](std::int64_t v) {
+            for (std::int64_t u = 0; u < cs[a]; ++u) {
+                Vec3 q;
+                q[axis] = cs[axis] - 1, q[a] = u, q[b] = v;
+                const std::uint8_t ci = climbs[q.x + cs.x * (q.y + cs.y * q.z)];
+                if (ci == inactive) continue;
+                const Vec3 pi = lo + q, pj = pi + direction(up);
+                const std::uint8_t cj = climb(region_index(pj), pj);
+                if (cj == inactive) continue;
+                if (ci == up || cj == down ||
+                    (ci == peak && cj == peak && rule.level(region_index(pi), up, region_index(pj)))) {
+                    const std::int64_t face = axis == 0   ? q.y + cs.y * q.z
+                                              : axis == 1 ? q.x + cs.x * q.z
+                                                          : q.x + cs.x * q.y;
+                    links[static_cast<std::size_t>(face)] = 1;  // the face's voxels, x-fastest
+                }
+            }
+        });
+    }
     for (std::int64_t k = 0; k < n; ++k) {
-        if (climbs[k] == -2) {
+        if (climbs[k] == inactive) {
             labels[k] = 0;
             continue;
         }
         // A parent always has a smaller index, so in index order parent[k]'s root is known.
-        const std::int64_t root = parent[k] = parent[parent[k]];
+        const Index root = parent[k] = parent[parent[k]];
         if (root == k) {
             labels[k] = ++basins.count;
             basins.first_voxel.push_back(k);
@@ -246,6 +279,22 @@ Basins steepest_ascent_basins(const Rule& rule, const Box& core, View<std::uint6
         }
     }
     return basins;
+}
+
+}  // namespace detail
+
+/// Labels the voxels of `core` (a box in the rule's region) 1..count by basin, numbered by first
+/// voxel in scan order, 0 for inactive voxels; `labels` has the core's shape. Links leaving the
+/// core count only through `upper_links`, so the core must lie at least the rule's halo away
+/// from every region face that is not a face of the whole volume.
+template <class Rule>
+Basins steepest_ascent_basins(const Rule& rule, const Box& core, View<std::uint64_t> labels, ThreadPool& pool) {
+    if (!Box({0, 0, 0}, rule.shape()).contains(core) || labels.shape() != core.size())
+        throw InvalidArgument("steepest_ascent_basins: the core must lie inside the region and match labels' shape");
+    // 32-bit union-find indices where they suffice: half the memory traffic of the joining.
+    if (core.size().prod() < (std::int64_t{1} << 31))
+        return detail::steepest_ascent_basins<std::int32_t>(rule, core, labels, pool);
+    return detail::steepest_ascent_basins<std::int64_t>(rule, core, labels, pool);
 }
 
 /// NaN check of a height map, naming the voxel.
