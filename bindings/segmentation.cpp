@@ -103,19 +103,19 @@ py::array seeded_watershed(const py::handle& boundary_obj, const py::handle& see
 }
 
 /// Runs steepest_ascent_basins with the rule `make_rule(pool)` builds on `core` (topleft, size) of
-/// its region; returns (labels of the core, first voxel per label, per axis the upper-face links
-/// or None).
+/// its region `input`; returns (labels of the core (in `out` if given), first voxel per label, per
+/// axis the upper-face links or None).
 template <class MakeRule>
-py::tuple basins(MakeRule&& make_rule, const std::pair<vx::Vec3, vx::Vec3>& core_box, std::size_t threads) {
+py::tuple basins(MakeRule&& make_rule, const std::pair<vx::Vec3, vx::Vec3>& core_box, std::size_t threads,
+                 const py::array& input, const py::object& out) {
     const vx::Box core(core_box.first, core_box.second);
-    py::array_t<std::uint64_t, py::array::f_style> labels({core.size().x, core.size().y, core.size().z});
+    const auto labels = output_volume<std::uint64_t>(out, core.size(), input);
     vx::segmentation::Basins result;
     {
         const py::gil_scoped_release nogil;
         vx::ThreadPool pool(threads);
         const auto rule = make_rule(pool);
-        result =
-            seg::steepest_ascent_basins(rule, core, vx::View<std::uint64_t>(labels.mutable_data(), core.size()), pool);
+        result = seg::steepest_ascent_basins(rule, core, labels.view, pool);
     }
     py::list links;
     for (const auto& face : result.upper_links)
@@ -123,7 +123,7 @@ py::tuple basins(MakeRule&& make_rule, const std::pair<vx::Vec3, vx::Vec3>& core
                          ? py::object(py::none())
                          : py::object(py::array_t<std::uint8_t>(static_cast<py::ssize_t>(face.size()), face.data())));
     const auto& first = result.first_voxel;
-    return py::make_tuple(labels, py::array_t<std::int64_t>(static_cast<py::ssize_t>(first.size()), first.data()),
+    return py::make_tuple(labels.array, py::array_t<std::int64_t>(static_cast<py::ssize_t>(first.size()), first.data()),
                           links);
 }
 
@@ -136,17 +136,19 @@ py::array float32_volume(const py::handle& obj, const char* name) {
     return a;
 }
 
-py::tuple height_basins(const py::handle& height_obj, const std::pair<vx::Vec3, vx::Vec3>& core, std::size_t threads) {
+py::tuple height_basins(const py::handle& height_obj, const std::pair<vx::Vec3, vx::Vec3>& core, std::size_t threads,
+                        const py::object& out) {
     const py::array height = float32_volume(height_obj, "height");
     const auto view = const_view<float>(height);
-    return basins([&](vx::ThreadPool&) { return seg::HeightRule{view}; }, core, threads);
+    return basins([&](vx::ThreadPool&) { return seg::HeightRule{view}; }, core, threads, height, out);
 }
 
 py::tuple affinity_basins(const py::handle& affinities_obj, float low, float high,
-                          const std::pair<vx::Vec3, vx::Vec3>& core, std::size_t threads) {
+                          const std::pair<vx::Vec3, vx::Vec3>& core, std::size_t threads, const py::object& out) {
     const auto affinities = affinity_argument(affinities_obj, "affinities");  // NaN: the rule refuses it
     const auto view = affinities.view;
-    return basins([&](vx::ThreadPool& pool) { return seg::AffinityRule(view, low, high, pool); }, core, threads);
+    return basins([&](vx::ThreadPool& pool) { return seg::AffinityRule(view, low, high, pool); }, core, threads,
+                  affinities.array, out);
 }
 
 }  // namespace
@@ -166,7 +168,9 @@ void export_segmentation(py::module_& parent) {
           py::arg("black_border"), py::arg("threads"), py::arg("out") = py::none(),
           "float32 distance of each voxel to the nearest voxel of another value (0 for label 0).");
     m.def("height_basins", &height_basins, py::arg("height"), py::arg("core"), py::arg("threads"),
+          py::arg("out") = py::none(),
           "Steepest-ascent basins of a float32 height map on core (topleft, size): (labels, first voxels, links).");
     m.def("affinity_basins", &affinity_basins, py::arg("affinities"), py::arg("low"), py::arg("high"), py::arg("core"),
-          py::arg("threads"), "Zlateski & Seung basins of (3, x, y, z) affinities on core.");
+          py::arg("threads"), py::arg("out") = py::none(),
+          "Zlateski & Seung basins of (3, x, y, z) affinities on core.");
 }

@@ -287,10 +287,10 @@ class DistanceWatershed:
         outer = distance + np.float32(0.5 * unit) * boundary
         return np.asfortranarray(np.where(inside, inner, -outer), dtype=np.float32)
 
-    def basins(self, region: np.ndarray, core: Box, threads: int | None = None):
+    def basins(self, region: np.ndarray, core: Box, threads: int | None = None, out=None):
         boundary = _boundary_array(region).astype(np.float32, copy=False)
         return _seg.height_basins(
-            self.height(boundary, threads), (core.topleft, core.size), resolve_threads(threads)
+            self.height(boundary, threads), (core.topleft, core.size), resolve_threads(threads), out
         )
 
 
@@ -320,10 +320,10 @@ class AffinityWatershed:
     def halo(self) -> tuple[int, int, int]:
         return (3, 3, 3)
 
-    def basins(self, region: np.ndarray, core: Box, threads: int | None = None):
+    def basins(self, region: np.ndarray, core: Box, threads: int | None = None, out=None):
         affs = _boundary_array(region, "affinities").astype(np.float32, copy=False)
         return _seg.affinity_basins(
-            affs, float(self.low), float(self.high), (core.topleft, core.size), resolve_threads(threads)
+            affs, float(self.low), float(self.high), (core.topleft, core.size), resolve_threads(threads), out
         )
 
 
@@ -391,7 +391,10 @@ def blockwise_fragments(
                 f"{tuple(int(v) for v in where)}"
             )
         inner = Box(tuple(c - o for c, o in zip(core.topleft, outer.topleft)), core.size)
-        labels, first, upper_links = method.basins(region, inner, threads)
+        target = out[_slices(core, None)] if isinstance(out, np.ndarray) else None
+        if target is not None and not (target.dtype == np.uint64 and target.flags.f_contiguous):
+            target = None  # the kernel writes only whole uint64 Fortran arrays; copy below instead
+        labels, first, upper_links = method.basins(region, inner, threads, target)
         if count + len(first) > id_limit:
             raise ValueError(
                 f"fragment ids reach {count + len(first)} in block {tuple(core.topleft)}, more than out "
@@ -399,7 +402,8 @@ def blockwise_fragments(
             )
         if count:
             labels[labels > 0] += np.uint64(count)
-        out[_slices(core, None)] = labels
+        if target is None:
+            out[_slices(core, None)] = labels
         position = np.unravel_index(first, core.size, order="F")
         first_voxels.append(
             np.ravel_multi_index(tuple(p + t for p, t in zip(position, core.topleft)), shape, order="F")
@@ -424,7 +428,7 @@ def blockwise_fragments(
         count, np.concatenate(first_voxels) if first_voxels else np.zeros(0, np.int64), pairs
     )
     # Pass 3: the canonical ids.
-    _relabel_blocks(out, lookup, blocks, progress)
+    _relabel_blocks(out, lookup, blocks, progress, threads)
     n = int(lookup.max(initial=0))
     graph = None
     if getattr(method, "size_threshold", 0) > 0 and n > 0:
@@ -451,12 +455,17 @@ def _empty_graph(bins: int):
                        none.astype(np.float32), np.zeros((0, bins), np.uint32), none, none)  # fmt: skip
 
 
-def _relabel_blocks(out, lookup: np.ndarray, blocks, progress) -> None:
-    """out = lookup[out], block by block (nothing to do for the identity)."""
-    if len(lookup) > 1 and not np.array_equal(lookup, np.arange(len(lookup))):
-        for block in progress_bar(blocks, progress, "numbering fragments"):
-            sl = _slices(block.core, None)
-            out[sl] = lookup[np.asarray(out[sl])]
+def _relabel_blocks(out, lookup: np.ndarray, blocks, progress, threads: int | None) -> None:
+    """out = lookup[out] (nothing to do for the identity): a numpy uint64 volume in place, in one
+    parallel pass; anything else block by block."""
+    if len(lookup) <= 1 or np.array_equal(lookup, np.arange(len(lookup))):
+        return
+    if isinstance(out, np.ndarray) and out.dtype == np.uint64 and out.flags.f_contiguous:
+        remap(out, (np.arange(len(lookup), dtype=np.uint64), lookup), out=out, threads=threads)
+        return
+    for block in progress_bar(blocks, progress, "numbering fragments"):
+        sl = _slices(block.core, None)
+        out[sl] = lookup[np.asarray(out[sl])]
 
 
 def _merge_small_fragments(out, affinities, method, block_shape, n, threads, blocks, progress, bins):
@@ -474,7 +483,7 @@ def _merge_small_fragments(out, affinities, method, block_shape, n, threads, blo
     lookup[nodes] = segments
     roots = np.unique(lookup[1:])
     lookup[1:] = np.searchsorted(roots, lookup[1:]) + 1  # order-preserving: ids by first voxel
-    _relabel_blocks(out, lookup, blocks, progress)
+    _relabel_blocks(out, lookup, blocks, progress, threads)
     return len(roots), graph.contract(g, g.nodes, lookup[g.nodes])
 
 
