@@ -89,7 +89,7 @@ def region_graph(
     one neuron"); see the module docs. Independent of ``threads``.
 
     ``core`` (a :class:`voxelytics.Box` in array coordinates): count only the sizes of, and the
-    +x/+y/+z contacts from, the voxels inside it; see :func:`blockwise_region_graph`."""
+    -x/-y/-z contacts from, the voxels inside it; see :func:`blockwise_region_graph`."""
     if (boundary is None) == (affinities is None):
         raise ValueError("give either boundary or affinities")
     if core is not None:
@@ -190,7 +190,7 @@ def blockwise_region_graph(
     fragments, boundary, block_shape, *, affinities=None, bins: int = 64, threads: int | None = None
 ) -> RegionGraph:
     """The region graph of a volume computed block by block (each block read with one extra voxel
-    on its upper faces, so contacts across block faces are counted once) and merged: the same
+    on its lower faces, so contacts across block faces are counted once) and merged: the same
     graph as :func:`region_graph` of the whole volume whatever ``block_shape`` (sums equal up to
     floating-point rounding). ``fragments``, ``boundary`` (or ``affinities``, [3, x, y, z]):
     anything sliceable."""
@@ -200,9 +200,8 @@ def blockwise_region_graph(
         raise ValueError(f"need a 3D volume and a positive 3D block_shape, got {shape} and {block_shape}")
     graphs = []
     for b in BlockGrid(Box((0, 0, 0), shape), block_shape=block_shape):
-        lo, core_hi = b.core.topleft, b.core.bottomright
-        read_hi = tuple(min(h + 1, s) for h, s in zip(core_hi, shape))  # + the upper neighbours
-        sl = tuple(slice(a, h) for a, h in zip(lo, read_hi))
+        read_lo = tuple(max(a - 1, 0) for a in b.core.topleft)  # + the lower neighbours
+        sl = tuple(slice(a, h) for a, h in zip(read_lo, b.core.bottomright))
         values = (
             {"boundary": np.asarray(boundary[sl])}
             if affinities is None
@@ -210,7 +209,13 @@ def blockwise_region_graph(
         )
         block = np.asarray(fragments[sl])
         graphs.append(
-            region_graph(block, **values, bins=bins, threads=threads, core=Box((0, 0, 0), b.core.size))
+            region_graph(
+                block,
+                **values,
+                bins=bins,
+                threads=threads,
+                core=Box(tuple(a - r for a, r in zip(b.core.topleft, read_lo)), b.core.size),
+            )
         )
     return merge(graphs)
 

@@ -89,11 +89,24 @@ private:
     std::vector<Key> keys_;
 };
 
+/// The running statistics of one edge (together: one cache line to touch per contact).
+struct ContactStats {
+    std::uint64_t count = 0;
+    double sum = 0;
+    float min = std::numeric_limits<float>::infinity(), max = -std::numeric_limits<float>::infinity();
+
+    void add(double v) {
+        ++count, sum += v;
+        min = std::min(min, static_cast<float>(v)), max = std::max(max, static_cast<float>(v));
+    }
+    void add(const ContactStats& o) {
+        count += o.count, sum += o.sum, min = std::min(min, o.min), max = std::max(max, o.max);
+    }
+};
+
 struct PartialGraph {
     FlatIndex<EdgeKey> index;
-    std::vector<std::uint64_t> count;
-    std::vector<double> sum;
-    std::vector<float> min, max;
+    std::vector<ContactStats> stats;
     std::vector<std::uint32_t> histogram;
     FlatIndex<std::uint64_t> nodes;
     std::vector<std::uint64_t> sizes;  // per position in `nodes`
@@ -107,15 +120,20 @@ struct PartialGraph {
     /// The position of edge `key`, created empty if new.
     std::size_t edge(const EdgeKey& key, std::size_t bins) {
         const auto [e, added] = index.insert(key);
-        if (added) {
-            count.push_back(0), sum.push_back(0);
-            min.push_back(std::numeric_limits<float>::infinity());
-            max.push_back(-std::numeric_limits<float>::infinity());
-            histogram.resize(histogram.size() + bins, 0);
-        }
+        if (added) stats.emplace_back(), histogram.resize(histogram.size() + bins, 0);
         return e;
     }
 };
+
+/// The first x in 0..n-1 whose value(x) is NaN, or -1 (a branch-free scan first: rows rarely hold any).
+template <class Value>
+std::int64_t first_nan(std::int64_t n, Value value) {
+    bool any = false;
+    for (std::int64_t x = 0; x < n; ++x) any |= std::isnan(value(x));
+    if (!any) return -1;
+    for (std::int64_t x = 0;; ++x)
+        if (std::isnan(value(x))) return x;
+}
 
 /// Where a key sits among the parts' keys: part `part`, position `at`.
 template <class Key>
@@ -160,12 +178,14 @@ auto sorted_entries(std::size_t parts, KeysOf keys_of, ThreadPool& pool) {
 }  // namespace detail
 
 /// A contact's value from a boundary map: the larger boundary value of its two voxels.
-/// (Contacts also say whether a voxel's values hold NaN: every voxel of the core is checked.)
+/// (Contacts also find NaN in a row's values, voxels i..i+n-1: every voxel of the core is checked.)
 template <class Value>
 struct BoundaryContacts {
     View<const Value> boundary;
     Vec3 shape() const { return boundary.shape(); }
-    bool has_nan(std::int64_t i) const { return std::isnan(static_cast<double>(boundary[i])); }
+    std::int64_t first_nan(std::int64_t i, std::int64_t n) const {
+        return detail::first_nan(n, [&](std::int64_t x) { return static_cast<double>(boundary[i + x]); });
+    }
     double operator()(std::int64_t i, int, std::int64_t j) const {
         return std::max(static_cast<double>(boundary[i]), static_cast<double>(boundary[j]));
     }
@@ -177,20 +197,24 @@ template <class Value>
 struct AffinityContacts {
     AffinityView<Value> affinity;
     Vec3 shape() const { return affinity.shape; }
-    bool has_nan(std::int64_t i) const {
-        return std::isnan(static_cast<double>(affinity(0, i)) + static_cast<double>(affinity(1, i)) +
-                          static_cast<double>(affinity(2, i)));
+    std::int64_t first_nan(std::int64_t i, std::int64_t n) const {
+        return detail::first_nan(n, [&](std::int64_t x) {
+            return static_cast<double>(affinity(0, i + x)) + static_cast<double>(affinity(1, i + x)) +
+                   static_cast<double>(affinity(2, i + x));
+        });
     }
-    double operator()(std::int64_t, int axis, std::int64_t j) const {
-        return 1.0 - static_cast<double>(affinity(axis, j));
+    double operator()(std::int64_t i, int axis, std::int64_t) const {  // j = i - e_axis: i's own channel
+        return 1.0 - static_cast<double>(affinity(axis, i));
     }
 };
 
 /// The region graph of `fragments` with statistics of the contact values `contacts(i, axis, j)`
-/// for face neighbours i and j = i + e_axis, counting the sizes of and the +x, +y, +z contacts
+/// for face neighbours i and j = i - e_axis, counting the sizes of and the -x, -y, -z contacts
 /// from the voxels in `core` only (array coordinates). For blocks: give each block's array one
-/// more voxel on its upper faces than its core (where the volume goes on); the block graphs then
+/// more voxel on its lower faces than its core (where the volume goes on); the block graphs then
 /// merge (voxelytics.graph.merge) into the graph of the whole volume, each contact counted once.
+/// (Looking back rather than ahead: a voxel's own affinities are those of its -x/-y/-z
+/// contacts, so the values are read in scan order instead of scattered over the next plane.)
 template <class Label, class Contacts>
 RegionGraph region_graph(View<const Label> fragments, const Contacts& contacts, std::size_t bins, ThreadPool& pool,
                          const Box& core) {
@@ -217,10 +241,7 @@ RegionGraph region_graph(View<const Label> fragments, const Contacts& contacts, 
                 const detail::EdgeKey key{std::min(u, v64), std::max(u, v64)};
                 if (key != last_key[axis]) last_key[axis] = key, last_edge[axis] = g.edge(key, bins);
                 const std::size_t e = last_edge[axis];
-                ++g.count[e];
-                g.sum[e] += v;
-                g.min[e] = std::min(g.min[e], static_cast<float>(v));
-                g.max[e] = std::max(g.max[e], static_cast<float>(v));
+                g.stats[e].add(v);
                 if (bins == 0) return;
                 const auto bin = static_cast<std::size_t>(std::clamp(v, 0.0, 1.0) * double(bins));
                 ++g.histogram[e * bins + std::min(bin, bins - 1)];
@@ -228,31 +249,38 @@ RegionGraph region_graph(View<const Label> fragments, const Contacts& contacts, 
             const std::int64_t z0 = lo.z + k * slab_depth, z1 = std::min(hi.z, z0 + slab_depth);
             Label last = 0;
             std::uint64_t run = 0;
+            const std::int64_t plane = s.x * s.y;
             for (std::int64_t z = z0; z < z1; ++z)
-                for (std::int64_t y = lo.y; y < hi.y; ++y)
-                    for (std::int64_t x = lo.x; x < hi.x; ++x) {
-                        const std::int64_t i = fragments.offset(x, y, z);
-                        const Label a = fragments[i];
+                for (std::int64_t y = lo.y; y < hi.y; ++y) {
+                    const std::int64_t row = fragments.offset(lo.x, y, z), width = hi.x - lo.x;
+                    if (const std::int64_t x = contacts.first_nan(row, width); x >= 0) {
+                        std::ostringstream msg;
+                        msg << "region_graph: NaN in the boundary/affinity values at voxel " << Vec3{lo.x + x, y, z};
+                        throw InvalidArgument(msg.str());
+                    }
+                    // Per row: which neighbours exist (-x: all but maybe the first voxel).
+                    const std::int64_t with_x = lo.x > 0 ? 0 : 1;
+                    const bool with_y = y > 0, with_z = z > 0;
+                    const Label* labels = fragments.data() + row;
+                    for (std::int64_t x = 0; x < width; ++x) {
+                        const Label a = labels[x];
                         if (a == last) {
                             ++run;
                         } else {
                             if (last != 0) g.add_size(last, run);
                             last = a, run = 1;
                         }
-                        if (contacts.has_nan(i)) {
-                            std::ostringstream msg;
-                            msg << "region_graph: NaN in the boundary/affinity values at voxel " << Vec3{x, y, z};
-                            throw InvalidArgument(msg.str());
-                        }
                         if (a == 0) continue;
+                        const std::int64_t i = row + x;
                         auto neighbour = [&](int axis, std::int64_t j) {
                             const Label b = fragments[j];
                             if (b != 0 && b != a) contact(axis, a, b, contacts(i, axis, j));
                         };
-                        if (x + 1 < s.x) neighbour(0, i + 1);
-                        if (y + 1 < s.y) neighbour(1, i + s.x);
-                        if (z + 1 < s.z) neighbour(2, i + s.x * s.y);
+                        if (x >= with_x) neighbour(0, i - 1);
+                        if (with_y) neighbour(1, i - s.x);
+                        if (with_z) neighbour(2, i - plane);
                     }
+                }
             if (last != 0) g.add_size(last, run);
         },
         slabs);
@@ -267,22 +295,18 @@ RegionGraph region_graph(View<const Label> fragments, const Contacts& contacts, 
         const auto& first = edges[k];
         const auto& g0 = parts[first.part];
         out.edges.push_back(first.key);
-        out.count.push_back(g0.count[first.at]);
-        out.sum.push_back(g0.sum[first.at]);
-        out.min.push_back(g0.min[first.at]);
-        out.max.push_back(g0.max[first.at]);
+        detail::ContactStats stats = g0.stats[first.at];
         const std::size_t row = out.histogram.size();
         out.histogram.insert(out.histogram.end(), g0.histogram.begin() + std::ptrdiff_t(first.at * bins),
                              g0.histogram.begin() + std::ptrdiff_t((first.at + 1) * bins));
         for (++k; k < edges.size() && edges[k].key == first.key; ++k) {
             const auto& g = parts[edges[k].part];
             const std::size_t e = edges[k].at;
-            out.count.back() += g.count[e];
-            out.sum.back() += g.sum[e];
-            out.min.back() = std::min(out.min.back(), g.min[e]);
-            out.max.back() = std::max(out.max.back(), g.max[e]);
+            stats.add(g.stats[e]);
             for (std::size_t b = 0; b < bins; ++b) out.histogram[row + b] += g.histogram[e * bins + b];
         }
+        out.count.push_back(stats.count), out.sum.push_back(stats.sum);
+        out.min.push_back(stats.min), out.max.push_back(stats.max);
     }
     const auto nodes =
         detail::sorted_entries(parts.size(), [&](std::size_t p) -> const auto& { return parts[p].nodes.keys(); }, pool);
