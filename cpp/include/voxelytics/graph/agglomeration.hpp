@@ -205,15 +205,16 @@ inline std::vector<std::uint64_t> merge_small(const RegionGraph& g, std::uint64_
         return static_cast<std::int64_t>(it - g.nodes.begin());
     };
     std::vector<std::uint64_t> size = g.sizes;
-    std::vector<std::size_t> order;
+    std::vector<std::pair<float, std::size_t>> order;  // (min, edge): strongest first, then lower id
     for (std::size_t e = 0; e < g.edges.size(); ++e) {
         const bool small = size[std::size_t(node(g.edges[e].first))] < size_threshold ||
                            size[std::size_t(node(g.edges[e].second))] < size_threshold;
-        if (small && 1.0 - double(g.min[e]) >= min_strength) order.push_back(e);  // sizes only grow
+        if (small && 1.0 - double(g.min[e]) >= min_strength) order.emplace_back(g.min[e], e);  // sizes only grow
     }
-    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return g.min[a] < g.min[b]; });
+    std::sort(order.begin(), order.end());
     UnionFind<std::int64_t> sets(n);  // roots: smallest node index = smallest id
-    for (const std::size_t e : order) {
+    for (const auto& candidate : order) {
+        const std::size_t e = candidate.second;
         const std::int64_t a = sets.find(node(g.edges[e].first)), b = sets.find(node(g.edges[e].second));
         if (a == b || (size[std::size_t(a)] >= size_threshold && size[std::size_t(b)] >= size_threshold)) continue;
         const std::int64_t root = sets.merge(a, b);
