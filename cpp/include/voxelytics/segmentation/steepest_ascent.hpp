@@ -96,6 +96,11 @@ public:
     AffinityRule(AffinityView<float> affinity, float low, float high, ThreadPool& pool)
         : affinity_(affinity), low_(low), high_(high), strongest_(static_cast<std::size_t>(affinity.size())) {
         const Vec3 s = shape();
+        // Locals, not members, in the loop: each store to strongest (a float) could otherwise
+        // change low_ or high_ as far as the compiler knows, which it would then read again.
+        const AffinityView<float> aff = affinity_;
+        const float lo = low_, hi = high_;
+        float* strongest = strongest_.data();
         // Each value is read here anyway: the NaN check costs nothing extra (a NaN would
         // otherwise pass for a cut edge).
         std::vector<std::int64_t> nan_at(pool.size(), -1);
@@ -104,17 +109,23 @@ public:
             [&](std::int64_t t) {
                 const std::int64_t z0 = s.z * t / std::int64_t(pool.size()),
                                    z1 = s.z * (t + 1) / std::int64_t(pool.size());
+                bool nan = false;
                 for (std::int64_t z = z0, i = z0 * s.x * s.y; z < z1; ++z)
                     for (std::int64_t y = 0; y < s.y; ++y)
                         for (std::int64_t x = 0; x < s.x; ++x, ++i) {
                             float m = -1.0f;
-                            detail::for_each_face_neighbour(
-                                s, i, {x, y, z}, [&](int d, std::int64_t j) { m = std::max(m, weight(i, d, j)); });
-                            strongest_[static_cast<std::size_t>(i)] = m;
-                            if (std::isnan(affinity_(0, i) + affinity_(1, i) + affinity_(2, i)) &&
-                                nan_at[std::size_t(t)] < 0)
-                                nan_at[std::size_t(t)] = i;
+                            detail::for_each_face_neighbour(s, i, {x, y, z}, [&](int d, std::int64_t j) {
+                                m = std::max(m, capped(aff(d / 2, (d & 1) ? j : i), lo, hi));
+                            });
+                            strongest[i] = m;
+                            nan |= std::isnan(aff(0, i) + aff(1, i) + aff(2, i));
                         }
+                if (!nan) return;
+                for (std::int64_t i = z0 * s.x * s.y; i < z1 * s.x * s.y; ++i)  // find the first
+                    if (std::isnan(aff(0, i) + aff(1, i) + aff(2, i))) {
+                        nan_at[std::size_t(t)] = i;
+                        break;
+                    }
             },
             std::int64_t(pool.size()));
         for (const std::int64_t i : nan_at)
@@ -137,17 +148,18 @@ public:
     }
 
 private:
-    /// The weight of the edge from i to its neighbour in `direction`, or -1 where it is cut.
+    /// An edge's weight: its affinity `a` capped at `high`, or -1 (cut) below `low`.
+    static float capped(float a, float low, float high) { return a >= low ? std::min(a, high) : -1.0f; }
+    /// The weight of the edge from i to its neighbour j in `direction`.
     float weight(std::int64_t i, int direction, std::int64_t j) const {
-        const float a = affinity_(direction / 2, (direction & 1) ? j : i);
-        return a >= low_ ? std::min(a, high_) : -1.0f;
+        return capped(affinity_(direction / 2, (direction & 1) ? j : i), low_, high_);
     }
     /// The weight of i's strongest edge (-1: none).
     float strongest(std::int64_t i) const { return strongest_[static_cast<std::size_t>(i)]; }
 
     AffinityView<float> affinity_;
     float low_, high_;
-    std::vector<float> strongest_;
+    vx::detail::ScratchVector<float> strongest_;  // filled in parallel: no serial zeroing first
 };
 
 struct Basins {
@@ -162,8 +174,10 @@ struct Basins {
 
 namespace detail {
 
-// A voxel's climb: a direction 0..5 (see for_each_face_neighbour), or one of these.
-constexpr std::uint8_t peak = 6, inactive = 7;
+// A voxel's climb: a direction 0..5 (see for_each_face_neighbour), a peak, or inactive. (An enum,
+// not a plain byte: stores through a byte type may alias anything, and the compiler would then
+// read the rule's members again after each one.)
+enum Climb : std::uint8_t { peak = 6, inactive = 7 };
 
 /// The unit step of direction d (0..5: -x, +x, -y, +y, -z, +z).
 inline Vec3 direction(int d) {
@@ -177,12 +191,12 @@ Basins steepest_ascent_basins(const Rule& rule, const Box& core, View<std::uint6
     const Vec3 s = rule.shape(), cs = core.size(), lo = core.topleft();
     const std::int64_t n = cs.x * cs.y * cs.z;
     auto region_index = [&](const Vec3& p) { return (p.x + s.x * (p.y + s.y * p.z)); };
-    auto climb = [&](std::int64_t i, const Vec3& p) -> std::uint8_t {
+    auto climb = [&](std::int64_t i, const Vec3& p) -> Climb {
         if (!rule.active(i, p)) return inactive;
         const int d = rule.climb(i, p);
-        return d < 0 ? peak : static_cast<std::uint8_t>(d);
+        return d < 0 ? peak : static_cast<Climb>(d);
     };
-    vx::detail::ScratchVector<std::uint8_t> climbs(static_cast<std::size_t>(n));  // per core voxel
+    vx::detail::ScratchVector<Climb> climbs(static_cast<std::size_t>(n));  // per core voxel
     vx::detail::ScratchVector<Index> parent(static_cast<std::size_t>(n));
     parallel_for(pool, 0, cs.z, [&](std::int64_t z) {  // the climbs are independent; the joining is not
         std::int64_t k = z * cs.x * cs.y;
@@ -214,7 +228,7 @@ Basins steepest_ascent_basins(const Rule& rule, const Box& core, View<std::uint6
             for (std::int64_t z = z0, k = z0 * cs.x * cs.y; z < z1; ++z)
                 for (std::int64_t y = 0; y < cs.y; ++y)
                     for (std::int64_t x = 0; x < cs.x; ++x, ++k) {
-                        const std::uint8_t c = climbs[k];
+                        const Climb c = climbs[k];
                         if (c < peak) {  // climbs outside the core: left to the upper faces below
                             const bool inside = c == 0   ? x > 0
                                                 : c == 1 ? x + 1 < cs.x
@@ -249,10 +263,10 @@ Basins steepest_ascent_basins(const Rule& rule, const Box& core, View<std::uint6
             for (std::int64_t u = 0; u < cs[a]; ++u) {
                 Vec3 q;
                 q[axis] = cs[axis] - 1, q[a] = u, q[b] = v;
-                const std::uint8_t ci = climbs[q.x + cs.x * (q.y + cs.y * q.z)];
+                const Climb ci = climbs[q.x + cs.x * (q.y + cs.y * q.z)];
                 if (ci == inactive) continue;
                 const Vec3 pi = lo + q, pj = pi + direction(up);
-                const std::uint8_t cj = climb(region_index(pj), pj);
+                const Climb cj = climb(region_index(pj), pj);
                 if (cj == inactive) continue;
                 if (ci == up || cj == down ||
                     (ci == peak && cj == peak && rule.level(region_index(pi), up, region_index(pj)))) {
@@ -269,13 +283,12 @@ Basins steepest_ascent_basins(const Rule& rule, const Box& core, View<std::uint6
             labels[k] = 0;
             continue;
         }
-        // A parent always has a smaller index, so in index order parent[k]'s root is known.
-        const Index root = parent[k] = parent[parent[k]];
-        if (root == k) {
+        // A parent always has a smaller index, so in index order parent[k] is already labelled.
+        if (parent[k] == k) {
             labels[k] = ++basins.count;
             basins.first_voxel.push_back(k);
         } else {
-            labels[k] = labels[root];
+            labels[k] = labels[parent[k]];
         }
     }
     return basins;
