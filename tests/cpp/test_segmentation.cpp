@@ -400,6 +400,19 @@ TEST_CASE("steepest_ascent_basins: blocks joined by their upper links give the w
             CHECK(it->second == whole[std::size_t(i)]);
         }
         CHECK(label_of_peak.size() == std::set<std::uint64_t>(whole.begin(), whole.end()).size());
+        // Numbered 1, 2, ... by first voxel in scan order, the same labels for any thread count.
+        std::uint64_t seen = 0;
+        for (const std::uint64_t label : whole) {
+            CHECK(label <= seen + 1);
+            seen = std::max(seen, label);
+        }
+        for (std::size_t threads : {1, 4, 6}) {
+            std::vector<std::uint64_t> labels(whole.size());
+            vx::ThreadPool pool(threads);
+            vx::segmentation::steepest_ascent_basins(rule, vx::Box({0, 0, 0}, s),
+                                                     vx::View<std::uint64_t>(labels.data(), s), pool);
+            CHECK(labels == whole);
+        }
     }
     // Blocks of 4 x 3 x 6 on the whole array as region (the rule's halo is always there).
     vx::ThreadPool pool(3);

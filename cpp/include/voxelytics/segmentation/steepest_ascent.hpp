@@ -22,12 +22,13 @@
 //                 (everything joined by affinities >= high is one plateau). Needs a halo of 3.
 //                 Refuses NaN.
 //
-// Cost: links are found, and joined within z-slabs, in parallel; the slab faces and the
-// numbering (by first voxel, in scan order) are one sequential pass each. Results never depend
+// Cost: links are found and joined within z-slabs, and the basins numbered (by first voxel, in
+// scan order), in parallel; the links between slabs are joined in one sequential pass. Results never depend
 // on the thread count (union-find roots are the smallest index). Scratch memory: 1 byte (the
 // climb direction) and 4 bytes (union-find parent; 8 beyond 2^31 voxels) per core voxel.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -214,11 +215,12 @@ Basins steepest_ascent_basins(const Rule& rule, const Box& core, View<std::uint6
     // Each thread joins those inside its slab of z-planes (the union-find then touches only that
     // slab's indices); links between slabs are joined afterwards.
     const std::int64_t slabs = std::max<std::int64_t>(1, std::min<std::int64_t>(cs.z, std::int64_t(pool.size())));
+    const auto first_plane = [&](std::int64_t t) { return cs.z * t / slabs; };  // of slab t
     std::vector<std::vector<std::pair<Index, Index>>> crossing(static_cast<std::size_t>(slabs));
     parallel_for(
         pool, 0, slabs,
         [&](std::int64_t t) {
-            const std::int64_t z0 = cs.z * t / slabs, z1 = cs.z * (t + 1) / slabs;
+            const std::int64_t z0 = first_plane(t), z1 = first_plane(t + 1);
             auto join = [&](std::int64_t k, std::int64_t j, std::int64_t zj) {
                 if (zj < z0 || zj >= z1)
                     crossing[static_cast<std::size_t>(t)].emplace_back(static_cast<Index>(k), static_cast<Index>(j));
@@ -278,19 +280,41 @@ Basins steepest_ascent_basins(const Rule& rule, const Box& core, View<std::uint6
             }
         });
     }
-    for (std::int64_t k = 0; k < n; ++k) {
-        if (climbs[k] == inactive) {
-            labels[k] = 0;
-            continue;
-        }
-        // A parent always has a smaller index, so in index order parent[k] is already labelled.
-        if (parent[k] == k) {
-            labels[k] = ++basins.count;
-            basins.first_voxel.push_back(k);
-        } else {
-            labels[k] = labels[parent[k]];
-        }
-    }
+    // Numbering: roots (parent[k] == k: the smallest index of a basin) get 1..count in index
+    // order, per slab from the slab's offset; then every other voxel takes its root's label.
+    std::vector<std::vector<std::int64_t>> roots(static_cast<std::size_t>(slabs));
+    parallel_for(
+        pool, 0, slabs,
+        [&](std::int64_t t) {
+            for (std::int64_t k = first_plane(t) * core_step[2]; k < first_plane(t + 1) * core_step[2]; ++k)
+                if (climbs[k] != inactive && parent[k] == k) roots[static_cast<std::size_t>(t)].push_back(k);
+        },
+        slabs);
+    for (const auto& r : roots) basins.first_voxel.insert(basins.first_voxel.end(), r.begin(), r.end());
+    basins.count = basins.first_voxel.size();
+    auto root_label = [&](std::int64_t root) {
+        const auto& first = basins.first_voxel;
+        return static_cast<std::uint64_t>(std::lower_bound(first.begin(), first.end(), root) - first.begin()) + 1;
+    };
+    parallel_for(
+        pool, 0, slabs,
+        [&](std::int64_t t) {
+            std::uint64_t label = 0;
+            for (std::int64_t u = 0; u < t; ++u) label += roots[static_cast<std::size_t>(u)].size();
+            const std::int64_t begin = first_plane(t) * core_step[2], end = first_plane(t + 1) * core_step[2];
+            for (std::int64_t k = begin; k < end; ++k) {
+                const Index p = parent[k];
+                if (climbs[k] == inactive)
+                    labels[k] = 0;
+                else if (p == k)
+                    labels[k] = ++label;
+                else if (p >= begin)  // p < k: labelled already
+                    labels[k] = labels[p];
+                else  // p is in an earlier slab, being labelled now: its root's label is its rank
+                    labels[k] = root_label(graph::find_root_const(parent, p));
+            }
+        },
+        slabs);
     return basins;
 }
 
