@@ -17,7 +17,7 @@ agglomeration); voxelytics' affinity watershed + region graph + mean agglomerati
 recipe), and its distance watershed on the boundary map + agglomeration. Best VOI and ARAND over
 the thresholds against the ground truth are printed with the times.
 
-Prints the best of --repeat runs and ratios.
+Prints the best of --repeat runs and ratios (end to end: the runs of the three interleaved).
 Run: python benchmarks/bench_segmentation.py [--size 256]
 """
 
@@ -27,7 +27,7 @@ import argparse
 import functools
 
 import numpy as np
-from timing import best_time
+from timing import best_time, best_times
 
 import voxelytics as vx
 
@@ -139,20 +139,22 @@ def end_to_end(cells: np.ndarray, voxel_size, repeat: int) -> None:
         agg = vx.agglomerate(vx.region_graph(fragments, boundary, bins=0), thresholds)
         return [agg.apply(fragments, k) for k in range(len(thresholds))]
 
+    runs = {
+        "waterz 0.10": run_waterz,
+        "voxelytics affinity watershed": run_affinity,
+        "voxelytics distance watershed": run_distance,
+    }
+    scores = {}
+    for name, run in runs.items():
+        all_scores = [vx.metrics.segmentation_scores(cells, seg) for seg in run()]
+        scores[name] = min(all_scores, key=lambda s: s.voi_split + s.voi_merge)
+    times = best_times(runs, repeat)
     print(f"end to end on {cells.shape} (boundary from the true cells), {len(thresholds)} thresholds")
     print(f"{'':34} {'seconds':>8} {'vs waterz':>9} {'VOI split+merge':>16} {'ARAND':>6}")
-    t_waterz = None
-    for name, run in (
-        ("waterz 0.10", run_waterz),
-        ("voxelytics affinity watershed", run_affinity),
-        ("voxelytics distance watershed", run_distance),
-    ):
-        scores = [vx.metrics.segmentation_scores(cells, seg) for seg in run()]
-        best = min(scores, key=lambda s: s.voi_split + s.voi_merge)
-        t = best_time(run, repeat)
-        t_waterz = t_waterz or t
+    for name, best in scores.items():
         voi = f"{best.voi_split:.3f}+{best.voi_merge:.3f}"
-        print(f"{name:34} {t:8.3f} {t_waterz / t:8.2f}x {voi:>16} {best.arand:6.3f}")
+        ratio = times["waterz 0.10"] / times[name]
+        print(f"{name:34} {times[name]:8.3f} {ratio:8.2f}x {voi:>16} {best.arand:6.3f}")
 
 
 if __name__ == "__main__":
