@@ -33,7 +33,7 @@ from .graph import Agglomeration
 from .io import Dataset
 from .segmentation import AffinityWatershed, DistanceWatershed, blockwise_fragments
 
-__all__ = ["first_voxels", "load_agglomeration", "segment_neurons", "write_agglomerate_attachment"]
+__all__ = ["load_agglomeration", "segment_neurons", "write_agglomerate_attachment"]
 
 
 class LayerVolume:
@@ -134,10 +134,12 @@ def segment_neurons(
         layers[name] = out.add_layer(name, "segmentation", np.uint64)
         layers[name].add_mag(1, chunk_shape=32, shard_shape=shard)
     fragments = LayerVolume(layers["fragments"], box)
-    # The fragments' graph comes with them (for affinities, the one the size merging built).
-    _, n, g = blockwise_fragments(
-        source, method, block_shape, out=fragments, threads=threads, progress=progress, return_graph=True
-    )
+    # The fragments' graph (for affinities, the one the size merging built) and first voxels
+    # (the attachments' positions) come with them: no further pass over the fragments.
+    _, n, g, first = blockwise_fragments(
+        source, method, block_shape, out=fragments, threads=threads, progress=progress,
+        return_graph=True, return_first_voxels=True,
+    )  # fmt: skip
     agglomeration = graph.agglomerate(g, thresholds, scoring=scoring, quantile=quantile)
     lookup = _segment_lookup(agglomeration, apply, n)
     segmentation = LayerVolume(layers["segmentation"], box)
@@ -148,7 +150,7 @@ def segment_neurons(
         segmentation[sl] = lookup[np.asarray(fragments[sl])]
     layers["fragments"].largest_segment_id = n
     layers["segmentation"].largest_segment_id = int(lookup.max(initial=0))
-    positions = first_voxels(fragments, n, block_shape) + np.asarray(box.topleft)
+    positions = first + np.asarray(box.topleft)
     for k, threshold in enumerate(thresholds):
         name = f"agglomerate_view_{round(threshold * 100):d}"
         write_agglomerate_attachment(layers["fragments"], name, agglomeration, k, positions)
@@ -176,23 +178,6 @@ def _segment_lookup(agglomeration: Agglomeration, k: int, n: int) -> np.ndarray:
     lookup = np.arange(n + 1, dtype=np.uint64)
     lookup[agglomeration.nodes] = agglomeration.segments[k]
     return lookup
-
-
-def first_voxels(fragments, n: int, block_shape) -> np.ndarray:
-    """(n, 3) int64: the first voxel (x-fastest scan order) of each fragment 1..n of an [x, y, z]
-    volume (anything sliceable), read block by block."""
-    shape = tuple(int(s) for s in np.shape(fragments))
-    best = np.full(n + 1, np.iinfo(np.int64).max, np.int64)
-    for block in BlockGrid(Box((0, 0, 0), shape), block_shape=tuple(int(b) for b in block_shape)):
-        core = block.core
-        data = np.asarray(fragments[tuple(slice(a, a + s) for a, s in zip(core.topleft, core.size))])
-        ids, where = np.unique(data.ravel(order="F"), return_index=True)
-        local = np.unravel_index(where, core.size, order="F")
-        linear = np.ravel_multi_index(tuple(p + t for p, t in zip(local, core.topleft)), shape, order="F")
-        np.minimum.at(best, ids.astype(np.int64), linear)
-    if n and best[1:].max() == np.iinfo(np.int64).max:
-        raise ValueError(f"fragment {int(np.argmax(best[1:] == np.iinfo(np.int64).max)) + 1} has no voxel")
-    return np.stack(np.unravel_index(best[1:], shape, order="F"), axis=1) if n else np.zeros((0, 3), np.int64)
 
 
 def write_agglomerate_attachment(layer, name: str, agglomeration: Agglomeration, k: int, positions) -> dict:

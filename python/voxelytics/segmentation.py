@@ -351,6 +351,7 @@ def blockwise_fragments(
     progress: bool | None = None,
     return_graph: bool = False,
     graph_bins: int = 64,
+    return_first_voxels: bool = False,
 ):
     """Fragments of ``source`` (boundary map [x, y, z] or affinities [3, x, y, z]; anything
     sliceable, e.g. a numpy or zarr array) computed block by block with ``method``'s halo.
@@ -364,6 +365,8 @@ def blockwise_fragments(
     ``return_graph``: the fragments' region graph on ``source``
     (:func:`voxelytics.graph.blockwise_region_graph`, reused from the size merging if there is one)
     with ``graph_bins`` histogram bins (0: none, which is faster; quantile scoring needs them).
+    ``return_first_voxels``: also an (n, 3) int64 array, the first voxel of each fragment (known
+    from the numbering, so no pass over ``out``; e.g. a webKnossos agglomerate's position).
     """
     shape = _volume_shape(source, method.channels)
     block_shape = (
@@ -374,7 +377,8 @@ def blockwise_fragments(
     if out is None:
         out = np.zeros(shape, np.uint64, order="F")
     if min(shape) == 0:
-        return (out, 0, _empty_graph(graph_bins)) if return_graph else (out, 0)
+        return _fragments_result(out, 0, _empty_graph(graph_bins), np.zeros(0, np.int64), shape,
+                                 return_graph, return_first_voxels)  # fmt: skip
     id_limit = np.iinfo(np.dtype(getattr(out, "dtype", np.uint64))).max
     grid = BlockGrid(Box((0, 0, 0), shape), block_shape=block_shape, halo=method.halo())
     blocks = list(grid)
@@ -424,7 +428,7 @@ def blockwise_fragments(
         plane[axis] = last + 1
         above = np.asarray(out[tuple(plane)])
         pairs.append(np.unique(np.stack([below[mask], above[mask]], axis=1), axis=0))
-    lookup = _canonical_ids(
+    lookup, first = _canonical_ids(
         count, np.concatenate(first_voxels) if first_voxels else np.zeros(0, np.int64), pairs
     )
     # Pass 3: the canonical ids.
@@ -432,19 +436,28 @@ def blockwise_fragments(
     n = int(lookup.max(initial=0))
     graph = None
     if getattr(method, "size_threshold", 0) > 0 and n > 0:
-        n, graph = _merge_small_fragments(
+        n, graph, merged = _merge_small_fragments(
             out, source, method, block_shape, n, threads, blocks, progress, graph_bins
         )
-    if not return_graph:
-        return out, n
-    if graph is None:
+        first = first[merged - 1]  # a merged fragment's first voxel is that of its smallest member
+    if return_graph and graph is None:
         from .graph import blockwise_region_graph
 
         values = {"affinities": source} if method.channels else {"boundary": source}
         graph = blockwise_region_graph(
             out, values.pop("boundary", None), block_shape, bins=graph_bins, threads=threads, **values
         )
-    return out, n, graph
+    return _fragments_result(out, n, graph, first, shape, return_graph, return_first_voxels)
+
+
+def _fragments_result(out, n, graph, first, shape, return_graph: bool, return_first_voxels: bool) -> tuple:
+    """(out, n), then the graph and the (n, 3) first voxels (from linear indices) if asked for."""
+    result = (out, n)
+    if return_graph:
+        result += (graph,)
+    if return_first_voxels:
+        result += (np.stack(np.unravel_index(first, shape, order="F"), axis=1).astype(np.int64),)
+    return result
 
 
 def _empty_graph(bins: int):
@@ -471,7 +484,7 @@ def _relabel_blocks(out, lookup: np.ndarray, blocks, progress, threads: int | No
 def _merge_small_fragments(out, affinities, method, block_shape, n, threads, blocks, progress, bins):
     """Zlateski & Seung's size-threshold merging on the region graph of ``out`` (ids 1..n), then
     ids 1..m again in order of each merged fragment's first voxel (its smallest id). Returns m and
-    the region graph of the merged fragments."""
+    the region graph of the merged fragments, and each merged fragment's smallest member id."""
     from . import graph
 
     g = graph.blockwise_region_graph(
@@ -484,12 +497,13 @@ def _merge_small_fragments(out, affinities, method, block_shape, n, threads, blo
     roots = np.unique(lookup[1:])
     lookup[1:] = np.searchsorted(roots, lookup[1:]) + 1  # order-preserving: ids by first voxel
     _relabel_blocks(out, lookup, blocks, progress, threads)
-    return len(roots), graph.contract(g, g.nodes, lookup[g.nodes])
+    return len(roots), graph.contract(g, g.nodes, lookup[g.nodes]), roots
 
 
-def _canonical_ids(count: int, first_voxels: np.ndarray, pairs: list) -> np.ndarray:
+def _canonical_ids(count: int, first_voxels: np.ndarray, pairs: list) -> tuple[np.ndarray, np.ndarray]:
     """lookup[piece id] -> fragment id: pieces joined by ``pairs``, fragments numbered by their
-    first voxel (smallest linear index) so that the ids do not depend on the blocks."""
+    first voxel (smallest linear index) so that the ids do not depend on the blocks; and those
+    first voxels, in id order."""
     from scipy import sparse
     from scipy.sparse.csgraph import connected_components as components
 
@@ -505,7 +519,7 @@ def _canonical_ids(count: int, first_voxels: np.ndarray, pairs: list) -> np.ndar
     rank[np.argsort(first, kind="stable")] = np.arange(1, len(first) + 1, dtype=np.uint64)
     lookup = np.zeros(count + 1, np.uint64)
     lookup[1:] = rank[component]
-    return lookup
+    return lookup, np.sort(first)
 
 
 def distance_watershed(

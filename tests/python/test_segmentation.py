@@ -664,6 +664,33 @@ def test_affinity_watershed_same_fragments_for_any_block_shape(flyem, block_shap
     assert n > 500
 
 
+def _first_voxels(fragments, n):
+    """(n, 3): each id's first voxel in x-fastest scan order, straight from the array."""
+    ids, where = np.unique(fragments.ravel(order="F"), return_index=True)
+    assert (ids[ids > 0] == np.arange(1, n + 1)).all()
+    return np.stack(np.unravel_index(where[ids > 0], fragments.shape, order="F"), axis=1)
+
+
+@pytest.mark.parametrize("affinities", [False, True])
+def test_blockwise_fragments_first_voxels_without_a_pass_over_the_output(flyem, affinities):
+    boundary = flyem["test"]["boundary"]
+    source, method = (
+        (_affinities_from_boundary(boundary), vx.segmentation.AffinityWatershed())  # size merging on
+        if affinities
+        else (boundary, vx.segmentation.DistanceWatershed())
+    )
+    for block_shape in (None, (40, 33, 29)):
+        frag, n, first = vx.segmentation.blockwise_fragments(
+            source, method, block_shape, return_first_voxels=True
+        )
+        assert first.shape == (n, 3) and first.dtype == np.int64 and n > 500
+        np.testing.assert_array_equal(first, _first_voxels(frag, n))
+    frag, n, graph, first = vx.segmentation.blockwise_fragments(
+        source, method, return_graph=True, return_first_voxels=True
+    )
+    assert graph.nodes[-1] <= n and len(first) == n
+
+
 def test_fragments_bad_input():
     b = np.zeros((8, 8, 8), np.float32)
     b[3, 4, 5] = np.nan
