@@ -11,8 +11,8 @@
 //
 // A rule gives active(i, p) (false: label 0), climb(i, p) (the direction, 0..5 in the order -x,
 // +x, -y, +y, -z, +z, of the neighbour voxel i at p climbs to; -1 for a peak) and
-// level(i, direction, j) (peaks i and j, face neighbours, lie on one plateau). Each rule sees the region it was given
-// as the whole world:
+// level(i, direction, j) (peaks i and j, face neighbours, lie on one plateau). Each rule sees
+// the region it was given as the whole world:
 //   HeightRule    climb to the highest neighbour if it is higher (first in -x,+x,-y,+y,-z,+z
 //                 order on ties); plateau = equal height. Needs a halo of 2 voxels.
 //   AffinityRule  Zlateski & Seung's watershed on affinities: an edge's weight is its affinity
@@ -23,9 +23,10 @@
 //                 Refuses NaN.
 //
 // Cost: links are found and joined within z-slabs, and the basins numbered (by first voxel, in
-// scan order), in parallel; the links between slabs are joined in one sequential pass. Results never depend
-// on the thread count (union-find roots are the smallest index). Scratch memory: 1 byte (the
-// climb direction) and 4 bytes (union-find parent; 8 beyond 2^31 voxels) per core voxel.
+// scan order), in parallel; only the links between slabs are joined in one sequential pass.
+// Results never depend on the thread count (union-find roots are the smallest index). Scratch
+// memory: 1 byte (the climb direction) and 4 bytes (union-find parent; 8 beyond 2^31 voxels) per
+// core voxel.
 #pragma once
 
 #include <algorithm>
