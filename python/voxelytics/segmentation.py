@@ -282,10 +282,12 @@ class DistanceWatershed:
         )
         np.minimum(distance, cap, out=distance)
         inner = np.where(inside, distance, np.float32(0))
-        if self.smoothing > 0:
-            inner = ndimage.gaussian_filter(inner, self._sigma(), truncate=4.0)
-        outer = distance + np.float32(0.5 * unit) * boundary
-        return np.asfortranarray(np.where(inside, inner, -outer), dtype=np.float32)
+        if self.smoothing > 0:  # into a Fortran-ordered array, like the others (no copy at the end)
+            inner = ndimage.gaussian_filter(inner, self._sigma(), truncate=4.0, output=np.empty_like(inner))
+        height = np.multiply(boundary, np.float32(-0.5 * unit), dtype=np.float32)
+        height -= distance  # -(distance + half the boundary value) outside cells ...
+        np.copyto(height, inner, where=inside)  # ... the smoothed distance inside
+        return np.asfortranarray(height)  # (a C-ordered boundary gives C-ordered arrays here)
 
     def basins(self, region: np.ndarray, core: Box, threads: int | None = None, out=None):
         boundary = _boundary_array(region).astype(np.float32, copy=False)
