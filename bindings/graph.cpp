@@ -83,15 +83,23 @@ py::dict to_dict(vx::graph::RegionGraph&& g) {
 
 using U64Array = ArrayOf<std::uint64_t>;
 
+/// An (m, 2) edge array as (u, v) pairs; `what` names the caller in the length error.
+std::vector<std::pair<std::uint64_t, std::uint64_t>> edge_pairs(const U64Array& edges, std::size_t m,
+                                                                const char* what) {
+    if (edges.ndim() != 2 || edges.shape(1) != 2 || std::size_t(edges.shape(0)) != m)
+        throw vx::InvalidArgument(std::string(what) + ": the graph's edge arrays differ in length");
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> pairs(m);
+    const std::uint64_t* e = edges.data();
+    for (std::size_t k = 0; k < m; ++k) pairs[k] = {e[2 * k], e[2 * k + 1]};
+    return pairs;
+}
+
 py::array_t<std::uint64_t> merge_small(const U64Array& edges,
                                        const py::array_t<float, py::array::c_style | py::array::forcecast>& min,
                                        const U64Array& nodes, const U64Array& sizes, std::uint64_t size_threshold,
                                        double min_strength) {
     vx::graph::RegionGraph g;
-    const auto m = static_cast<std::size_t>(min.size());
-    if (edges.ndim() != 2 || edges.shape(1) != 2 || std::size_t(edges.shape(0)) != m)
-        throw vx::InvalidArgument("merge_small: edges and min differ in length");
-    for (std::size_t e = 0; e < m; ++e) g.edges.emplace_back(edges.at(py::ssize_t(e), 0), edges.at(py::ssize_t(e), 1));
+    g.edges = edge_pairs(edges, static_cast<std::size_t>(min.size()), "merge_small");
     g.min = to_vector(min), g.nodes = to_vector(nodes), g.sizes = to_vector(sizes);
     std::vector<std::uint64_t> segments;
     {
@@ -101,7 +109,7 @@ py::array_t<std::uint64_t> merge_small(const U64Array& edges,
     return to_numpy(std::move(segments));
 }
 
-py::dict agglomerate(const py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast>& edges,
+py::dict agglomerate(const U64Array& edges,
                      const py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast>& count,
                      const py::array_t<double, py::array::c_style | py::array::forcecast>& sum,
                      const py::array_t<float, py::array::c_style | py::array::forcecast>& min,
@@ -111,12 +119,11 @@ py::dict agglomerate(const py::array_t<std::uint64_t, py::array::c_style | py::a
                      const std::string& scoring, double quantile, const std::vector<double>& thresholds) {
     vx::graph::RegionGraph g;
     const auto m = static_cast<std::size_t>(count.size());
-    if (edges.ndim() != 2 || edges.shape(1) != 2 || std::size_t(edges.shape(0)) != m || std::size_t(sum.size()) != m ||
-        std::size_t(min.size()) != m || std::size_t(max.size()) != m || histogram.ndim() != 2 ||
-        std::size_t(histogram.shape(0)) != m)
+    if (std::size_t(sum.size()) != m || std::size_t(min.size()) != m || std::size_t(max.size()) != m ||
+        histogram.ndim() != 2 || std::size_t(histogram.shape(0)) != m)
         throw vx::InvalidArgument("agglomerate: the graph's edge arrays differ in length");
     g.bins = static_cast<std::size_t>(histogram.shape(1));
-    for (std::size_t e = 0; e < m; ++e) g.edges.emplace_back(edges.at(py::ssize_t(e), 0), edges.at(py::ssize_t(e), 1));
+    g.edges = edge_pairs(edges, m, "agglomerate");
     g.count = to_vector(count), g.sum = to_vector(sum), g.min = to_vector(min), g.max = to_vector(max);
     g.histogram = to_vector(histogram), g.nodes = to_vector(nodes);
     vx::graph::Score score;
