@@ -404,7 +404,14 @@ class Mag:
         return tuple(self._m.factor)
 
     def read(self, box: Box | None = None, *, threads: int | None = None) -> np.ndarray:
-        """The box (mag-1 voxels, default: the layer's bounding box) as (c, x, y, z) in this mag."""
+        """The box (mag-1 voxels, default: the layer's bounding box) as (c, x, y, z) in this mag.
+
+        The array is Fortran-ordered: channels fastest, then x, y, z (strides ``(e, c*e,
+        c*X*e, c*X*Y*e)`` for ``e``-byte elements). That is the order webKnossos stores a voxel's
+        channels in (transpose [3, 2, 1, 0], the webknossos-libs default), so chunks are
+        decompressed straight into place and the result is returned without a copy; it is also
+        what ``affinities`` arguments take (``(3, x, y, z)``, channels fastest). ``read()[k]``
+        is channel ``k`` as a strided view; ``np.asfortranarray(read()[k])`` makes it dense."""
         box = self.layer.bounding_box if box is None else box
         return self._m.read(box.topleft, box.size, resolve_threads(threads))
 

@@ -8,6 +8,7 @@
 #include "voxelytics/io/chunk_cache.hpp"
 #include "voxelytics/io/crc32c.hpp"
 #include "voxelytics/io/downsampling.hpp"
+#include "voxelytics/io/json_field.hpp"
 #include "voxelytics/io/store.hpp"
 #include "voxelytics/io/zarr_array.hpp"
 
@@ -166,7 +167,14 @@ TEST_CASE("bad metadata is refused with the place at fault") {
                                                           {"name": "bytes"}])"));
         FAIL("expected CorruptData");
     } catch (const vx::CorruptData& e) {
-        CHECK(std::string(e.what()) == "test zarr.json codecs[0]: transpose order is not a permutation");
+        CHECK(std::string(e.what()) ==
+              "test zarr.json: codecs[0].configuration.order: is not a permutation of the axes");
+    }
+    try {  // a value of the wrong JSON type: named with its key path, not nlohmann's type_error
+        metadata({4}, {4}, vx::io::json::parse(R"([{"name": "bytes", "configuration": "little"}])"));
+        FAIL("expected CorruptData");
+    } catch (const vx::CorruptData& e) {
+        CHECK(std::string(e.what()) == "test zarr.json: codecs[0].configuration: expected an object, got a string");
     }
     TempDir dir;
     REQUIRE_THROWS_AS(vx::io::ZarrArray::open(std::make_shared<vx::io::FileStore>(dir.path), "missing"), vx::NotFound);
@@ -255,4 +263,51 @@ TEST_CASE("small reads go through the chunk cache, which never serves a replaced
     array.set_cache(nullptr);
     store->set(array.chunk_key({0, 0, 0}), first_version);
     CHECK(read_voxel(2, 6, 1) == 2 + 16 * (6 + 16 * 1));
+}
+
+TEST_CASE("JsonField reads typed values and names the file and key path of bad ones") {
+    const auto doc = vx::io::json::parse(R"({"a": {"b": [1, -2, "x"], "n": null}, "big": 300, "s": "t"})");
+    const vx::io::JsonField root(doc, "f.json");
+    CHECK(root.field("a").field("b").item(1).as<std::int64_t>() == -2);
+    CHECK(root.get<int>("missing", 5) == 5);
+    CHECK(!root.field("a").has("n"));  // null counts as absent
+    CHECK(root.get("s", "") == "t");
+    auto message = [](auto&& fn) {
+        try {
+            fn();
+        } catch (const vx::CorruptData& e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    CHECK(message([&] { root.field("a").field("b").list<std::int64_t>(); }) ==
+          "f.json: a.b[2]: expected an integer, got a string");
+    CHECK(message([&] { root.field("a").field("b").item(1).as<std::uint32_t>(); }) ==
+          "f.json: a.b[1]: expected a non-negative integer, got -2");
+    CHECK(message([&] { root.field("big").as<std::uint8_t>(); }) == "f.json: big: integer out of range");
+    CHECK(message([&] { root.field("s").field("x"); }) == "f.json: s: expected an object, got a string");
+    CHECK(message([&] { root.field("nope"); }) == "f.json: missing \"nope\"");
+    CHECK(message([&] { root.field("a").item(0); }) == "f.json: a: expected a list, got an object");
+}
+
+TEST_CASE("strided_copy drops unit axes and merges contiguous ones without changing the result") {
+    // A (1, 5, 4, 3) box out of a (1, 8, 6, 5) Fortran array, into a dense Fortran buffer, and a
+    // transposing copy of the same box: compared with an element-by-element reference.
+    const Shape big{1, 8, 6, 5}, box{1, 5, 4, 3};
+    std::vector<std::uint16_t> src(static_cast<std::size_t>(vx::io::product(big)));
+    for (std::size_t i = 0; i < src.size(); ++i) src[i] = static_cast<std::uint16_t>(i * 7 + 1);
+    const Shape src_strides = vx::io::fortran_strides(big);
+    const std::int64_t start = 2 * src_strides[1] + 1 * src_strides[2] + 1 * src_strides[3];
+    for (const Shape& dst_strides : {vx::io::fortran_strides(box), Shape{60, 12, 3, 1}}) {
+        std::vector<std::uint16_t> dst(60, 0), expected(60, 0);
+        for (std::int64_t x = 0; x < 5; ++x)
+            for (std::int64_t y = 0; y < 4; ++y)
+                for (std::int64_t z = 0; z < 3; ++z)
+                    expected[static_cast<std::size_t>(x * dst_strides[1] + y * dst_strides[2] + z * dst_strides[3])] =
+                        src[static_cast<std::size_t>(start + x * src_strides[1] + y * src_strides[2] +
+                                                     z * src_strides[3])];
+        vx::io::strided_copy(reinterpret_cast<const std::uint8_t*>(src.data() + start), src_strides,
+                             reinterpret_cast<std::uint8_t*>(dst.data()), dst_strides, box, 2);
+        CHECK(dst == expected);
+    }
 }

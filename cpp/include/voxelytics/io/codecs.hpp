@@ -20,6 +20,7 @@
 #include "voxelytics/core/errors.hpp"
 #include "voxelytics/io/compression.hpp"
 #include "voxelytics/io/crc32c.hpp"
+#include "voxelytics/io/json_field.hpp"
 
 namespace vx::io {
 
@@ -41,33 +42,57 @@ inline Shape fortran_strides(const Shape& shape) {
 }
 
 /// Copies an N-d block of `shape` elements of `elem` bytes between two strided layouts (strides
-/// in elements, per axis). Axis 0 is the innermost loop.
+/// in elements, per axis). Axes of size 1 are dropped and axes that are contiguous in both
+/// layouts merged first, so a (1, x, y, z) chunk copies like an (x, y, z) one and a block that
+/// is contiguous in both layouts is one memcpy. The first remaining axis is the innermost loop.
 inline void strided_copy(const std::uint8_t* src, const Shape& src_strides, std::uint8_t* dst, const Shape& dst_strides,
                          const Shape& shape, std::size_t elem) {
-    const std::size_t n = shape.size();
     if (product(shape) == 0) return;
-    std::vector<std::int64_t> index(n, 0);
-    const bool contiguous = src_strides[0] == 1 && dst_strides[0] == 1;
+    Shape n, ss, ds;  // the simplified shape and strides
+    for (std::size_t a = 0; a < shape.size(); ++a) {
+        if (shape[a] == 1) continue;
+        if (!n.empty() && ss.back() * n.back() == src_strides[a] && ds.back() * n.back() == dst_strides[a]) {
+            n.back() *= shape[a];
+            continue;
+        }
+        n.push_back(shape[a]);
+        ss.push_back(src_strides[a]);
+        ds.push_back(dst_strides[a]);
+    }
+    if (n.empty()) {
+        std::memcpy(dst, src, elem);
+        return;
+    }
+    while (n.size() < 2) {  // rows (axis 0) in planes (axis 1), planes in the rest
+        n.push_back(1);
+        ss.push_back(0);
+        ds.push_back(0);
+    }
+    const auto e = static_cast<std::int64_t>(elem);
+    const bool contiguous = ss[0] == 1 && ds[0] == 1;
+    const auto row_bytes = static_cast<std::size_t>(n[0]) * elem;
+    std::vector<std::int64_t> index(n.size(), 0);
+    std::int64_t s = 0, d = 0;  // offsets of the current plane, in elements
     for (;;) {
-        std::int64_t s = 0, d = 0;
-        for (std::size_t a = 1; a < n; ++a) {
-            s += index[a] * src_strides[a];
-            d += index[a] * dst_strides[a];
+        const std::uint8_t* from = src + s * e;
+        std::uint8_t* to = dst + d * e;
+        for (std::int64_t j = 0; j < n[1]; ++j, from += ss[1] * e, to += ds[1] * e) {
+            if (contiguous) {
+                std::memcpy(to, from, row_bytes);
+            } else {
+                for (std::int64_t i = 0; i < n[0]; ++i) std::memcpy(to + i * ds[0] * e, from + i * ss[0] * e, elem);
+            }
         }
-        if (contiguous) {
-            std::memcpy(dst + d * static_cast<std::int64_t>(elem), src + s * static_cast<std::int64_t>(elem),
-                        static_cast<std::size_t>(shape[0]) * elem);
-        } else {
-            for (std::int64_t i = 0; i < shape[0]; ++i)
-                std::memcpy(dst + (d + i * dst_strides[0]) * static_cast<std::int64_t>(elem),
-                            src + (s + i * src_strides[0]) * static_cast<std::int64_t>(elem), elem);
-        }
-        std::size_t a = 1;
-        for (; a < n; ++a) {
-            if (++index[a] < shape[a]) break;
+        std::size_t a = 2;
+        for (; a < n.size(); ++a) {
+            s += ss[a];
+            d += ds[a];
+            if (++index[a] < n[a]) break;
+            s -= ss[a] * n[a];
+            d -= ds[a] * n[a];
             index[a] = 0;
         }
-        if (a == n) return;
+        if (a >= n.size()) return;
     }
 }
 
@@ -85,66 +110,63 @@ struct Sharding {
 
 class CodecChain {
 public:
-    /// Parses a `codecs` list; `where` names it in errors (e.g. ".../zarr.json codecs").
-    static CodecChain from_json(const json& codecs, std::size_t ndim, const std::string& where) {
-        if (!codecs.is_array() || codecs.empty()) throw CorruptData(where + ": must be a non-empty list");
+    /// Parses a `codecs` list (the field `codecs` of a zarr.json, or of a sharding codec's
+    /// configuration) for arrays of `ndim` axes; errors name the file and key path.
+    static CodecChain from_json(const JsonField& codecs, std::size_t ndim) {
+        if (codecs.require_list().size() == 0) codecs.fail("needs at least one codec");
         CodecChain chain;
-        chain.json_ = codecs;
+        chain.json_ = codecs.value();
         chain.permutation_.resize(ndim);
         std::iota(chain.permutation_.begin(), chain.permutation_.end(), 0);
         bool have_array_to_bytes = false;
-        for (std::size_t i = 0; i < codecs.size(); ++i) {
-            const json& c = codecs[i];
-            const std::string at = where + "[" + std::to_string(i) + "]";
-            if (!c.is_object() || !c.contains("name") || !c["name"].is_string())
-                throw CorruptData(at + ": a codec needs a \"name\"");
-            const std::string name = c["name"];
-            const json config = c.value("configuration", json::object());
+        for (const JsonField& c : codecs.items()) {
+            const std::string name = c.field("name").as<std::string>();
+            const std::optional<JsonField> config = c.find("configuration");
+            if (config) config->require_object();
             if (name == "transpose") {
-                if (have_array_to_bytes) throw CorruptData(at + ": transpose must come before bytes/sharding");
-                std::vector<std::size_t> order;
-                try {
-                    order = config.at("order").get<std::vector<std::size_t>>();
-                } catch (const json::exception&) {
-                    throw CorruptData(at + ": transpose needs \"order\", a list of axis indices");
-                }
+                if (have_array_to_bytes) c.fail("transpose must come before bytes/sharding");
+                if (!config) c.fail("transpose needs a \"configuration\" with an \"order\"");
+                const JsonField order_field = config->field("order");
+                const auto order = order_field.list<std::size_t>();
                 std::vector<bool> seen(ndim, false);
-                if (order.size() != ndim) throw CorruptData(at + ": transpose order must have one entry per axis");
+                if (order.size() != ndim) order_field.fail("needs one entry per axis (" + std::to_string(ndim) + ")");
                 for (std::size_t o : order) {
-                    if (o >= ndim || seen[o]) throw CorruptData(at + ": transpose order is not a permutation");
+                    if (o >= ndim || seen[o]) order_field.fail("is not a permutation of the axes");
                     seen[o] = true;
                 }
                 std::vector<std::size_t> composed(ndim);
                 for (std::size_t k = 0; k < ndim; ++k) composed[k] = chain.permutation_[order[k]];
                 chain.permutation_ = composed;
             } else if (name == "bytes" || name == "sharding_indexed") {
-                if (have_array_to_bytes) throw CorruptData(at + ": only one array -> bytes codec is allowed");
+                if (have_array_to_bytes) c.fail("only one array -> bytes codec is allowed");
                 have_array_to_bytes = true;
                 if (name == "bytes") {
-                    const std::string endian = config.value("endian", "little");
+                    const std::string endian = config ? config->get("endian", "little") : "little";
                     if (endian != "little" && endian != "big")
-                        throw CorruptData(at + ": endian must be \"little\" or \"big\"");
+                        config->field("endian").fail("must be \"little\" or \"big\"");
                     chain.big_endian_ = endian == "big";
                 } else {
-                    chain.sharding_ = parse_sharding(config, ndim, at);
+                    if (!config) c.fail("sharding_indexed needs a \"configuration\"");
+                    chain.sharding_ = parse_sharding(*config, ndim);
                 }
             } else if (name == "zstd" || name == "gzip" || name == "crc32c") {
-                if (!have_array_to_bytes) throw CorruptData(at + ": " + name + " must come after bytes/sharding");
-                if (chain.sharding_) throw UnsupportedType(at + ": codecs after sharding_indexed are not supported");
+                if (!have_array_to_bytes) c.fail(name + " must come after bytes/sharding");
+                if (chain.sharding_)
+                    throw UnsupportedType(c.where() + ": codecs after sharding_indexed are not supported");
                 BytesCodec b{name, 0, false};
-                if (name == "zstd") {
-                    b.level = config.value("level", 0);
-                    b.checksum = config.value("checksum", false);
+                if (name == "zstd" && config) {
+                    b.level = config->get<int>("level", 0);
+                    b.checksum = config->get<bool>("checksum", false);
                 } else if (name == "gzip") {
-                    b.level = config.value("level", 6);
+                    b.level = config ? config->get<int>("level", 6) : 6;
                 }
                 chain.bytes_codecs_.push_back(b);
             } else {
-                throw UnsupportedType(at + ": unsupported codec \"" + name +
+                throw UnsupportedType(c.where() + ": unsupported codec \"" + name +
                                       "\" (supported: transpose, bytes, sharding_indexed, zstd, gzip, crc32c)");
             }
         }
-        if (!have_array_to_bytes) throw CorruptData(where + ": needs a bytes or sharding_indexed codec");
+        if (!have_array_to_bytes) codecs.fail("needs a bytes or sharding_indexed codec");
         return chain;
     }
 
@@ -153,27 +175,32 @@ public:
 
     /// Encodes a chunk held in Fortran order (not for sharded chains: see ZarrArray).
     Bytes encode(const std::uint8_t* chunk, const Shape& shape, std::size_t elem) const {
-        thread_local Bytes raw;  // scratch reused per thread: chunks are encoded by the thousand
-        raw.resize(static_cast<std::size_t>(product(shape)) * elem);
-        strided_copy(chunk, fortran_strides(shape), raw.data(), encoded_strides(shape), shape, elem);
-        if (big_endian_) swap_bytes(raw.data(), raw.size(), elem);
+        const std::size_t size = static_cast<std::size_t>(product(shape)) * elem;
+        const std::uint8_t* raw = chunk;  // the chunk's bytes in stored order
+        if (!is_fortran_identity() || big_endian_) {
+            thread_local Bytes scratch;  // reused per thread: chunks are encoded by the thousand
+            scratch.resize(size);
+            strided_copy(chunk, fortran_strides(shape), scratch.data(), encoded_strides(shape), shape, elem);
+            if (big_endian_) swap_bytes(scratch.data(), scratch.size(), elem);
+            raw = scratch.data();
+        }
         Bytes out;
-        bool in_raw = true;  // the current bytes are still in `raw`
+        bool in_raw = true;  // the current bytes are still those at `raw`
         for (const BytesCodec& b : bytes_codecs_) {
-            const std::uint8_t* data = in_raw ? raw.data() : out.data();
-            const std::size_t n = in_raw ? raw.size() : out.size();
+            const std::uint8_t* data = in_raw ? raw : out.data();
+            const std::size_t n = in_raw ? size : out.size();
             if (b.name == "zstd") {
                 out = zstd_compress(data, n, b.level, b.checksum);
             } else if (b.name == "gzip") {
                 out = gzip_compress(data, n, b.level);
             } else {
-                if (in_raw) out.assign(raw.begin(), raw.end());
+                if (in_raw) out.assign(raw, raw + size);
                 const std::uint32_t crc = crc32c(out.data(), out.size());
                 for (int i = 0; i < 4; ++i) out.push_back(static_cast<std::uint8_t>(crc >> (8 * i)));
             }
             in_raw = false;
         }
-        if (in_raw) out.assign(raw.begin(), raw.end());
+        if (in_raw) out.assign(raw, raw + size);
         return out;
     }
 
@@ -183,7 +210,16 @@ public:
                      const std::string& what, std::uint8_t* out) const {
         thread_local Bytes stages[2];  // scratch reused per thread, see encode
         int next = 0;
+        const auto expected = static_cast<std::size_t>(product(shape)) * elem;
+        // The usual chain (x-fastest bytes, zstd as the last stage): decompress into place.
+        const bool in_place = is_fortran_identity() && !big_endian_;
+        const auto first = std::find_if(bytes_codecs_.begin(), bytes_codecs_.end(),
+                                        [](const BytesCodec& b) { return b.name != "crc32c"; });
+        const BytesCodec* last_stage = first == bytes_codecs_.end() ? nullptr : &*first;
         for (auto b = bytes_codecs_.rbegin(); b != bytes_codecs_.rend(); ++b) {
+            if (in_place && &*b == last_stage && b->name == "zstd" &&
+                zstd_decompress_exact(data, n, out, expected, what))
+                return;
             if (b->name == "crc32c") {
                 if (n < 4) throw CorruptData(what + ": too short for its crc32c checksum");
                 n -= 4;
@@ -202,7 +238,6 @@ public:
             data = stage.data();
             n = stage.size();
         }
-        const auto expected = static_cast<std::size_t>(product(shape)) * elem;
         if (n != expected)
             throw CorruptData(what + ": decoded to " + std::to_string(n) + " bytes, expected " +
                               std::to_string(expected));
@@ -228,22 +263,18 @@ private:
         bool checksum;
     };
 
-    static Sharding parse_sharding(const json& config, std::size_t ndim, const std::string& at) {
+    static Sharding parse_sharding(const JsonField& config, std::size_t ndim) {
         Sharding s;
-        try {
-            s.chunk_shape = config.at("chunk_shape").get<Shape>();
-        } catch (const json::exception&) {
-            throw CorruptData(at + ": sharding_indexed needs \"chunk_shape\"");
-        }
-        if (s.chunk_shape.size() != ndim) throw CorruptData(at + ": chunk_shape must have one entry per axis");
-        for (auto c : s.chunk_shape)
-            if (c <= 0) throw CorruptData(at + ": chunk_shape entries must be positive");
-        s.inner = std::make_shared<CodecChain>(from_json(config.value("codecs", json()), ndim, at + ".codecs"));
-        s.index = std::make_shared<CodecChain>(
-            from_json(config.value("index_codecs", json()), ndim + 1, at + ".index_codecs"));
-        const std::string location = config.value("index_location", "end");
+        const JsonField chunk_shape = config.field("chunk_shape");
+        s.chunk_shape = chunk_shape.list<std::int64_t>();
+        if (s.chunk_shape.size() != ndim) chunk_shape.fail("needs one entry per axis (" + std::to_string(ndim) + ")");
+        for (std::size_t d = 0; d < ndim; ++d)
+            if (s.chunk_shape[d] <= 0) chunk_shape.item(d).fail("chunk sizes must be positive");
+        s.inner = std::make_shared<CodecChain>(from_json(config.field("codecs"), ndim));
+        s.index = std::make_shared<CodecChain>(from_json(config.field("index_codecs"), ndim + 1));
+        const std::string location = config.get("index_location", "end");
         if (location != "end" && location != "start")
-            throw CorruptData(at + ": index_location must be \"start\" or \"end\"");
+            config.field("index_location").fail("must be \"start\" or \"end\"");
         s.index_at_end = location == "end";
         return s;
     }

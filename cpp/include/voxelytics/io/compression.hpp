@@ -74,6 +74,19 @@ inline void zstd_decompress(const std::uint8_t* in, std::size_t n, Bytes& out, c
     out.resize(produced);
 }
 
+/// Decompresses a frame straight into `out` if it declares exactly `size` bytes of content
+/// (false, nothing done, if it declares another size or none: use zstd_decompress then).
+inline bool zstd_decompress_exact(const std::uint8_t* in, std::size_t n, std::uint8_t* out, std::size_t size,
+                                  const std::string& what) {
+    if (ZSTD_getFrameContentSize(in, n) != size) return false;
+    ZSTD_DCtx* ctx = detail::zstd_contexts().decompress;
+    ZSTD_DCtx_reset(ctx, ZSTD_reset_session_only);
+    const std::size_t rc = ZSTD_decompressDCtx(ctx, out, size, in, n);
+    if (ZSTD_isError(rc)) throw CorruptData(what + ": zstd: " + ZSTD_getErrorName(rc));
+    if (rc != size) throw CorruptData(what + ": zstd frame shorter than its declared size");
+    return true;
+}
+
 inline Bytes gzip_compress(const std::uint8_t* in, std::size_t n, int level) {
     z_stream s{};
     if (deflateInit2(&s, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)

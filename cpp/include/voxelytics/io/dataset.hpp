@@ -33,16 +33,30 @@ inline std::string mag_name(Vec3 mag) {
     return std::to_string(mag.x) + "-" + std::to_string(mag.y) + "-" + std::to_string(mag.z);
 }
 
-/// webKnossos' element class of a dtype ("float" and "double" for the float types).
-inline std::string element_class(DType d) {
-    if (d == DType::float32) return "float";
-    if (d == DType::float64) return "double";
-    return dtype_name(d);
+/// webKnossos' elementClass: the type of a whole voxel, all channels together ("uint24" for 3
+/// uint8 channels, "float96" for 3 float32 ones), with "float" and "double" for one float channel.
+inline std::string element_class(DType d, std::int64_t channels) {
+    if (channels == 1 && d == DType::float32) return "float";
+    if (channels == 1 && d == DType::float64) return "double";
+    if (channels == 1) return dtype_name(d);
+    const std::string name = dtype_name(d);  // "uint8", "int16", "float32", ...
+    const std::size_t digits = name.find_first_of("0123456789");
+    return name.substr(0, digits) + std::to_string(std::stoi(name.substr(digits)) * channels);
 }
-inline DType dtype_from_element_class(const std::string& name, const std::string& where) {
-    if (name == "float") return DType::float32;
-    if (name == "double") return DType::float64;
-    return dtype_from_zarr(name, where);
+/// The type of one channel, from an elementClass and the number of channels.
+inline DType dtype_from_element_class(std::string name, std::int64_t channels, const std::string& where) {
+    if (name == "float") name = "float32";
+    if (name == "double") name = "float64";
+    const std::size_t digits = name.find_first_of("0123456789");
+    int bits = 0;
+    if (digits != std::string::npos && digits > 0 &&
+        name.find_first_not_of("0123456789", digits) == std::string::npos && name.size() - digits <= 4)
+        bits = std::stoi(name.substr(digits));
+    if (bits == 0 || channels < 1 || bits % channels != 0)
+        throw UnsupportedType(where + ": unsupported elementClass \"" + name + "\" for " + std::to_string(channels) +
+                              " channel(s) (the type of a whole voxel: uint8, uint24 for 3 x uint8, float, float96 " +
+                              "for 3 x float32, ...)");
+    return dtype_from_zarr(name.substr(0, digits) + std::to_string(bits / channels), where);
 }
 
 /// A file attached to a segmentation layer (webKnossos "attachments": meshes, agglomerate
@@ -152,11 +166,7 @@ public:
         const std::string where = store->describe(properties_file);
         if (!raw) throw NotFound("no webKnossos dataset at " + path + " (" + where + " is missing)");
         std::unique_ptr<Dataset> ds(new Dataset(path, std::move(store)));
-        try {
-            ds->parse(json::parse(raw->begin(), raw->end()), where);
-        } catch (const json::exception& e) {
-            throw CorruptData(where + ": " + e.what());
-        }
+        ds->parse(parse_json(raw->begin(), raw->end(), where), where);
         return ds;
     }
 
@@ -321,7 +331,7 @@ public:
                 {"height", l.bounding_box.size().y},
                 {"depth", l.bounding_box.size().z}};
             j["dataFormat"] = "zarr3";
-            j["elementClass"] = element_class(l.dtype);
+            j["elementClass"] = element_class(l.dtype, l.num_channels);
             j["numChannels"] = l.num_channels;
             json mags = json::array();
             for (const Vec3& m : l.mags)
@@ -370,60 +380,72 @@ private:
                 ceil_div(end.z, shard[3]) * shard[3]};
     }
 
-    void parse(const json& j, const std::string& where) {
-        if (!j.is_object()) throw CorruptData(where + ": not a JSON object");
-        const json& scale = j.at("scale");
-        if (scale.is_array()) {
-            voxel_size_ = scale.get<std::array<double, 3>>();
+    void parse(const json& document, const std::string& where) {
+        const JsonField j(document, where);
+        j.require_object();
+        const JsonField scale = j.field("scale");
+        if (scale.value().is_array()) {
+            voxel_size_ = vec3_of<double>(scale);
             unit_ = "nanometer";
         } else {
-            voxel_size_ = scale.at("factor").get<std::array<double, 3>>();
-            unit_ = scale.value("unit", "nanometer");
+            voxel_size_ = vec3_of<double>(scale.field("factor"));
+            unit_ = scale.get("unit", "nanometer");
         }
-        extra_ = j;
+        for (std::size_t d = 0; d < 3; ++d)
+            if (!(voxel_size_[d] > 0)) scale.fail("voxel sizes must be positive");
+        extra_ = document;
         for (const char* key : {"id", "scale", "dataLayers", "version"}) extra_.erase(key);
-        const json& layers = j.at("dataLayers");
-        for (std::size_t i = 0; i < layers.size(); ++i) {
-            const json& lj = layers[i];
-            const std::string at = where + " dataLayers[" + std::to_string(i) + "]";
+        for (const JsonField& lj : j.field("dataLayers").items()) {
             LayerInfo l;
-            l.name = lj.at("name").get<std::string>();
-            l.category = lj.at("category").get<std::string>();
-            if (lj.value("dataFormat", "") != "zarr3")
-                throw UnsupportedType(at + ": dataFormat '" + lj.value("dataFormat", "") +
-                                      "' (only zarr3 is supported)");
-            l.dtype = dtype_from_element_class(lj.at("elementClass").get<std::string>(), at);
-            l.num_channels = lj.value("numChannels", 1);
-            const json& bb = lj.at("boundingBox");
-            const auto tl = bb.at("topLeft").get<std::array<std::int64_t, 3>>();
-            l.bounding_box =
-                Box({tl[0], tl[1], tl[2]}, {bb.at("width").get<std::int64_t>(), bb.at("height").get<std::int64_t>(),
-                                            bb.at("depth").get<std::int64_t>()});
-            if (lj.contains("largestSegmentId") && !lj["largestSegmentId"].is_null())
-                l.largest_segment_id = lj["largestSegmentId"].get<std::uint64_t>();
-            for (const json& m : lj.at("mags")) {
-                const auto f = m.at("mag").get<std::array<std::int64_t, 3>>();
+            l.name = lj.field("name").as<std::string>();
+            l.category = lj.field("category").as<std::string>();
+            const std::string format = lj.get("dataFormat", "");
+            if (format != "zarr3")
+                throw UnsupportedType(lj.where() + ": dataFormat '" + format + "' (only zarr3 is supported)");
+            l.num_channels = lj.get<std::int64_t>("numChannels", 1);
+            if (l.num_channels < 1) lj.field("numChannels").fail("must be >= 1");
+            const JsonField element_class = lj.field("elementClass");
+            l.dtype = dtype_from_element_class(element_class.as<std::string>(), l.num_channels, element_class.where());
+            const JsonField bb = lj.field("boundingBox");
+            const Vec3 size{bb.field("width").as<std::int64_t>(), bb.field("height").as<std::int64_t>(),
+                            bb.field("depth").as<std::int64_t>()};
+            if (size.x < 0 || size.y < 0 || size.z < 0) bb.fail("negative width, height or depth");
+            const auto tl = vec3_of<std::int64_t>(bb.field("topLeft"));
+            l.bounding_box = Box({tl[0], tl[1], tl[2]}, size);
+            if (const auto largest = lj.find("largestSegmentId")) l.largest_segment_id = largest->as<std::uint64_t>();
+            for (const JsonField& m : lj.field("mags").items()) {
+                const auto f = vec3_of<std::int64_t>(m.field("mag"));
+                if (f[0] < 1 || f[1] < 1 || f[2] < 1) m.field("mag").fail("mag factors must be >= 1");
                 l.mags.push_back({f[0], f[1], f[2]});
             }
-            if (lj.contains("attachments") && lj["attachments"].is_object())
-                for (const auto& [kind, value] : lj["attachments"].items()) {
+            if (const auto attachments = lj.find("attachments"))
+                for (const auto& [kind, value] : attachments->require_object().value().items()) {
                     if (value.is_null()) continue;
-                    auto add = [&, kind = kind](const json& a) {
-                        l.attachments.push_back({kind, a.at("name").get<std::string>(), a.at("path").get<std::string>(),
-                                                 a.value("dataFormat", "")});
+                    const JsonField entries = attachments->field(kind);
+                    auto add = [&, kind = kind](const JsonField& a) {
+                        l.attachments.push_back({kind, a.field("name").as<std::string>(),
+                                                 a.field("path").as<std::string>(), a.get("dataFormat", "")});
                     };
                     if (value.is_array()) {
-                        for (const json& a : value) add(a);
+                        for (const JsonField& a : entries.items()) add(a);
                     } else {
-                        add(value);
+                        add(entries);
                     }
                 }
-            l.extra = lj;
+            l.extra = lj.value();
             for (const char* key : {"name", "category", "boundingBox", "dataFormat", "elementClass", "numChannels",
                                     "mags", "largestSegmentId", "attachments"})
                 l.extra.erase(key);
             layers_.push_back(l);
         }
+    }
+
+    // A list of three numbers ([x, y, z]).
+    template <class T>
+    static std::array<T, 3> vec3_of(const JsonField& f) {
+        const auto v = f.list<T>();
+        if (v.size() != 3) f.fail("expected three numbers [x, y, z], got " + std::to_string(v.size()));
+        return {v[0], v[1], v[2]};
     }
 
     // Changes the properties as stored now: under the properties file's lock, the file is
@@ -434,17 +456,13 @@ private:
         const auto guard = store_->lock(properties_file);
         if (const auto raw = store_->get(properties_file)) {
             const std::string where = store_->describe(properties_file);
+            std::vector<LayerInfo> before;
+            before.swap(layers_);
             try {
-                std::vector<LayerInfo> before;
-                before.swap(layers_);
-                try {
-                    parse(json::parse(raw->begin(), raw->end()), where);
-                } catch (...) {
-                    layers_.swap(before);  // keep the last good state
-                    throw;
-                }
-            } catch (const json::exception& e) {
-                throw CorruptData(where + ": " + e.what());
+                parse(parse_json(raw->begin(), raw->end(), where), where);
+            } catch (...) {
+                layers_.swap(before);  // keep the last good state
+                throw;
             }
         }
         change();

@@ -7,11 +7,14 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -42,8 +45,28 @@ public:
     virtual std::int64_t size() const = 0;
     /// `length` bytes from `offset` (negative: from the end); CorruptData if past the end.
     virtual Bytes read(std::int64_t offset, std::int64_t length) const = 0;
+    /// read() into `out` (`length` bytes), e.g. a buffer a thread reuses.
+    virtual void read_into(std::int64_t offset, std::int64_t length, std::uint8_t* out) const {
+        const Bytes bytes = read(offset, length);
+        std::copy(bytes.begin(), bytes.end(), out);
+    }
     /// Changes whenever the value is replaced: what caches check before trusting a copy.
     virtual const std::string& version() const = 0;
+};
+
+/// A value being written in pieces. Nobody sees it before commit(), which replaces the key's
+/// value at once; destroyed uncommitted (an error, an exception), it leaves the old value as it was.
+class StoreWriter {
+public:
+    /// Bytes owned elsewhere, appended in one go with others (one system call for many chunks).
+    struct Part {
+        const std::uint8_t* data;
+        std::size_t size;
+    };
+    virtual ~StoreWriter() = default;
+    virtual void append(const std::vector<Part>& parts) = 0;
+    void append(const std::uint8_t* data, std::size_t size) { append({{data, size}}); }
+    virtual void commit() = 0;
 };
 
 class Store {
@@ -69,6 +92,9 @@ public:
     /// The current value of `key` for reading, or nullptr if it does not exist.
     virtual std::unique_ptr<StoreReader> open(const std::string& key) const = 0;
     virtual void set(const std::string& key, const Bytes& value) = 0;
+    /// A new value of `key`, written piece by piece (a shard chunk by chunk while later chunks
+    /// are still being compressed); it replaces the old value only at commit().
+    virtual std::unique_ptr<StoreWriter> write(const std::string& key);
     /// Removes `key`; false if it did not exist.
     virtual bool erase(const std::string& key) = 0;
     /// The keys below `prefix` ("" for all), in no particular order.
@@ -76,6 +102,25 @@ public:
     /// A description for error messages (e.g. the file path of `key`).
     virtual std::string describe(const std::string& key) const = 0;
 };
+
+// The fallback writer: collects the pieces and sets the value at commit.
+inline std::unique_ptr<StoreWriter> Store::write(const std::string& key) {
+    class Buffered : public StoreWriter {
+    public:
+        Buffered(Store& store, std::string key) : store_(store), key_(std::move(key)) {}
+        using StoreWriter::append;
+        void append(const std::vector<Part>& parts) override {
+            for (const Part& p : parts) value_.insert(value_.end(), p.data, p.data + p.size);
+        }
+        void commit() override { store_.set(key_, value_); }
+
+    private:
+        Store& store_;
+        std::string key_;
+        Bytes value_;
+    };
+    return std::make_unique<Buffered>(*this, key);
+}
 
 class FileStore : public Store {
 public:
@@ -93,18 +138,19 @@ public:
     }
 
     void set(const std::string& key, const Bytes& value) override {
+        const auto writer = write(key);
+        writer->append(value.data(), value.size());
+        writer->commit();
+    }
+
+    /// Writes to a temporary file beside the key (unique per process and call, so concurrent
+    /// writers of one key never share one), renamed over the key at commit.
+    std::unique_ptr<StoreWriter> write(const std::string& key) override {
         const auto target = path(key);
         std::error_code ec;
         std::filesystem::create_directories(target.parent_path(), ec);
         if (ec) throw IOError("cannot create directory " + target.parent_path().string() + ": " + ec.message());
-        // Unique per process and call, so concurrent writers of one key never share a temp file.
-        const auto temp = target.string() + ".tmp-" + unique_suffix();
-        write_file(temp, value);
-        std::filesystem::rename(temp, target, ec);
-        if (ec) {
-            std::filesystem::remove(temp, ec);
-            throw IOError("cannot move " + temp + " to " + target.string() + ": " + ec.message());
-        }
+        return std::make_unique<FileWriter>(target.string(), target.string() + ".tmp-" + unique_suffix());
     }
 
     bool erase(const std::string& key) override {
@@ -180,21 +226,25 @@ private:
         std::int64_t size() const override { return size_; }
         const std::string& version() const override { return version_; }
         Bytes read(std::int64_t offset, std::int64_t length) const override {
+            Bytes out(static_cast<std::size_t>(std::max<std::int64_t>(length, 0)));
+            read_into(offset, length, out.data());
+            return out;
+        }
+        void read_into(std::int64_t offset, std::int64_t length, std::uint8_t* out) const override {
             const std::int64_t begin = offset < 0 ? size_ + offset : offset;
             if (begin < 0 || length < 0 || length > size_ || begin > size_ - length)
                 throw CorruptData(file_ + ": needed bytes [" + std::to_string(begin) + ", " +
                                   std::to_string(begin + length) + ") but the file has " + std::to_string(size_));
-            Bytes out(static_cast<std::size_t>(length));
             std::size_t done = 0;
-            while (done < out.size()) {
-                const ssize_t n = ::pread(fd_, out.data() + done, out.size() - done,
+            const auto n_total = static_cast<std::size_t>(length);
+            while (done < n_total) {
+                const ssize_t n = ::pread(fd_, out + done, n_total - done,
                                           static_cast<off_t>(begin + static_cast<std::int64_t>(done)));
                 if (n < 0 && errno == EINTR) continue;
                 if (n < 0) throw IOError("cannot read " + file_ + ": " + std::strerror(errno));
                 if (n == 0) throw CorruptData(file_ + ": file ended early (truncated while reading?)");
                 done += static_cast<std::size_t>(n);
             }
-            return out;
         }
 
     private:
@@ -214,29 +264,66 @@ private:
 
     std::filesystem::path path(const std::string& key) const { return root_ / key; }
 
-    // Writes `value` to a new file and stamps it with the current time to the nanosecond
-    // (file systems keep coarser clocks), so every value written has its own StoreReader::version.
-    static void write_file(const std::string& file, const Bytes& value) {
-        const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0) throw IOError("cannot create " + file + ": " + std::strerror(errno));
-        std::size_t done = 0;
-        while (done < value.size()) {
-            const ssize_t n = ::write(fd, value.data() + done, value.size() - done);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) break;
-            done += static_cast<std::size_t>(n);
+    // Appends to a temporary file; commit stamps it with the current time to the nanosecond (file
+    // systems keep coarser clocks, and every value written needs its own StoreReader::version)
+    // and renames it over the target.
+    class FileWriter : public StoreWriter {
+    public:
+        FileWriter(std::string target, std::string temp) : target_(std::move(target)), temp_(std::move(temp)) {
+            fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+            if (fd_ < 0) throw IOError("cannot create " + temp_ + ": " + std::strerror(errno));
         }
-        struct timespec now[2];
-        ::clock_gettime(CLOCK_REALTIME, &now[0]);
-        now[1] = now[0];
-        const bool ok = done == value.size() && ::futimens(fd, now) == 0;
-        const int error = errno;
-        if (::close(fd) != 0 || !ok) {
+        ~FileWriter() override {
+            if (fd_ >= 0) ::close(fd_);
+            if (!committed_) {
+                std::error_code ec;
+                std::filesystem::remove(temp_, ec);
+            }
+        }
+        FileWriter(const FileWriter&) = delete;
+        FileWriter& operator=(const FileWriter&) = delete;
+        using StoreWriter::append;
+
+        void append(const std::vector<Part>& parts) override {  // writev, IOV_MAX parts a call
+            std::vector<iovec> pending;
+            pending.reserve(parts.size());
+            for (const Part& p : parts)
+                if (p.size > 0) pending.push_back({const_cast<std::uint8_t*>(p.data), p.size});
+            for (std::size_t first = 0; first < pending.size();) {
+                const int count = static_cast<int>(std::min<std::size_t>(pending.size() - first, IOV_MAX));
+                const ssize_t n = ::writev(fd_, pending.data() + first, count);
+                if (n < 0 && errno == EINTR) continue;
+                if (n <= 0) throw IOError("cannot write " + temp_ + ": " + std::strerror(n < 0 ? errno : ENOSPC));
+                // Skip what was written; a short write leaves part of one part for the next call.
+                auto left = static_cast<std::size_t>(n);
+                while (first < pending.size() && left >= pending[first].iov_len) left -= pending[first++].iov_len;
+                if (left > 0) {
+                    pending[first].iov_base = static_cast<std::uint8_t*>(pending[first].iov_base) + left;
+                    pending[first].iov_len -= left;
+                }
+            }
+        }
+        void commit() override {
+            struct timespec now[2];
+            ::clock_gettime(CLOCK_REALTIME, &now[0]);
+            now[1] = now[0];
+            const bool stamped = ::futimens(fd_, now) == 0;
+            const int error = errno;
+            const int closed = ::close(fd_);
+            fd_ = -1;
+            if (!stamped || closed != 0)
+                throw IOError("cannot write " + temp_ + ": " + std::strerror(stamped ? errno : error));
             std::error_code ec;
-            std::filesystem::remove(file, ec);
-            throw IOError("cannot write " + file + ": " + std::strerror(ok ? errno : error));
+            std::filesystem::rename(temp_, target_, ec);
+            if (ec) throw IOError("cannot move " + temp_ + " to " + target_ + ": " + ec.message());
+            committed_ = true;
         }
-    }
+
+    private:
+        std::string target_, temp_;
+        int fd_ = -1;
+        bool committed_ = false;
+    };
 
     static std::string unique_suffix() {
         static std::atomic<std::uint64_t> counter{0};

@@ -9,15 +9,19 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "voxelytics/core/dtype.hpp"
 #include "voxelytics/core/thread_pool.hpp"
 #include "voxelytics/io/chunk_cache.hpp"
 #include "voxelytics/io/codecs.hpp"
+#include "voxelytics/io/json_field.hpp"
 #include "voxelytics/io/store.hpp"
 
 namespace vx::io {
@@ -43,45 +47,69 @@ struct ArrayMetadata {
     bool v2_keys = false;         // chunk_key_encoding "v2": "0.0.0" instead of "c/0/0/0"
     json extra = json::object();  // attributes, dimension_names: kept as they are
 
-    static ArrayMetadata from_json(const json& j, const std::string& where) {
-        auto need = [&](const char* key) -> const json& {
-            if (!j.contains(key)) throw CorruptData(where + ": missing \"" + key + "\"");
-            return j.at(key);
-        };
-        if (!j.is_object()) throw CorruptData(where + ": not a JSON object");
-        if (need("zarr_format") != 3) throw UnsupportedType(where + ": zarr_format must be 3");
-        if (need("node_type") != "array") throw CorruptData(where + ": node_type is not \"array\"");
+    /// Parses a zarr.json document; `where` (the file) and the key path are named in errors.
+    static ArrayMetadata from_json(const json& document, const std::string& where) {
+        const JsonField j(document, where);
+        j.require_object();
+        const JsonField format = j.field("zarr_format");
+        if (format.as<int>() != 3)
+            throw UnsupportedType(format.where() + ": zarr_format " + format.value().dump() +
+                                  " is not supported (only 3 is)");
+        if (j.field("node_type").value() != "array") j.field("node_type").fail("node_type is not \"array\"");
         ArrayMetadata m;
-        try {
-            m.shape = need("shape").get<Shape>();
-            const json& grid = need("chunk_grid");
-            if (grid.value("name", "") != "regular") throw UnsupportedType(where + ": chunk_grid must be \"regular\"");
-            m.chunk_shape = grid.at("configuration").at("chunk_shape").get<Shape>();
-            m.dtype = dtype_from_zarr(need("data_type").get<std::string>(), where);
-            m.fill_value = need("fill_value");
-        } catch (const json::exception& e) {
-            throw CorruptData(where + ": malformed metadata (" + e.what() + ")");
+        m.shape = j.field("shape").list<std::int64_t>();
+        const JsonField grid = j.field("chunk_grid");
+        if (grid.field("name").as<std::string>() != "regular")
+            throw UnsupportedType(grid.field("name").where() +
+                                  ": unsupported chunk_grid (only \"regular\" is supported)");
+        const JsonField chunk_shape = grid.field("configuration").field("chunk_shape");
+        m.chunk_shape = chunk_shape.list<std::int64_t>();
+        const JsonField data_type = j.field("data_type");
+        m.dtype = dtype_from_zarr(data_type.as<std::string>(), data_type.where());
+        const JsonField fill = j.field("fill_value");
+        dispatch<AllTypes>(m.dtype, "fill_value", [&](auto tag) {  // of the array's type, in range
+            using T = typename decltype(tag)::type;
+            if constexpr (std::is_floating_point_v<T>)
+                if (fill.value().is_string()) {
+                    const auto name = fill.as<std::string>();
+                    if (name != "NaN" && name != "Infinity" && name != "-Infinity")
+                        fill.fail("expected a number, \"NaN\", \"Infinity\" or \"-Infinity\", got \"" + name + "\"");
+                    return;
+                }
+            fill.as<T>();
+        });
+        m.fill_value = fill.value();
+        if (m.chunk_shape.size() != m.shape.size()) chunk_shape.fail("chunk_shape and shape differ in length");
+        for (std::size_t d = 0; d < m.shape.size(); ++d) {
+            if (m.shape[d] < 0) j.field("shape").item(d).fail("negative size");
+            if (m.chunk_shape[d] <= 0) chunk_shape.item(d).fail("chunk sizes must be positive");
         }
-        if (m.chunk_shape.size() != m.shape.size())
-            throw CorruptData(where + ": chunk_shape and shape differ in length");
-        for (std::size_t d = 0; d < m.shape.size(); ++d)
-            if (m.shape[d] < 0 || m.chunk_shape[d] <= 0) throw CorruptData(where + ": invalid shape or chunk_shape");
-        if (!m.fill_value.is_number()) throw UnsupportedType(where + ": fill_value must be a number");
-        const json keys = j.value("chunk_key_encoding", json{{"name", "default"}});
-        const std::string encoding = keys.value("name", "default");
-        if (encoding != "default" && encoding != "v2")
-            throw UnsupportedType(where + ": unsupported chunk_key_encoding \"" + encoding + "\"");
+        std::string encoding = "default";
+        std::optional<std::string> separator;
+        if (const auto keys = j.find("chunk_key_encoding")) {
+            encoding = keys->get("name", "default");
+            if (encoding != "default" && encoding != "v2")
+                throw UnsupportedType(keys->where() + ": unsupported chunk_key_encoding \"" + encoding + "\"");
+            if (const auto config = keys->find("configuration"))
+                if (const auto sep = config->find("separator")) {
+                    separator = sep->as<std::string>();
+                    if (*separator != "/" && *separator != ".") sep->fail("chunk key separator must be \"/\" or \".\"");
+                }
+        }
         m.v2_keys = encoding == "v2";
-        const std::string sep = keys.contains("configuration")
-                                    ? keys["configuration"].value("separator", m.v2_keys ? "." : "/")
-                                    : (m.v2_keys ? "." : "/");
-        if (sep != "/" && sep != ".") throw CorruptData(where + ": chunk key separator must be \"/\" or \".\"");
-        m.separator = sep[0];
-        m.codecs = CodecChain::from_json(need("codecs"), m.shape.size(), where + " codecs");
+        m.separator = separator ? (*separator)[0] : (m.v2_keys ? '.' : '/');
+        m.codecs = CodecChain::from_json(j.field("codecs"), m.shape.size());
+        if (const auto names = j.find("dimension_names")) {
+            if (names->size() != m.shape.size()) names->fail("needs one entry per axis");
+            for (const JsonField& name : names->items())
+                if (!name.is_null()) name.as<std::string>();
+        }
+        if (const auto attributes = j.find("attributes")) attributes->require_object();
         for (const char* key : {"attributes", "dimension_names", "storage_transformers"})
-            if (j.contains(key)) m.extra[key] = j[key];
-        if (m.extra.contains("storage_transformers") && !m.extra["storage_transformers"].empty())
-            throw UnsupportedType(where + ": storage_transformers are not supported");
+            if (document.contains(key)) m.extra[key] = document[key];
+        if (const auto transformers = j.find("storage_transformers"))
+            if (transformers->size() != 0)
+                throw UnsupportedType(transformers->where() + ": storage_transformers are not supported");
         return m;
     }
 
@@ -108,12 +136,7 @@ public:
         const std::string key = join(path, "zarr.json");
         const auto raw = store->get(key);
         if (!raw) throw NotFound("no Zarr array at " + store->describe(key));
-        json j;
-        try {
-            j = json::parse(raw->begin(), raw->end());
-        } catch (const json::exception& e) {
-            throw CorruptData(store->describe(key) + ": invalid JSON (" + e.what() + ")");
-        }
+        const json j = parse_json(raw->begin(), raw->end(), store->describe(key));
         ArrayMetadata meta = ArrayMetadata::from_json(j, store->describe(key));
         return ZarrArray(std::move(store), path, std::move(meta));
     }
@@ -149,13 +172,10 @@ public:
         const std::string key = join(path_, "zarr.json");
         const auto guard = store_->lock(key);
         if (const auto raw = store_->get(key)) {
-            try {
-                const auto stored = json::parse(raw->begin(), raw->end()).at("shape").get<Shape>();
-                if (stored.size() == shape.size())
-                    for (std::size_t d = 0; d < shape.size(); ++d) meta_.shape[d] = std::max(meta_.shape[d], stored[d]);
-            } catch (const json::exception& e) {
-                throw CorruptData(store_->describe(key) + ": " + e.what());
-            }
+            const json stored_json = parse_json(raw->begin(), raw->end(), store_->describe(key));
+            const auto stored = JsonField(stored_json, store_->describe(key)).field("shape").list<std::int64_t>();
+            if (stored.size() == shape.size())
+                for (std::size_t d = 0; d < shape.size(); ++d) meta_.shape[d] = std::max(meta_.shape[d], stored[d]);
         }
         bool changed = false;
         for (std::size_t d = 0; d < shape.size(); ++d)
@@ -231,7 +251,18 @@ private:
         Bytes b(elem_);
         dispatch<AllTypes>(meta_.dtype, "fill_value", [&](auto tag) {
             using T = typename decltype(tag)::type;
-            const T v = meta_.fill_value.get<T>();
+            T v{};
+            if constexpr (std::is_floating_point_v<T>) {
+                if (meta_.fill_value.is_string()) {
+                    const std::string name = meta_.fill_value.get<std::string>();
+                    v = name == "NaN" ? std::numeric_limits<T>::quiet_NaN()
+                                      : (name == "Infinity" ? 1 : -1) * std::numeric_limits<T>::infinity();
+                } else {
+                    v = meta_.fill_value.get<T>();
+                }
+            } else {
+                v = meta_.fill_value.get<T>();
+            }
             std::memcpy(b.data(), &v, sizeof(T));
         });
         return b;
@@ -420,18 +451,62 @@ private:
             });
             return;
         }
-        const std::optional<Bytes> whole = store_->get(key);
-        std::vector<std::uint64_t> index;
-        if (whole) index = decode_index(index_slice(*whole, key, s), key, s);
-        for_each_chunk(pool, static_cast<std::int64_t>(inner.size()), [&](std::int64_t i) {
-            const Shape& c = inner[static_cast<std::size_t>(i)];
-            const auto [at, size] =
-                whole ? inner_span(*whole, key, s, index, c) : std::pair<const std::uint8_t*, std::size_t>{nullptr, 0};
-            if (!at) return fill_missing(c);
-            thread_local Bytes chunk;  // reused, see fill_missing
+        const auto reader = store_->open(key);
+        if (!reader) {
+            for_each_chunk(pool, static_cast<std::int64_t>(inner.size()),
+                           [&](std::int64_t i) { fill_missing(inner[static_cast<std::size_t>(i)]); });
+            return;
+        }
+        // The stored chunks in file order, cut into runs that are read with one pread each (gaps
+        // of up to 64 KiB read along): threads read and decode runs side by side, nobody waits
+        // for a whole shard file, and memory holds one run per thread, not the shard.
+        const auto index = shard_index(*reader, key, s);
+        struct Stored {
+            std::size_t chunk;
+            std::uint64_t at, size;
+        };
+        std::vector<Stored> stored;
+        std::vector<std::size_t> missing;
+        std::uint64_t total = 0;
+        for (std::size_t i = 0; i < inner.size(); ++i) {
+            const auto range = inner_range(key, s, *index, inner[i], static_cast<std::uint64_t>(reader->size()));
+            if (!range) {
+                missing.push_back(i);
+                continue;
+            }
+            stored.push_back({i, range->first, range->second});
+            total += range->second;
+        }
+        std::sort(stored.begin(), stored.end(), [](const Stored& a, const Stored& b) { return a.at < b.at; });
+        const std::uint64_t target = std::max<std::uint64_t>(total / (8 * pool.size()), 1 << 20);
+        std::vector<std::size_t> runs{0};  // runs[k]..runs[k+1]: the stored chunks of run k
+        for (std::size_t i = 1, begin = 0; i < stored.size(); ++i) {
+            const std::uint64_t end = stored[i - 1].at + stored[i - 1].size;
+            if (stored[i].at > end + (64 << 10) || end - stored[begin].at >= target) {
+                runs.push_back(i);
+                begin = i;
+            }
+        }
+        runs.push_back(stored.size());
+        const auto num_runs = static_cast<std::int64_t>(stored.empty() ? 0 : runs.size() - 1);
+        for_each_chunk(pool, num_runs + static_cast<std::int64_t>(missing.size()), [&](std::int64_t k) {
+            if (k >= num_runs) return fill_missing(inner[missing[static_cast<std::size_t>(k - num_runs)]]);
+            const Stored* first = stored.data() + runs[static_cast<std::size_t>(k)];
+            const Stored* last = stored.data() + runs[static_cast<std::size_t>(k) + 1];
+            std::uint64_t end = 0;
+            for (const Stored* c = first; c != last; ++c) end = std::max(end, c->at + c->size);
+            thread_local Bytes bytes, chunk;  // reused, see fill_missing
+            bytes.resize(static_cast<std::size_t>(end - first->at));
+            reader->read_into(static_cast<std::int64_t>(first->at), static_cast<std::int64_t>(bytes.size()),
+                              bytes.data());
             chunk.resize(static_cast<std::size_t>(count) * elem_);
-            s.inner->decode_into(at, size, s.chunk_shape, elem_, inner_what(key, c), chunk.data());
-            copy_cell_to_box(add(origin, origin_of(c, s.chunk_shape)), s.chunk_shape, chunk.data(), offset, shape, out);
+            for (const Stored* c = first; c != last; ++c) {
+                const Shape& coords = inner[c->chunk];
+                s.inner->decode_into(bytes.data() + (c->at - first->at), static_cast<std::size_t>(c->size),
+                                     s.chunk_shape, elem_, inner_what(key, coords), chunk.data());
+                copy_cell_to_box(add(origin, origin_of(coords, s.chunk_shape)), s.chunk_shape, chunk.data(), offset,
+                                 shape, out);
+            }
         });
     }
 
@@ -588,8 +663,12 @@ private:
     }
 
     // Rewrites one shard inner chunk by inner chunk: chunks the box touches are decoded (or
-    // start as fill), overlaid and re-encoded; the others keep their stored bytes. Memory stays
-    // at one stored shard plus one inner chunk, however large the shard.
+    // start as fill), overlaid and re-encoded; the others keep their stored bytes. Chunks are
+    // encoded in groups of consecutive ones, a task each. With the index at the end (the
+    // default), a group is appended to the new shard file as soon as it and every group before it
+    // are done, while later groups are still being encoded: the file write overlaps the
+    // compression, memory holds the old shard and the groups not yet written, and the file is
+    // the same for every thread count (chunks in index order).
     void write_shard(const Sharding& s, const Shape& coords, const Shape& offset, const Shape& shape,
                      const std::uint8_t* in, ThreadPool& pool) {
         const std::string key = chunk_key(coords);
@@ -601,7 +680,7 @@ private:
         const std::int64_t n = product(chunks_per_shard(s));
         const std::int64_t count = product(s.chunk_shape);
         std::vector<Bytes> encoded(static_cast<std::size_t>(n));  // per inner chunk, Fortran order; empty = absent
-        for_each_chunk(pool, n, [&](std::int64_t i) {
+        auto encode = [&](std::int64_t i) {
             const Shape inner = inner_coords(s, i);
             const Shape inner_origin = add(origin, origin_of(inner, s.chunk_shape));
             const auto [at, size] = old ? inner_span(*old, key, s, old_index, inner)
@@ -612,7 +691,9 @@ private:
             }
             thread_local Bytes chunk;  // reused, see read_shard
             chunk.resize(static_cast<std::size_t>(count) * elem_);
-            if (at) {
+            if (covers(offset, shape, inner_origin, s.chunk_shape)) {
+                // overwritten whole below: neither the stored bytes nor the fill matter
+            } else if (at) {
                 s.inner->decode_into(at, size, s.chunk_shape, elem_, inner_what(key, inner), chunk.data());
             } else {
                 fill(chunk.data(), count);
@@ -620,29 +701,75 @@ private:
             copy_box_to_cell(offset, shape, in, inner_origin, s.chunk_shape, chunk.data());
             if (!all_fill(chunk.data(), count))
                 encoded[static_cast<std::size_t>(i)] = s.inner->encode(chunk.data(), s.chunk_shape, elem_);
-        });
-        const std::int64_t header = s.index_at_end ? 0 : index_size_;
+        };
+
         std::vector<std::uint64_t> words(static_cast<std::size_t>(2 * n), Sharding::empty);  // Fortran (grid..., 2)
-        std::size_t body_size = 0;
-        for (std::int64_t i = 0; i < n; ++i) {
-            const Bytes& e = encoded[static_cast<std::size_t>(i)];
-            if (e.empty()) continue;
-            words[static_cast<std::size_t>(i)] = static_cast<std::uint64_t>(header) + body_size;
+        std::unique_ptr<StoreWriter> writer;  // opened with the first stored chunk
+        std::uint64_t written = s.index_at_end ? 0 : static_cast<std::uint64_t>(index_size_);
+        auto place = [&](std::int64_t i) {  // the offset of chunk i in the file, once it is known
+            Bytes& e = encoded[static_cast<std::size_t>(i)];
+            if (e.empty()) return;
+            words[static_cast<std::size_t>(i)] = written;
             words[static_cast<std::size_t>(i + n)] = e.size();
-            body_size += e.size();
+            written += e.size();
+        };
+        auto append = [&](std::int64_t begin, std::int64_t end) {  // chunks [begin, end), in one call
+            std::vector<StoreWriter::Part> parts;
+            for (std::int64_t i = begin; i < end; ++i) {
+                const Bytes& e = encoded[static_cast<std::size_t>(i)];
+                if (!e.empty()) parts.push_back({e.data(), e.size()});
+            }
+            if (parts.empty()) return;
+            if (!writer) writer = store_->write(key);
+            writer->append(parts);
+            for (std::int64_t i = begin; i < end; ++i) Bytes().swap(encoded[static_cast<std::size_t>(i)]);
+        };
+
+        const std::int64_t groups = std::min<std::int64_t>(n, 8 * static_cast<std::int64_t>(pool.size()));
+        auto group_begin = [&](std::int64_t g) { return n * g / groups; };
+        std::mutex mutex;  // guards finished, next_group and writing
+        std::vector<char> finished(static_cast<std::size_t>(groups), 0);
+        std::int64_t next_group = 0;
+        bool writing = false;
+        parallel_for(
+            pool, 0, groups,
+            [&](std::int64_t g) {
+                for (std::int64_t i = group_begin(g); i < group_begin(g + 1); ++i) encode(i);
+                if (!s.index_at_end) return;
+                std::unique_lock<std::mutex> lock(mutex);
+                finished[static_cast<std::size_t>(g)] = 1;
+                if (writing) return;  // the thread writing will find this group done
+                writing = true;
+                while (next_group < groups && finished[static_cast<std::size_t>(next_group)]) {
+                    const std::int64_t k = next_group++;
+                    lock.unlock();
+                    for (std::int64_t i = group_begin(k); i < group_begin(k + 1); ++i) place(i);
+                    append(group_begin(k), group_begin(k + 1));
+                    lock.lock();
+                }
+                writing = false;
+            },
+            groups);
+        if (!s.index_at_end) {  // the index goes first: every chunk's place must be known before writing
+            for (std::int64_t i = 0; i < n; ++i) place(i);
+            if (written > static_cast<std::uint64_t>(index_size_)) {
+                const Bytes index =
+                    s.index->encode(reinterpret_cast<const std::uint8_t*>(words.data()), index_shape(s), 8);
+                writer = store_->write(key);
+                writer->append(index.data(), index.size());
+                append(0, n);
+            }
         }
-        if (body_size == 0) {
+        if (!writer) {  // nothing but fill: no shard
             store_->erase(key);
             invalidate(key);
             return;
         }
-        const Bytes index = s.index->encode(reinterpret_cast<const std::uint8_t*>(words.data()), index_shape(s), 8);
-        Bytes shard;
-        shard.reserve(body_size + index.size());
-        if (!s.index_at_end) shard.insert(shard.end(), index.begin(), index.end());
-        for (const Bytes& e : encoded) shard.insert(shard.end(), e.begin(), e.end());
-        if (s.index_at_end) shard.insert(shard.end(), index.begin(), index.end());
-        store_->set(key, shard);
+        if (s.index_at_end) {
+            const Bytes index = s.index->encode(reinterpret_cast<const std::uint8_t*>(words.data()), index_shape(s), 8);
+            writer->append(index.data(), index.size());
+        }
+        writer->commit();
         invalidate(key);
     }
 
