@@ -4,6 +4,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <limits>
+#include <optional>
+
 #include "detail/numpy.hpp"
 #include "detail/vec3_caster.hpp"
 #include "voxelytics/core/dtype.hpp"
@@ -19,19 +22,51 @@ namespace seg = vx::segmentation;
 
 namespace {
 
+// The id type: `out`'s if given, else out_dtype ("auto": the smallest of uint16, uint32, uint64
+// that holds the number of components, known before the output is allocated).
+vx::DType component_id_type(const py::object& out_obj, const std::string& out_dtype, std::uint64_t count) {
+    vx::DType d = vx::DType::uint64;
+    if (!out_obj.is_none()) {
+        if (!py::isinstance<py::array>(out_obj) || !to_dtype(py::reinterpret_borrow<py::array>(out_obj).dtype(), d) ||
+            (d != vx::DType::uint16 && d != vx::DType::uint32 && d != vx::DType::uint64))
+            throw vx::UnsupportedType("out must be a uint16, uint32 or uint64 numpy array");
+        return d;
+    }
+    if (out_dtype == "auto") {
+        if (count <= std::numeric_limits<std::uint16_t>::max()) return vx::DType::uint16;
+        if (count <= std::numeric_limits<std::uint32_t>::max()) return vx::DType::uint32;
+        return vx::DType::uint64;
+    }
+    if (out_dtype == "uint16") return vx::DType::uint16;
+    if (out_dtype == "uint32") return vx::DType::uint32;
+    if (out_dtype == "uint64") return vx::DType::uint64;
+    throw vx::InvalidArgument("out_dtype must be 'auto', 'uint16', 'uint32' or 'uint64', got '" + out_dtype + "'");
+}
+
 py::tuple connected_components(const py::handle& labels_obj, int connectivity, bool binary, std::size_t threads,
-                               const py::object& out_obj) {
+                               const py::object& out_obj, const std::string& out_dtype) {
     const auto conn = seg::connectivity_from_int(connectivity);
     const py::array labels = volume_argument(labels_obj, "labels");
-    const auto out = output_volume<std::uint64_t>(out_obj, shape_of(labels), labels);
     const auto fg = binary ? seg::Foreground::binary : seg::Foreground::per_label;
-    const std::uint64_t n = dispatch_array<vx::UnsignedTypes>(labels, "labels", [&](auto tag) {
+    vx::ThreadPool pool(threads);
+    return dispatch_array<vx::UnsignedTypes>(labels, "labels", [&](auto tag) {
         using T = typename decltype(tag)::type;
-        const py::gil_scoped_release nogil;
-        vx::ThreadPool pool(threads);
-        return seg::connected_components<T>(const_view<T>(labels), out.view, conn, pool, fg);
+        std::optional<seg::Components<T>> components;
+        {
+            const py::gil_scoped_release nogil;
+            components.emplace(const_view<T>(labels), conn, pool, fg);
+        }
+        const std::uint64_t n = components->count();
+        using IdTypes = vx::TypeList<std::uint16_t, std::uint32_t, std::uint64_t>;
+        py::array ids = vx::dispatch<IdTypes>(component_id_type(out_obj, out_dtype, n), "out", [&](auto id_tag) {
+            using Out = typename decltype(id_tag)::type;
+            const auto out = output_volume<Out>(out_obj, shape_of(labels), labels);
+            const py::gil_scoped_release nogil;
+            components->write(out.view, pool);
+            return out.array;
+        });
+        return py::make_tuple(ids, n);
     });
-    return py::make_tuple(out.array, n);
 }
 
 py::tuple relabel_sequential(const py::handle& labels_obj, std::size_t threads, const py::object& out_obj) {
@@ -156,8 +191,8 @@ py::tuple affinity_basins(const py::handle& affinities_obj, float low, float hig
 void export_segmentation(py::module_& parent) {
     py::module_ m = parent.def_submodule("segmentation", "Label-volume kernels (see voxelytics.segmentation).");
     m.def("connected_components", &connected_components, py::arg("labels"), py::arg("connectivity"), py::arg("binary"),
-          py::arg("threads"), py::arg("out") = py::none(),
-          "Returns (uint64 component ids in first-appearance order, number of components).");
+          py::arg("threads"), py::arg("out") = py::none(), py::arg("out_dtype") = "uint64",
+          "Returns (component ids in first-appearance order, number of components).");
     m.def("relabel_sequential", &relabel_sequential, py::arg("labels"), py::arg("threads"), py::arg("out") = py::none(),
           "Returns (uint64 ids 1..N by increasing old value, old values).");
     m.def("remap", &remap, py::arg("labels"), py::arg("keys"), py::arg("values"), py::arg("preserve_missing"),

@@ -182,6 +182,35 @@ TEST_CASE("connected components match a flood fill for every connectivity and th
     }
 }
 
+TEST_CASE("Components counts first and writes ids of the type asked for, refusing ones too small") {
+    // 75,000 isolated voxels (every other voxel of every other row and plane): more than uint16 holds.
+    auto vol = zeros<std::uint8_t>({200, 100, 30});
+    for (std::int64_t z = 0; z < 30; z += 2)
+        for (std::int64_t y = 0; y < 100; y += 2)
+            for (std::int64_t x = 0; x < 200; x += 2) vol(x, y, z) = 1;
+    auto small = zeros<std::uint8_t>({17, 13, 11});
+    std::mt19937 rng(7);
+    for (auto& v : small) v = static_cast<std::uint8_t>(rng() % 3);
+    vx::ThreadPool pool(3);
+    const vx::segmentation::Components<std::uint8_t> few(vx::View<const std::uint8_t>(vx::View<std::uint8_t>(small)),
+                                                         Connectivity::vertices, pool);
+    auto ids16 = zeros<std::uint16_t>({17, 13, 11});
+    few.write(vx::View<std::uint16_t>(ids16), pool);
+    const Volume<std::uint64_t> expected = flood_fill(small, 26);
+    CHECK(few.count() == *std::max_element(expected.begin(), expected.end()));
+    CHECK(std::equal(ids16.begin(), ids16.end(), expected.begin()));
+
+    const vx::segmentation::Components<std::uint8_t> many(vx::View<const std::uint8_t>(vx::View<std::uint8_t>(vol)),
+                                                          Connectivity::faces, pool);
+    CHECK(many.count() == 100 * 50 * 15);
+    auto too_small = zeros<std::uint16_t>({200, 100, 30});
+    REQUIRE_THROWS_AS(many.write(vx::View<std::uint16_t>(too_small), pool), vx::InvalidArgument);
+    auto ids32 = zeros<std::uint32_t>({200, 100, 30});
+    many.write(vx::View<std::uint32_t>(ids32), pool);
+    CHECK(ids32(0, 0, 0) == 1);
+    CHECK(ids32(198, 98, 28) == 100 * 50 * 15);
+}
+
 TEST_CASE("relabel_sequential numbers values in increasing order") {
     auto vol = zeros<std::uint32_t>({4, 2, 1});
     const std::uint32_t values[] = {0, 70, 70, 5, 1000, 0, 5, 4000000000u};

@@ -199,6 +199,37 @@ def test_cc_flyem_foreground_mask_matches_scipy(flyem, split, connectivity):
     assert same_partition(ids, expected)
 
 
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_cc_auto_ids_equal_cc3d_defaults_on_flyem(flyem, split):
+    """cc3d's default output type and ours at "auto": the same ids in the same (small) type."""
+    gt = flyem[split]["gt"]
+    expected = cc3d.connected_components(gt, connectivity=26)
+    ids, n = vx.connected_components(gt, 26, threads=2, out_dtype="auto")
+    assert ids.dtype == np.uint16 == expected.dtype and ids.flags.f_contiguous
+    np.testing.assert_array_equal(ids, expected)
+
+
+def test_cc_out_dtype_picks_the_smallest_type_that_holds_the_count_and_refuses_too_small_ones():
+    few = random_labels((20, 10, 6), np.uint8, seed=3)
+    many = np.zeros((200, 100, 30), np.uint8, order="F")
+    many[::2, ::2, ::2] = 1  # 75,000 isolated voxels: more than uint16 holds
+    ids, n = vx.connected_components(few, 6, out_dtype="auto")
+    reference, _ = vx.connected_components(few, 6)
+    assert ids.dtype == np.uint16 and reference.dtype == np.uint64
+    np.testing.assert_array_equal(ids, reference)
+    ids, n = vx.connected_components(many, 6, out_dtype="auto", threads=2)
+    assert n == 75_000 and ids.dtype == np.uint32 and ids[-2, -2, -2] == n
+    assert vx.connected_components(many, 6, out_dtype=np.uint64)[0].dtype == np.uint64
+    with pytest.raises(ValueError, match="75000 components do not fit the output's 16-bit ids"):
+        vx.connected_components(many, 6, out_dtype="uint16")
+    out = np.zeros(many.shape, np.uint32, order="F")
+    assert vx.connected_components(many, 6, out=out)[0] is out and out.max() == 75_000
+    with pytest.raises(TypeError, match="uint16, uint32 or uint64"):
+        vx.connected_components(many, 6, out=np.zeros(many.shape, np.int32, order="F"))
+    with pytest.raises(ValueError, match="out_dtype"):
+        vx.connected_components(many, 6, out_dtype="uint8")
+
+
 # --- output layout and input preservation ----------------------------------------------------------
 
 
@@ -428,7 +459,7 @@ def test_out_may_be_the_labels_themselves():
 @pytest.mark.parametrize(
     "make_out, error, message",
     [
-        (lambda shape: np.zeros(shape, np.uint32, order="F"), TypeError, "uint64"),
+        (lambda shape: np.zeros(shape, np.int32, order="F"), TypeError, "uint16, uint32 or uint64"),
         (lambda shape: np.zeros(shape[::-1], np.uint64, order="F"), ValueError, "shape"),
         (lambda shape: np.zeros(shape, np.uint64, order="C"), ValueError, "Fortran"),
         (lambda shape: [[[0]]], TypeError, "numpy array"),

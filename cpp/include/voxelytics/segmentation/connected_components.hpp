@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "voxelytics/core/detail/huge_page_allocator.hpp"
@@ -207,107 +208,156 @@ void merge_with_previous_rows(const RunTable<Label>& runs, Parents& parent, Vec3
 
 }  // namespace detail
 
-/// Labels the connected components of `labels` into `out` (same shape) and returns their number.
+/// The connected components of a label volume, found but not yet written: count() is known
+/// before the output exists, so a caller can pick the smallest id type that holds it (what
+/// `out_dtype="auto"` does in Python), then write() the ids.
 template <class Label>
-std::uint64_t connected_components(View<const Label> labels, View<std::uint64_t> out, Connectivity connectivity,
-                                   ThreadPool& pool, Foreground foreground = Foreground::per_label) {
-    using detail::RunIndex;
-    require_same_shape(labels, View<const std::uint64_t>(out), "connected_components(labels, out)");
-    const Vec3 shape = labels.shape();
-    if (shape.x >= std::numeric_limits<std::int32_t>::max())
-        throw InvalidArgument("connected_components: x extent too large (" + std::to_string(shape.x) + ")");
-    const std::int64_t num_rows = shape.y * shape.z;
-    if (labels.size() == 0) return 0;
+class Components {
+public:
+    Components(View<const Label> labels, Connectivity connectivity, ThreadPool& pool,
+               Foreground foreground = Foreground::per_label)
+        : shape_(labels.shape()),
+          range_start_(row_ranges(labels, pool)),
+          runs_(labels, foreground, pool, range_start_) {
+        using detail::RunIndex;
+        const Vec3 shape = shape_;
+        const auto num_ranges = static_cast<std::int64_t>(range_start_.size()) - 1;
+        const auto& range_start = range_start_;
+        const auto& runs = runs_;
+        detail::Parents& parent = parent_;
+        parent = detail::Parents(runs.size());
 
-    // Contiguous row ranges, one per thread.
-    const std::int64_t num_ranges = std::min<std::int64_t>(static_cast<std::int64_t>(pool.size()), num_rows);
-    std::vector<std::int64_t> range_start(static_cast<std::size_t>(num_ranges) + 1);
-    for (std::int64_t k = 0; k <= num_ranges; ++k) range_start[static_cast<std::size_t>(k)] = num_rows * k / num_ranges;
+        // 1. Merge within each row range, in parallel: every union touches runs of one range only.
+        parallel_for(pool, 0, num_ranges, [&](std::int64_t k) {
+            for (RunIndex i = runs.first(range_start[k]); i < runs.first(range_start[k + 1]); ++i) parent[i] = i;
+            for (std::int64_t r = range_start[k]; r < range_start[k + 1]; ++r)
+                detail::merge_with_previous_rows(runs, parent, shape, r, range_start[k], r, connectivity);
+        });
+        // 2. Merge across range borders: only the first y+1 rows of a range reach back before it.
+        const std::int64_t num_rows = shape.y * shape.z;
+        for (std::int64_t k = 1; k < num_ranges; ++k) {
+            const std::int64_t first = range_start[static_cast<std::size_t>(k)];
+            for (std::int64_t r = first; r < std::min(first + shape.y + 1, num_rows); ++r)
+                detail::merge_with_previous_rows(runs, parent, shape, r, 0, first, connectivity);
+        }
 
-    const detail::RunTable<Label> runs(labels, foreground, pool, range_start);
-    detail::Parents parent(runs.size());
-
-    // 1. Merge within each row range, in parallel: every union touches runs of one range only.
-    parallel_for(pool, 0, num_ranges, [&](std::int64_t k) {
-        for (RunIndex i = runs.first(range_start[k]); i < runs.first(range_start[k + 1]); ++i) parent[i] = i;
-        for (std::int64_t r = range_start[k]; r < range_start[k + 1]; ++r)
-            detail::merge_with_previous_rows(runs, parent, shape, r, range_start[k], r, connectivity);
-    });
-    // 2. Merge across range borders: only the first y+1 rows of a range reach back before it.
-    for (std::int64_t k = 1; k < num_ranges; ++k) {
-        const std::int64_t first = range_start[static_cast<std::size_t>(k)];
-        for (std::int64_t r = first; r < std::min(first + shape.y + 1, num_rows); ++r)
-            detail::merge_with_previous_rows(runs, parent, shape, r, 0, first, connectivity);
+        // 3. Give every run its component's id; roots (the smallest run of each component) are
+        //    numbered in run order. Run ranges follow the row ranges, balanced like step 1.
+        //    a) Per range: flatten the parent links that stay inside the range (each points to its
+        //       root or out of the range afterwards, as parents precede children), rank the roots.
+        //    b) Per range: look up each non-root's root; its id is the root's rank plus the number
+        //       of roots in earlier ranges. Roots keep their rank until write() adds their offset,
+        //       so no thread writes an entry that another reads.
+        detail::Parents& label = label_;
+        label = detail::Parents(runs.size());
+        std::vector<RunIndex> range_first_run(static_cast<std::size_t>(num_ranges) + 1);
+        for (std::int64_t k = 0; k <= num_ranges; ++k)
+            range_first_run[static_cast<std::size_t>(k)] = runs.first(range_start[k]);
+        roots_before_.assign(static_cast<std::size_t>(num_ranges) + 1, 0);
+        auto& roots_before = roots_before_;
+        parallel_for(pool, 0, num_ranges, [&](std::int64_t k) {
+            const RunIndex lo = range_first_run[static_cast<std::size_t>(k)],
+                           hi = range_first_run[static_cast<std::size_t>(k) + 1];
+            RunIndex rank = 0;
+            for (RunIndex i = lo; i < hi; ++i) {
+                const RunIndex p = parent[i];
+                if (p == i) {
+                    label[i] = ++rank;
+                } else if (p >= lo) {
+                    parent[i] = parent[p];
+                }
+            }
+            roots_before[static_cast<std::size_t>(k) + 1] = rank;
+        });
+        for (std::size_t k = 1; k < roots_before.size(); ++k) roots_before[k] += roots_before[k - 1];
+        parallel_for(pool, 0, num_ranges, [&](std::int64_t k) {
+            const RunIndex lo = range_first_run[static_cast<std::size_t>(k)],
+                           hi = range_first_run[static_cast<std::size_t>(k) + 1];
+            for (RunIndex i = lo; i < hi; ++i) {
+                if (parent[i] == i) continue;
+                const RunIndex root = graph::find_root_const(parent, parent[i]);
+                auto root_range = static_cast<std::size_t>(k);  // ranges are few: walk back to the root's
+                while (root < range_first_run[root_range]) --root_range;
+                label[i] = roots_before[root_range] + label[root];
+            }
+        });
     }
 
-    // 3. Give every run its component's id; roots (the smallest run of each component) are
-    //    numbered in run order. Run ranges follow the row ranges, balanced like step 1.
-    //    a) Per range: flatten the parent links that stay inside the range (each points to its
-    //       root or out of the range afterwards, as parents precede children), rank the roots.
-    //    b) Per range: look up each non-root's root; its id is the root's rank plus the number
-    //       of roots in earlier ranges. Roots keep their rank until step 4 adds their offset, so
-    //       no thread writes an entry that another reads.
-    detail::Parents label(runs.size());
-    std::vector<RunIndex> range_first_run(static_cast<std::size_t>(num_ranges) + 1);
-    for (std::int64_t k = 0; k <= num_ranges; ++k)
-        range_first_run[static_cast<std::size_t>(k)] = runs.first(range_start[k]);
-    std::vector<RunIndex> roots_before(static_cast<std::size_t>(num_ranges) + 1, 0);
-    parallel_for(pool, 0, num_ranges, [&](std::int64_t k) {
-        const RunIndex lo = range_first_run[static_cast<std::size_t>(k)],
-                       hi = range_first_run[static_cast<std::size_t>(k) + 1];
-        RunIndex rank = 0;
-        for (RunIndex i = lo; i < hi; ++i) {
-            const RunIndex p = parent[i];
-            if (p == i) {
-                label[i] = ++rank;
-            } else if (p >= lo) {
-                parent[i] = parent[p];
-            }
-        }
-        roots_before[static_cast<std::size_t>(k) + 1] = rank;
-    });
-    for (std::size_t k = 1; k < roots_before.size(); ++k) roots_before[k] += roots_before[k - 1];
-    parallel_for(pool, 0, num_ranges, [&](std::int64_t k) {
-        const RunIndex lo = range_first_run[static_cast<std::size_t>(k)],
-                       hi = range_first_run[static_cast<std::size_t>(k) + 1];
-        for (RunIndex i = lo; i < hi; ++i) {
-            if (parent[i] == i) continue;
-            const RunIndex root = graph::find_root_const(parent, parent[i]);
-            auto root_range = static_cast<std::size_t>(k);  // ranges are few: walk back to the root's
-            while (root < range_first_run[root_range]) --root_range;
-            label[i] = roots_before[root_range] + label[root];
-        }
-    });
+    /// The number of components (their ids are 1..count()).
+    std::uint64_t count() const { return roots_before_.empty() ? 0 : roots_before_.back(); }
 
-    // 4. Write the output row by row; a run's id is its root's. Rows are assembled in a padded
-    //    buffer, gaps and runs in blocks of 16 voxels: each write may spill past its end, into
-    //    what the next write (or the padding) covers. Almost all gaps and most runs then take one
-    //    block, without a data-dependent loop branch, which is what costs most per run.
-    parallel_for(pool, 0, num_ranges, [&](std::int64_t k) {
-        constexpr std::int32_t block = 16;
-        std::vector<std::uint64_t> buffer(static_cast<std::size_t>(shape.x + block));
-        std::uint64_t* row = buffer.data();
-        auto fill = [row](std::int32_t begin, std::int32_t end, std::uint64_t value) {
-            for (std::int32_t i = 0; i < block; ++i) row[begin + i] = value;
-            for (std::int32_t x = begin + block; x < end; x += block)
-                for (std::int32_t i = 0; i < block; ++i) row[x + i] = value;
-        };
-        const RunIndex root_offset = roots_before[static_cast<std::size_t>(k)];
-        for (std::int64_t r = range_start[k]; r < range_start[k + 1]; ++r) {
-            const detail::RowRuns<Label> row_runs = runs.row(r);
-            std::int32_t x = 0;
-            for (RunIndex a = 0; a < row_runs.count; ++a) {
-                const auto& run = row_runs.data[a];
-                fill(x, run.begin, 0);
-                const RunIndex i = row_runs.first + a;
-                fill(run.begin, run.end, parent[i] == i ? root_offset + label[i] : label[i]);
-                x = run.end;
+    /// 4. Writes the ids into `out` (the labels' shape; InvalidArgument if count() does not fit
+    ///    `Out`), row by row; a run's id is its root's. Rows are assembled in a padded buffer,
+    ///    gaps and runs in blocks of 16 voxels: each write may spill past its end, into what the
+    ///    next write (or the padding) covers. Almost all gaps and most runs then take one block,
+    ///    without a data-dependent loop branch, which is what costs most per run.
+    template <class Out>
+    void write(View<Out> out, ThreadPool& pool) const {
+        using detail::RunIndex;
+        static_assert(std::is_unsigned_v<Out>, "component ids are unsigned");
+        if (!(out.shape() == shape_)) throw InvalidArgument("connected_components: out has another shape than labels");
+        if (count() > std::numeric_limits<Out>::max())
+            throw InvalidArgument("connected_components: " + std::to_string(count()) +
+                                  " components do not fit the output's " + std::to_string(8 * sizeof(Out)) +
+                                  "-bit ids");
+        const Vec3 shape = shape_;
+        const auto num_ranges = static_cast<std::int64_t>(range_start_.size()) - 1;
+        parallel_for(pool, 0, num_ranges, [&](std::int64_t k) {
+            constexpr std::int32_t block = 16;
+            std::vector<Out> buffer(static_cast<std::size_t>(shape.x + block));
+            Out* row = buffer.data();
+            auto fill = [row](std::int32_t begin, std::int32_t end, Out value) {
+                for (std::int32_t i = 0; i < block; ++i) row[begin + i] = value;
+                for (std::int32_t x = begin + block; x < end; x += block)
+                    for (std::int32_t i = 0; i < block; ++i) row[x + i] = value;
+            };
+            const RunIndex root_offset = roots_before_[static_cast<std::size_t>(k)];
+            for (std::int64_t r = range_start_[k]; r < range_start_[k + 1]; ++r) {
+                const detail::RowRuns<Label> row_runs = runs_.row(r);
+                std::int32_t x = 0;
+                for (RunIndex a = 0; a < row_runs.count; ++a) {
+                    const auto& run = row_runs.data[a];
+                    fill(x, run.begin, 0);
+                    const RunIndex i = row_runs.first + a;
+                    fill(run.begin, run.end, static_cast<Out>(parent_[i] == i ? root_offset + label_[i] : label_[i]));
+                    x = run.end;
+                }
+                if (x < shape.x) fill(x, static_cast<std::int32_t>(shape.x), 0);
+                std::copy(row, row + shape.x, out.data() + r * shape.x);
             }
-            if (x < shape.x) fill(x, static_cast<std::int32_t>(shape.x), 0);
-            std::copy(row, row + shape.x, out.data() + r * shape.x);
-        }
-    });
-    return roots_before.back();
+        });
+    }
+
+private:
+    // Contiguous row ranges, one per thread (none for an empty volume).
+    static std::vector<std::int64_t> row_ranges(View<const Label> labels, ThreadPool& pool) {
+        const Vec3 shape = labels.shape();
+        if (shape.x >= std::numeric_limits<std::int32_t>::max())
+            throw InvalidArgument("connected_components: x extent too large (" + std::to_string(shape.x) + ")");
+        const std::int64_t num_rows = labels.size() == 0 ? 0 : shape.y * shape.z;
+        const std::int64_t num_ranges = std::min<std::int64_t>(static_cast<std::int64_t>(pool.size()), num_rows);
+        if (num_ranges == 0) return {0};
+        std::vector<std::int64_t> start(static_cast<std::size_t>(num_ranges) + 1, 0);
+        for (std::int64_t k = 0; k <= num_ranges; ++k) start[static_cast<std::size_t>(k)] = num_rows * k / num_ranges;
+        return start;
+    }
+
+    Vec3 shape_;
+    std::vector<std::int64_t> range_start_;
+    detail::RunTable<Label> runs_;
+    detail::Parents parent_, label_;
+    std::vector<detail::RunIndex> roots_before_;
+};
+
+/// Labels the connected components of `labels` into `out` (same shape; uint16, uint32 or uint64
+/// ids) and returns their number.
+template <class Label, class Out = std::uint64_t>
+std::uint64_t connected_components(View<const Label> labels, View<Out> out, Connectivity connectivity, ThreadPool& pool,
+                                   Foreground foreground = Foreground::per_label) {
+    require_same_shape(labels, View<const Out>(out), "connected_components(labels, out)");
+    const Components<Label> components(labels, connectivity, pool, foreground);
+    components.write(out, pool);
+    return components.count();
 }
 
 }  // namespace vx::segmentation
