@@ -7,6 +7,11 @@ background, like a neuron segmentation), uint64, [x, y, z] in Fortran order.
   ours with 1 and 2 threads vs cc3d (asked for uint64 output too, so both write the same bytes);
 * binary task (all nonzero voxels one foreground): ours vs cc3d vs scipy.ndimage.label.
 
+Then the real case: the FlyEM medulla ground truth of ../shared/data (dense bodies with 0-valued
+boundaries) tiled to 200^3 and 400^3 (--real-sizes), 26-connectivity, one thread, each library at
+its default output type (cc3d: the smallest of uint16/uint32/uint64 that its estimate allows;
+voxelytics: uint64) and both at uint16 ("auto") and at uint64.
+
 Prints the best of `--repeat` runs, voxels/s and ratios. Run: python benchmarks/bench_connected_components.py
 """
 
@@ -15,7 +20,8 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from timing import best_time
+from real_data import flyem, tile
+from timing import best_time, best_times
 
 import voxelytics as vx
 from voxelytics.synthetic import voronoi_labels
@@ -28,6 +34,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="edge length of the cubic volume (default 256)")
     parser.add_argument("--cells", type=int, default=2000, help="number of Voronoi cells (default 2000)")
     parser.add_argument("--repeat", type=int, default=15, help="runs per measurement; the best counts")
+    parser.add_argument(
+        "--real-sizes", type=int, nargs="*", default=[200, 400], help="edges of the tiled real case"
+    )
     args = parser.parse_args()
 
     import cc3d
@@ -77,6 +86,44 @@ def main() -> None:
     print(f"voxelytics 1 thread vs cc3d (multi-label): {ratio(multi, one, 'cc3d'):.2f}x   (target >= 1.0x)")
     print(f"voxelytics 2 threads vs 1 thread:          {ratio(multi, two, one):.2f}x   (target >= 1.8x)")
     print(f"voxelytics 1 thread vs cc3d (binary):      {ratio('binary 26', one, 'cc3d'):.2f}x")
+    real_labels(args.real_sizes, args.repeat)
+
+
+def real_labels(sizes, repeat):
+    import cc3d
+
+    gt = flyem("train")
+    if gt is None:
+        print("\nreal labels: skipped (../shared/data is absent)")
+        return
+    for size in sizes:
+        labels = tile(gt["gt"].astype(np.uint32), size)
+        ours, n = vx.connected_components(labels, 26, threads=1)
+        theirs = cc3d.connected_components(labels, connectivity=26)
+        assert np.array_equal(ours, theirs), "voxelytics and cc3d disagree"
+        boundary = np.mean(labels == 0)
+        print(
+            f"\nreal labels: FlyEM ground truth tiled to {size}^3 ({boundary:.1%} boundary), {n} components"
+        )
+        print(f"  26-connectivity, 1 thread; cc3d's default writes {theirs.dtype}")
+        seconds = best_times(real_calls(labels), repeat)  # interleaved: a slow spell falls on all
+        for name, t in seconds.items():
+            print(f"  {name:<28} {t * 1e3:8.1f} ms {labels.size / t / 1e6:8.1f} Mvoxel/s")
+        base, ours_default = seconds["cc3d default"], seconds["voxelytics default (uint64)"]
+        print(f"  ours vs cc3d, each at its default: {base / ours_default:.2f}x   (target >= 1.0x)")
+        print(f"  ours auto vs cc3d default: {base / seconds['voxelytics auto']:.2f}x")
+        print(f"  both uint64: {seconds['cc3d uint64'] / ours_default:.2f}x")
+
+
+def real_calls(labels):
+    import cc3d
+
+    return {
+        "cc3d default": lambda: cc3d.connected_components(labels, connectivity=26),
+        "voxelytics default (uint64)": lambda: vx.connected_components(labels, 26, threads=1),
+        "voxelytics auto": lambda: vx.connected_components(labels, 26, threads=1, out_dtype="auto"),
+        "cc3d uint64": lambda: cc3d.connected_components(labels, connectivity=26, out_dtype=np.uint64),
+    }
 
 
 if __name__ == "__main__":
