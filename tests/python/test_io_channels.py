@@ -6,22 +6,13 @@ import warnings
 
 import numpy as np
 import pytest
+from array_data import DTYPES, random_data
 
 import voxelytics as vx
 import voxelytics.io as vio
 
 zarr = pytest.importorskip("zarr")
 ts = pytest.importorskip("tensorstore")
-
-DTYPES = ["uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float32", "float64"]
-
-
-def random_data(shape, dtype, seed=0):
-    rng = np.random.default_rng(seed)
-    if np.dtype(dtype).kind == "f":
-        return np.asfortranarray(rng.normal(size=shape).astype(dtype))
-    info = np.iinfo(dtype)
-    return np.asfortranarray(rng.integers(info.min, info.max, size=shape, dtype=dtype, endpoint=True))
 
 
 def affinities(shape=(40, 36, 20), seed=0):
