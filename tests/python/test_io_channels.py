@@ -2,6 +2,7 @@
 layout Mag.read returns, interop of 3-channel float32 layers (affinities) with webknossos-libs,
 zarr-python and tensorstore, and files that do not depend on the thread count."""
 
+import json
 import warnings
 
 import numpy as np
@@ -52,7 +53,7 @@ def test_rank4_round_trip_of_boxes(tmp_path, channels, dtype, sharded):
         np.testing.assert_array_equal(a.read((2, 0, 0, 0), (1, 40, 30, 20)), expected[2:3])
 
 
-@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("channels", [1, 2, 3, 8])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_mag_round_trip_and_the_layout_it_returns(tmp_path, channels, dtype):
     ds = vx.Dataset.create(tmp_path / "ds", voxel_size=(4, 4, 40))
@@ -69,6 +70,12 @@ def test_mag_round_trip_and_the_layout_it_returns(tmp_path, channels, dtype):
     expected = data.copy()
     expected[:, :2, :10, :6] = data[:, 8:10, :10, 4:10]
     np.testing.assert_array_equal(got, expected)
+    # webKnossos' elementClass is the type of a whole voxel: uint24 for 3 x uint8, float96 for 3 x float32
+    properties = json.loads((tmp_path / "ds" / "datasource-properties.json").read_text())
+    bits = 8 * item * channels
+    kind = np.dtype(dtype).name.rstrip("0123456789")
+    names = {"float32": "float", "float64": "double"} if channels == 1 else {}
+    assert properties["dataLayers"][0]["elementClass"] == names.get(np.dtype(dtype).name, f"{kind}{bits}")
 
 
 def test_a_3_channel_float32_layer_reads_the_same_in_webknossos_zarr_and_tensorstore(tmp_path):
