@@ -17,7 +17,13 @@ agglomeration); voxelytics' affinity watershed + region graph + mean agglomerati
 recipe), and its distance watershed on the boundary map + agglomeration. Best VOI and ARAND over
 the thresholds against the ground truth are printed with the times.
 
-Prints the best of --repeat runs and ratios (end to end: the runs of the three interleaved).
+End to end on real boundaries: the FlyEM medulla test crop of ../shared/data (a real pixel
+classifier's boundary map and dense ground truth) as it is and tiled (mirrored) to --real-size^3:
+waterz.agglomerate on its affinities vs voxelytics' distance watershed + region graph + mean
+agglomeration, both at the 19 thresholds 0.05..0.95 of the quality test; best VOI and ARAND
+(gt == 0 ignored) printed with the times.
+
+Prints the best of --repeat runs and ratios (end to end: the runs interleaved).
 Run: python benchmarks/bench_segmentation.py [--size 256]
 """
 
@@ -27,6 +33,7 @@ import argparse
 import functools
 
 import numpy as np
+from real_data import flyem, tile
 from timing import best_time, best_times
 
 import voxelytics as vx
@@ -38,9 +45,14 @@ def main() -> None:
     )
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", choices=("kernels", "end-to-end"), help="run one part")
+    parser.add_argument("--only", choices=("kernels", "end-to-end", "real"), help="run one part")
+    parser.add_argument("--real-size", type=int, default=256, help="edge of the tiled real crop")
     args = parser.parse_args()
 
+    if args.only in (None, "real"):
+        real_boundaries(args.real_size, args.repeat)
+    if args.only == "real":
+        return
     shape = (args.size,) * 3
     scene = vx.synthetic.make_scene(shape, "mouse", seed=0)
     rendered = scene.render(compartments=False, mitochondria=False)
@@ -113,15 +125,58 @@ def truth_boundary(cells: np.ndarray, seed: int = 0) -> np.ndarray:
     return np.asfortranarray(np.clip(smooth + noise, 0, 1))
 
 
-def end_to_end(cells: np.ndarray, voxel_size, repeat: int) -> None:
-    import waterz
-
-    boundary = truth_boundary(cells)
-    affinities = np.zeros((3, *cells.shape), np.float32, order="F")
+def boundary_affinities(boundary: np.ndarray) -> np.ndarray:
+    """(3, x, y, z) affinities to the -x, -y, -z neighbours: 1 - the larger boundary value."""
+    affinities = np.zeros((3, *boundary.shape), np.float32, order="F")
     for c in range(3):
         hi, lo = [slice(None)] * 3, [slice(None)] * 3
         hi[c], lo[c] = slice(1, None), slice(None, -1)
         affinities[c][tuple(hi)] = 1 - np.maximum(boundary[tuple(hi)], boundary[tuple(lo)])
+    return affinities
+
+
+def real_boundaries(size: int, repeat: int) -> None:
+    import waterz
+
+    data = flyem("test")
+    if data is None:
+        print("real boundaries: skipped (../shared/data is absent)")
+        return
+    thresholds = [round(t, 2) for t in np.arange(0.05, 1.0, 0.05)]
+    for name, boundary, gt in (
+        ("FlyEM test crop", np.asfortranarray(data["boundary"]), data["gt"]),
+        (f"FlyEM test crop tiled to {size}^3", tile(data["boundary"], size), tile(data["gt"], size)),
+    ):
+        affinities_zyx = np.ascontiguousarray(boundary_affinities(boundary)[::-1].transpose(0, 3, 2, 1))
+
+        def run_waterz(affinities_zyx=affinities_zyx):
+            return [seg.copy().T for seg in waterz.agglomerate(affinities_zyx, thresholds)]
+
+        def run_distance(boundary=boundary):
+            fragments, _ = vx.distance_watershed(boundary)
+            agg = vx.agglomerate(vx.region_graph(fragments, boundary, bins=0), thresholds)
+            return [agg.apply(fragments, k) for k in range(len(thresholds))]
+
+        runs = {"waterz 0.10": run_waterz, "voxelytics distance watershed": run_distance}
+        scores = {}
+        for label, run in runs.items():
+            all_scores = [vx.metrics.segmentation_scores(gt, seg) for seg in run()]
+            scores[label] = min(all_scores, key=lambda s: s.voi_split + s.voi_merge)
+        times = best_times(runs, repeat)
+        print(f"end to end, real boundaries: {name} {boundary.shape}, {len(thresholds)} thresholds")
+        print(f"{'':34} {'seconds':>8} {'vs waterz':>9} {'VOI split+merge':>16} {'ARAND':>6}")
+        for label, best in scores.items():
+            voi = f"{best.voi_split:.3f}+{best.voi_merge:.3f}"
+            ratio = times["waterz 0.10"] / times[label]
+            target = "" if label.startswith("waterz") else "   (target >= 2x)"
+            print(f"{label:34} {times[label]:8.3f} {ratio:8.2f}x {voi:>16} {best.arand:6.3f}{target}")
+
+
+def end_to_end(cells: np.ndarray, voxel_size, repeat: int) -> None:
+    import waterz
+
+    boundary = truth_boundary(cells)
+    affinities = boundary_affinities(boundary)
     affinities_zyx = np.ascontiguousarray(affinities[::-1].transpose(0, 3, 2, 1))  # waterz: (c, z, y, x)
     thresholds = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 
