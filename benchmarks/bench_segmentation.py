@@ -158,18 +158,26 @@ def real_boundaries(size: int, repeat: int) -> None:
             return [agg.apply(fragments, k) for k in range(len(thresholds))]
 
         runs = {"waterz 0.10": run_waterz, "voxelytics distance watershed": run_distance}
-        scores = {}
-        for label, run in runs.items():
-            all_scores = [vx.metrics.segmentation_scores(gt, seg) for seg in run()]
-            scores[label] = min(all_scores, key=lambda s: s.voi_split + s.voi_merge)
-        times = best_times(runs, repeat)
-        print(f"end to end, real boundaries: {name} {boundary.shape}, {len(thresholds)} thresholds")
-        print(f"{'':34} {'seconds':>8} {'vs waterz':>9} {'VOI split+merge':>16} {'ARAND':>6}")
-        for label, best in scores.items():
-            voi = f"{best.voi_split:.3f}+{best.voi_merge:.3f}"
-            ratio = times["waterz 0.10"] / times[label]
-            target = "" if label.startswith("waterz") else "   (target >= 2x)"
-            print(f"{label:34} {times[label]:8.3f} {ratio:8.2f}x {voi:>16} {best.arand:6.3f}{target}")
+        title = f"end to end, real boundaries: {name} {boundary.shape}, {len(thresholds)} thresholds"
+        compare_with_waterz(title, gt, runs, repeat, target="   (target >= 2x)")
+
+
+def compare_with_waterz(title: str, truth, runs: dict, repeat: int, target: str = "") -> None:
+    """Best VOI (and its ARAND) over each run's segmentations, and the runs' times interleaved;
+    the first run is waterz, the baseline of the ratios. `target` is printed beside ours."""
+    scores = {}
+    for label, run in runs.items():
+        all_scores = [vx.metrics.segmentation_scores(truth, seg) for seg in run()]
+        scores[label] = min(all_scores, key=lambda s: s.voi_split + s.voi_merge)
+    times = best_times(runs, repeat)
+    baseline = next(iter(runs))
+    print(title)
+    print(f"{'':34} {'seconds':>8} {'vs waterz':>9} {'VOI split+merge':>16} {'ARAND':>6}")
+    for label, best in scores.items():
+        voi = f"{best.voi_split:.3f}+{best.voi_merge:.3f}"
+        ratio = times[baseline] / times[label]
+        note = "" if label == baseline else target
+        print(f"{label:34} {times[label]:8.3f} {ratio:8.2f}x {voi:>16} {best.arand:6.3f}{note}")
 
 
 def end_to_end(cells: np.ndarray, voxel_size, repeat: int) -> None:
@@ -199,17 +207,8 @@ def end_to_end(cells: np.ndarray, voxel_size, repeat: int) -> None:
         "voxelytics affinity watershed": run_affinity,
         "voxelytics distance watershed": run_distance,
     }
-    scores = {}
-    for name, run in runs.items():
-        all_scores = [vx.metrics.segmentation_scores(cells, seg) for seg in run()]
-        scores[name] = min(all_scores, key=lambda s: s.voi_split + s.voi_merge)
-    times = best_times(runs, repeat)
-    print(f"end to end on {cells.shape} (boundary from the true cells), {len(thresholds)} thresholds")
-    print(f"{'':34} {'seconds':>8} {'vs waterz':>9} {'VOI split+merge':>16} {'ARAND':>6}")
-    for name, best in scores.items():
-        voi = f"{best.voi_split:.3f}+{best.voi_merge:.3f}"
-        ratio = times["waterz 0.10"] / times[name]
-        print(f"{name:34} {times[name]:8.3f} {ratio:8.2f}x {voi:>16} {best.arand:6.3f}")
+    title = f"end to end on {cells.shape} (boundary from the true cells), {len(thresholds)} thresholds"
+    compare_with_waterz(title, cells, runs, repeat)
 
 
 if __name__ == "__main__":

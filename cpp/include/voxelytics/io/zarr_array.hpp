@@ -713,6 +713,9 @@ private:
             words[static_cast<std::size_t>(i + n)] = e.size();
             written += e.size();
         };
+        auto encode_index = [&] {
+            return s.index->encode(reinterpret_cast<const std::uint8_t*>(words.data()), index_shape(s), 8);
+        };
         auto append = [&](std::int64_t begin, std::int64_t end) {  // chunks [begin, end), in one call
             std::vector<StoreWriter::Part> parts;
             for (std::int64_t i = begin; i < end; ++i) {
@@ -753,8 +756,7 @@ private:
         if (!s.index_at_end) {  // the index goes first: every chunk's place must be known before writing
             for (std::int64_t i = 0; i < n; ++i) place(i);
             if (written > static_cast<std::uint64_t>(index_size_)) {
-                const Bytes index =
-                    s.index->encode(reinterpret_cast<const std::uint8_t*>(words.data()), index_shape(s), 8);
+                const Bytes index = encode_index();
                 writer = store_->write(key);
                 writer->append(index.data(), index.size());
                 append(0, n);
@@ -766,7 +768,7 @@ private:
             return;
         }
         if (s.index_at_end) {
-            const Bytes index = s.index->encode(reinterpret_cast<const std::uint8_t*>(words.data()), index_shape(s), 8);
+            const Bytes index = encode_index();
             writer->append(index.data(), index.size());
         }
         writer->commit();
