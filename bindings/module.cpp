@@ -7,6 +7,7 @@
 namespace py = pybind11;
 
 void export_core(py::module_&);
+void export_filters(py::module_&);
 void export_graph(py::module_&);
 void export_io(py::module_&);
 void export_metrics(py::module_&);
@@ -21,6 +22,7 @@ PYBIND11_MODULE(_core, m) {
     m.attr("__version__") = VOXELYTICS_VERSION_STRING;
     vx::bindings::register_errors(m);
     export_core(m);
+    export_filters(m);
     export_graph(m);
     export_io(m);
     export_metrics(m);

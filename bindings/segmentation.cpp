@@ -11,6 +11,7 @@
 #include "detail/vec3_caster.hpp"
 #include "voxelytics/core/dtype.hpp"
 #include "voxelytics/segmentation/connected_components.hpp"
+#include "voxelytics/segmentation/distance_height.hpp"
 #include "voxelytics/segmentation/distance_transform.hpp"
 #include "voxelytics/segmentation/relabel.hpp"
 #include "voxelytics/segmentation/steepest_ascent.hpp"
@@ -102,7 +103,7 @@ py::array remap(const py::handle& labels_obj, const ArrayOf<std::uint64_t>& keys
 }
 
 py::array distance_transform(const py::handle& labels_obj, std::array<double, 3> voxel_size, bool squared,
-                             bool black_border, std::size_t threads, const py::object& out_obj) {
+                             bool black_border, double max_distance, std::size_t threads, const py::object& out_obj) {
     const py::array labels = volume_argument(labels_obj, "labels");
     const auto out = output_volume<float>(out_obj, shape_of(labels), labels);
     const auto border = black_border ? seg::Border::background : seg::Border::same_label;
@@ -110,8 +111,22 @@ py::array distance_transform(const py::handle& labels_obj, std::array<double, 3>
         using T = typename decltype(tag)::type;
         const py::gil_scoped_release nogil;
         vx::ThreadPool pool(threads);
-        seg::distance_transform<T>(const_view<T>(labels), out.view, voxel_size, squared, border, pool);
+        seg::distance_transform<T>(const_view<T>(labels), out.view, voxel_size, squared, border, pool, max_distance);
     });
+    return out.array;
+}
+
+py::array distance_height(const py::handle& boundary_obj, float threshold, std::array<double, 3> voxel_size, double cap,
+                          std::array<double, 3> sigma, float boundary_weight, std::size_t threads) {
+    const py::array boundary = volume_argument(boundary_obj, "boundary");
+    if (!boundary.dtype().is(py::dtype::of<float>()))
+        throw vx::UnsupportedType("boundary must be a float32 array, got " +
+                                  py::str(boundary.dtype()).cast<std::string>());
+    const auto out = output_volume<float>(py::none(), shape_of(boundary), boundary);
+    const py::gil_scoped_release nogil;
+    vx::ThreadPool pool(threads);
+    seg::distance_height(const_view<float>(boundary), out.view, threshold, voxel_size, cap, sigma, boundary_weight,
+                         pool);
     return out.array;
 }
 
@@ -200,8 +215,11 @@ void export_segmentation(py::module_& parent) {
     m.def("seeded_watershed", &seeded_watershed, py::arg("boundary"), py::arg("seeds"), py::arg("mask") = py::none(),
           "uint64 labels: seeds flooded over the boundary map (priority flood).");
     m.def("distance_transform", &distance_transform, py::arg("labels"), py::arg("voxel_size"), py::arg("squared"),
-          py::arg("black_border"), py::arg("threads"), py::arg("out") = py::none(),
+          py::arg("black_border"), py::arg("max_distance"), py::arg("threads"), py::arg("out") = py::none(),
           "float32 distance of each voxel to the nearest voxel of another value (0 for label 0).");
+    m.def("distance_height", &distance_height, py::arg("boundary"), py::arg("threshold"), py::arg("voxel_size"),
+          py::arg("cap"), py::arg("sigma"), py::arg("boundary_weight"), py::arg("threads"),
+          "DistanceWatershed's float32 height map of a float32 boundary map.");
     m.def("height_basins", &height_basins, py::arg("height"), py::arg("core"), py::arg("threads"),
           py::arg("out") = py::none(),
           "Steepest-ascent basins of a float32 height map on core (topleft, size): (labels, first voxels, links).");

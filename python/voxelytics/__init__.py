@@ -13,7 +13,7 @@ import importlib.util as _importlib_util
 if _importlib_util.find_spec("torch") is not None:
     import torch as _torch  # noqa: F401
 
-from . import _core, graph, metrics, neurons, synthetic
+from . import _core, filters, graph, metrics, neurons, synthetic
 from ._core import CorruptDataError
 from .core import Block, BlockGrid, Box
 from .graph import agglomerate, region_graph
@@ -44,6 +44,7 @@ __all__ = [
     "connected_components",
     "distance_transform",
     "distance_watershed",
+    "filters",
     "graph",
     "metrics",
     "neurons",

@@ -29,6 +29,7 @@ import numpy as np
 
 from ._core import segmentation as _seg
 from .core import BlockGrid, Box, progress_bar, resolve_threads
+from .filters import gaussian_filter
 
 __all__ = [
     "AffinityWatershed",
@@ -102,6 +103,7 @@ def distance_transform(
     *,
     squared: bool = False,
     black_border: bool = False,
+    max_distance: float | None = None,
     threads: int | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
@@ -113,7 +115,9 @@ def distance_transform(
     distance to its own boundary, all at once. ``black_border``: the volume is surrounded by
     background (otherwise its faces are no boundary, and a label with no other value anywhere
     in reach gets ``inf``). ``squared``: the squared distance (no square root). Same values as
-    ``edt.edt`` and, per label, ``scipy.ndimage.distance_transform_edt``.
+    ``edt.edt`` and, per label, ``scipy.ndimage.distance_transform_edt``. ``max_distance`` (same
+    units): distances beyond it are reported as ``max_distance``; a small cap makes the transform
+    faster (each voxel looks no farther along y and z), with the same values below the cap.
 
     >>> import numpy as np, voxelytics as vx
     >>> mask = np.zeros((7, 1, 1), bool); mask[1:6] = True
@@ -123,8 +127,17 @@ def distance_transform(
     voxel_size = tuple(float(v) for v in voxel_size)
     if len(voxel_size) != 3:
         raise ValueError(f"voxel_size must have three entries (x, y, z), got {voxel_size}")
+    cap = math.inf if max_distance is None else float(max_distance)
+    if not cap >= 0:
+        raise ValueError(f"max_distance must be >= 0 or None, got {max_distance}")
     return _seg.distance_transform(
-        _label_array(labels), voxel_size, bool(squared), bool(black_border), resolve_threads(threads), out
+        _label_array(labels),
+        voxel_size,
+        bool(squared),
+        bool(black_border),
+        cap,
+        resolve_threads(threads),
+        out,
     )
 
 
@@ -162,7 +175,7 @@ def watershed_seeds(
         inside &= np.asarray(mask, bool)
     dist = distance_transform(inside, voxel_size, black_border=True, threads=threads)
     if smoothing > 0:
-        dist = ndimage.gaussian_filter(dist, smoothing)
+        gaussian_filter(dist, smoothing, threads=threads, out=dist)
     peaks = inside & (dist == ndimage.maximum_filter(dist, size=3)) & (dist > 0)
     return connected_components(peaks, 26, binary=True, threads=threads)
 
@@ -286,25 +299,14 @@ class DistanceWatershed:
 
     def height(self, boundary: np.ndarray, threads: int | None = None) -> np.ndarray:
         """The height map whose steepest-ascent basins are the fragments: smoothed capped distance
-        inside cells (> 0), minus (distance to a cell + half the boundary value) elsewhere (< 0)."""
-        from scipy import ndimage
-
+        inside cells (> 0), minus (distance to a cell + half the boundary value) elsewhere (< 0);
+        float32, Fortran order. See ``vx::segmentation::distance_height``."""
         unit = min(self.voxel_size)
-        cap = self.reach * unit
-        inside = boundary < self.threshold
-        # One transform of two labels (1 inside, 2 boundary) gives both distances: inside voxels
-        # to the boundary, boundary voxels to the inside.
-        distance = distance_transform(
-            (~inside).view(np.uint8) + np.uint8(1), self.voxel_size, threads=threads
-        )
-        np.minimum(distance, cap, out=distance)
-        inner = np.where(inside, distance, np.float32(0))
-        if self.smoothing > 0:  # into a Fortran-ordered array, like the others (no copy at the end)
-            inner = ndimage.gaussian_filter(inner, self._sigma(), truncate=4.0, output=np.empty_like(inner))
-        height = np.multiply(boundary, np.float32(-0.5 * unit), dtype=np.float32)
-        height -= distance  # -(distance + half the boundary value) outside cells ...
-        np.copyto(height, inner, where=inside)  # ... the smoothed distance inside
-        return np.asfortranarray(height)  # (a C-ordered boundary gives C-ordered arrays here)
+        boundary = np.asarray(boundary, dtype=np.float32)
+        return _seg.distance_height(
+            boundary, float(self.threshold), self.voxel_size, self.reach * unit, tuple(self._sigma()),
+            0.5 * unit, resolve_threads(threads),
+        )  # fmt: skip
 
     def basins(self, region: np.ndarray, core: Box, threads: int | None = None, out=None):
         boundary = _boundary_array(region).astype(np.float32, copy=False)

@@ -10,6 +10,7 @@
 
 #include "catch.hpp"
 #include "voxelytics/segmentation/connected_components.hpp"
+#include "voxelytics/segmentation/distance_height.hpp"
 #include "voxelytics/segmentation/distance_transform.hpp"
 #include "voxelytics/segmentation/relabel.hpp"
 #include "voxelytics/segmentation/steepest_ascent.hpp"
@@ -318,6 +319,16 @@ TEST_CASE("distance_transform equals brute force for many labels, anisotropic vo
                     REQUIRE(out[i] == Approx(expected[i]).epsilon(1e-5));
                 }
             }
+            // Capped (the windowed passes): min(exact, cap) everywhere, for caps that cut
+            // through the distances, a cap of 0, and one beyond them all.
+            for (const double cap : {0.0, 2.0, 3.7, 100.0}) {
+                vx::segmentation::distance_transform<std::uint16_t>(
+                    vx::View<const std::uint16_t>(labels.data(), s), vx::View<float>(out.data(), s), a, true,
+                    background ? vx::segmentation::Border::background : vx::segmentation::Border::same_label, pool,
+                    cap);
+                for (std::size_t i = 0; i < out.size(); ++i)
+                    REQUIRE(out[i] == Approx(std::min(expected[i], cap * cap)).epsilon(1e-5).margin(1e-6));
+            }
         }
     }
 }
@@ -338,6 +349,46 @@ TEST_CASE("distance_transform: a label alone in the volume is infinitely far fro
         vx::segmentation::distance_transform<std::uint8_t>(in, vx::View<float>(out.data(), {4, 3, 2}), {1, 0, 1}, false,
                                                            vx::segmentation::Border::same_label, pool),
         vx::InvalidArgument);
+    // Capped, the lone label is as far as the cap; a negative cap is refused.
+    vx::segmentation::distance_transform<std::uint8_t>(in, vx::View<float>(out.data(), {4, 3, 2}), {1, 1, 1}, false,
+                                                       vx::segmentation::Border::same_label, pool, 2.5);
+    for (float v : out) CHECK(v == 2.5f);
+    CHECK_THROWS_AS(
+        vx::segmentation::distance_transform<std::uint8_t>(in, vx::View<float>(out.data(), {4, 3, 2}), {1, 1, 1}, false,
+                                                           vx::segmentation::Border::same_label, pool, -1.0),
+        vx::InvalidArgument);
+}
+
+TEST_CASE("distance_height: smoothed capped distance inside cells, negated distance plus boundary outside") {
+    // A membrane plane at x = 6 (boundary 0.9) in a 15 x 4 x 3 volume; inside voxels elsewhere.
+    const vx::Vec3 s{15, 4, 3};
+    std::vector<float> boundary(std::size_t(s.prod()), 0.1f), out(boundary.size());
+    for (std::int64_t z = 0; z < s.z; ++z)
+        for (std::int64_t y = 0; y < s.y; ++y) boundary[std::size_t(6 + s.x * (y + s.y * z))] = 0.9f;
+    vx::ThreadPool pool(2);
+    const vx::View<const float> b(boundary.data(), s);
+    // No smoothing: inside = min(|x - 6|, cap); the membrane: -(1 + 0.5 * 0.9).
+    vx::segmentation::distance_height(b, vx::View<float>(out.data(), s), 0.5f, {1, 1, 1}, 4.0, {0, 0, 0}, 0.5f, pool);
+    for (std::int64_t x = 0; x < s.x; ++x) {
+        const float expected = x == 6 ? -(1.0f + 0.45f) : float(std::min<std::int64_t>(std::abs(x - 6), 4));
+        CHECK(out[std::size_t(x + s.x * 2)] == Approx(expected));
+    }
+    // Smoothing along x only: inside values are the Gaussian of the inside distances (0 on the
+    // membrane), reflected at the faces; the membrane keeps its unsmoothed value.
+    vx::segmentation::distance_height(b, vx::View<float>(out.data(), s), 0.5f, {1, 1, 1}, 4.0, {1, 0, 0}, 0.5f, pool);
+    const std::vector<float> w = vx::filters::gaussian_half_kernel(1.0, 4.0);
+    for (std::int64_t x = 0; x < s.x; ++x) {
+        double expected = -(1.0 + 0.45);
+        if (x != 6) {
+            expected = 0;
+            for (std::int64_t k = -4; k <= 4; ++k) {
+                const std::int64_t at = vx::filters::detail::reflect(x + k, s.x);
+                expected +=
+                    w[std::size_t(std::abs(k))] * (at == 6 ? 0.0 : double(std::min<std::int64_t>(std::abs(at - 6), 4)));
+            }
+        }
+        CHECK(out[std::size_t(x + s.x * 2)] == Approx(expected).epsilon(1e-5));
+    }
 }
 
 namespace {

@@ -530,6 +530,34 @@ def test_distance_transform_matches_edt_on_real_ground_truth(flyem, black_border
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("black_border", [False, True])
+@pytest.mark.parametrize("sampling", [(1, 1, 1), (11.24, 11.24, 30.0)])
+def test_distance_transform_max_distance_caps_the_exact_values(sampling, black_border):
+    rng = np.random.default_rng(5)
+    labels = np.kron(rng.integers(0, 4, (9, 7, 5)), np.ones((9, 6, 4), np.int64)).astype(np.uint16)
+    exact = vx.distance_transform(labels, voxel_size=sampling, black_border=black_border)
+    for cap in (0.0, 2.5, 40.0, 1e6):
+        capped = vx.distance_transform(
+            labels, voxel_size=sampling, black_border=black_border, max_distance=cap
+        )
+        np.testing.assert_allclose(capped, np.minimum(exact, cap), rtol=1e-6)
+        np.testing.assert_array_equal(
+            vx.distance_transform(
+                labels, voxel_size=sampling, black_border=black_border, max_distance=cap, threads=3
+            ),
+            capped,
+        )
+    with pytest.raises(ValueError, match="max_distance"):
+        vx.distance_transform(labels, max_distance=-1)
+
+
+def test_distance_transform_max_distance_on_real_ground_truth(flyem):
+    gt = flyem["test"]["gt"]
+    exact = vx.distance_transform(gt, voxel_size=(10, 10, 10))
+    capped = vx.distance_transform(gt, voxel_size=(10, 10, 10), max_distance=60)
+    np.testing.assert_allclose(capped, np.minimum(exact, 60), rtol=1e-6)
+
+
 def test_distance_transform_thread_count_does_not_change_values():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, (40, 37, 23)).astype(np.uint8)
@@ -629,6 +657,20 @@ def _synthetic_boundary(shape, seed=0):
     scene = vx.synthetic.make_scene(shape, "mouse", seed=seed)
     image = scene.render(compartments=False, mitochondria=False)["image"].astype(np.float32) / 255
     return np.asfortranarray(1 - ndimage.uniform_filter(image, (3, 3, 1))), scene.voxel_size
+
+
+@pytest.mark.parametrize("voxel_size", [(1, 1, 1), (4, 4, 10)])
+def test_distance_watershed_height_is_its_definition_with_scipy(flyem, voxel_size):
+    """The fused C++ height map equals the definition written with the exact transform and
+    scipy's Gaussian: smoothed capped distance inside cells, -(distance + boundary / 2) outside."""
+    boundary = np.asfortranarray(flyem["test"]["boundary"][:120, :80, :40])
+    method = vx.segmentation.DistanceWatershed(voxel_size=voxel_size)
+    unit = min(voxel_size)
+    inside = boundary < 0.5
+    distance = np.minimum(vx.distance_transform((~inside).view(np.uint8) + np.uint8(1), voxel_size), 8 * unit)
+    smooth = ndimage.gaussian_filter(np.where(inside, distance, 0).astype(np.float32), method._sigma())
+    expected = np.where(inside, smooth, -(distance + 0.5 * unit * boundary))
+    np.testing.assert_allclose(method.height(boundary), expected, rtol=0, atol=1e-5 * unit)
 
 
 def test_distance_watershed_splits_cells_at_membranes():

@@ -133,11 +133,14 @@ inline Agglomeration agglomerate(const RegionGraph& g, Score score, double q, co
         if (!s.alive || s.version != top.version) continue;  // stale: merged away or rescored
         while (next < thresholds.size() && top.score >= thresholds[next]) snapshot(), ++next;
         if (next == thresholds.size()) break;
-        // Merge the smaller adjacency into the larger.
-        std::int64_t keep = sets.find(s.u), gone = sets.find(s.v);
+        // Merge the smaller adjacency into the larger. Edge ends name adjacency slots: a merged
+        // segment keeps the slot of the larger side, so the larger side is never rewritten
+        // (renaming it after the union-find root made hubs quadratic); its id is the root.
+        std::int64_t keep = s.u, gone = s.v;
         if (adjacency[std::size_t(keep)].size() < adjacency[std::size_t(gone)].size()) std::swap(keep, gone);
+        const std::int64_t id_a = sets.find(keep), id_b = sets.find(gone);
         out.history.push_back(
-            {g.nodes[std::size_t(std::min(keep, gone))], g.nodes[std::size_t(std::max(keep, gone))], top.score});
+            {g.nodes[std::size_t(std::min(id_a, id_b))], g.nodes[std::size_t(std::max(id_a, id_b))], top.score});
         s.alive = false;
         auto& kept = adjacency[std::size_t(keep)];
         kept.erase(gone);
@@ -166,19 +169,7 @@ inline Agglomeration agglomerate(const RegionGraph& g, Score score, double q, co
             queue.push({score_of(e1), a.id, e1, a.version});
         }
         adjacency[std::size_t(gone)].clear();
-        // The union-find root is the smaller index; adjacency lives with `keep`, so move it there.
-        sets.merge(keep, gone);
-        const std::int64_t root = sets.find(keep);
-        if (root != keep) {
-            std::swap(adjacency[std::size_t(root)], adjacency[std::size_t(keep)]);
-            for (const auto& [nbr, e] : adjacency[std::size_t(root)]) {
-                auto& nbr_adj = adjacency[std::size_t(nbr)];
-                nbr_adj.erase(keep);
-                nbr_adj[root] = e;
-                auto& t = edges[e];
-                (t.u == keep ? t.u : t.v) = root;
-            }
-        }
+        sets.merge(keep, gone);  // (any members will do)
     }
     while (next < thresholds.size()) snapshot(), ++next;
     return out;

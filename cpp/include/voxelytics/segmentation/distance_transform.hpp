@@ -10,12 +10,18 @@
 // Outside the volume counts as more of the same label (no source) unless `border` says it is
 // background; a label that fills a whole line with no source anywhere gets +infinity.
 // Lines along y and z are processed 16 at a time so each gathered cache line is used fully.
+//
+// With a finite `max_distance` (distances beyond it reported as max_distance), y and z take a
+// shorter road: a voxel's result is the minimum over the voxels within max_distance along the
+// line (a source further away is further than the cap), found for whole x rows at once, so the
+// loops run over contiguous memory and vectorise. Below the cap the values are those above.
 #pragma once
 
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <sstream>
 #include <vector>
@@ -98,13 +104,83 @@ void transform_line(const T* labels, const float* in, float* out, std::int64_t n
     }
 }
 
+/// The capped pass along one axis for whole x rows: n rows of `len` voxels, `stride` apart in
+/// `labels` and `out`, `in_stride` apart in `in`.
+/// Row i becomes min over d of (in(i + d) if that voxel has i's label, else 0) + a2 d^2: the
+/// voxels of i's label and the first voxel of another value (or the border, if it is a source)
+/// are the candidates, and anything beyond that first other voxel is farther than it, so the
+/// runs need no tracking. `in` is at most the squared cap, so the loop over d stops once a2 d^2
+/// reaches the largest value it could still lower, per chunk of 64 voxels: near a boundary (most
+/// voxels) that is after a step or two. The chunk sits in a local array (no aliasing), so the
+/// loops over it vectorise.
+template <class T>
+void capped_rows(const T* labels, const float* in, float* out, std::int64_t n, std::int64_t stride,
+                 std::int64_t in_stride, std::int64_t len, double a2, bool border_is_source) {
+    constexpr std::int64_t width = 64;
+    T li_pad[width], lj_pad[width];
+    float fi_pad[width], fj_pad[width];
+    alignas(16) float acc[width];
+    auto largest = [&] {  // four lanes at a time (GCC/Clang vector extension: SSE2, NEON)
+        using f32x4 = float __attribute__((vector_size(16)));
+        f32x4 m, v;
+        std::memcpy(&m, acc, sizeof m);
+        for (std::int64_t x = 4; x < width; x += 4) {
+            std::memcpy(&v, acc + x, sizeof v);
+            m = m > v ? m : v;
+        }
+        return std::max(std::max(m[0], m[1]), std::max(m[2], m[3]));
+    };
+    for (std::int64_t i = 0; i < n; ++i)
+        for (std::int64_t start = 0; start < len; start += width) {
+            // The last chunk of a row ends at the row's end, overlapping the one before (the
+            // voxels there get the same values twice); a row shorter than a chunk is padded
+            // with copies of its first voxel.
+            const std::int64_t x0 = std::max<std::int64_t>(0, std::min(start, len - width));
+            const std::int64_t w = std::min(width, len);
+            auto chunk = [&](const T*& l, const float*& f, std::int64_t row, T* l_pad, float* f_pad) {
+                l = labels + row * stride + x0, f = in + row * in_stride + x0;
+                if (w == width) return;
+                for (std::int64_t x = 0; x < width; ++x) l_pad[x] = l[x < w ? x : 0], f_pad[x] = f[x < w ? x : 0];
+                l = l_pad, f = f_pad;
+            };
+            const T* li;
+            const float* fi;
+            chunk(li, fi, i, li_pad, fi_pad);
+            std::copy(fi, fi + width, acc);
+            float open = largest();
+            for (const std::int64_t dir : {-1, 1})
+                for (std::int64_t d = 1;; ++d) {
+                    const auto c = static_cast<float>(a2 * double(d * d));
+                    if (!(c < open)) break;
+                    const std::int64_t j = i + dir * d;
+                    if (j < 0 || j >= n) {
+                        if (border_is_source)
+                            for (std::int64_t x = 0; x < width; ++x) acc[x] = std::min(acc[x], c);
+                        break;
+                    }
+                    const T* lj;
+                    const float* fj;
+                    chunk(lj, fj, j, lj_pad, fj_pad);
+                    for (std::int64_t x = 0; x < width; ++x) {
+                        const float f = fj[x];
+                        const float candidate = (lj[x] == li[x] ? f : 0.0f) + c;
+                        acc[x] = candidate < acc[x] ? candidate : acc[x];
+                    }
+                    open = largest();
+                }
+            std::copy(acc, acc + w, out + i * stride + x0);
+        }
+}
+
 }  // namespace detail
 
 /// Squared (if `squared`) or plain Euclidean distance of every voxel to the nearest voxel of
-/// another value; see the file comment. `voxel_size` (x, y, z) must be positive and finite.
+/// another value; see the file comment. `voxel_size` (x, y, z) must be positive and finite;
+/// `max_distance` (same units) caps the distances, and the smaller it is, the faster this runs.
 template <class T>
 void distance_transform(View<const T> labels, View<float> out, std::array<double, 3> voxel_size, bool squared,
-                        Border border, ThreadPool& pool) {
+                        Border border, ThreadPool& pool,
+                        double max_distance = std::numeric_limits<double>::infinity()) {
     require_same_shape(labels, View<const float>(out), "distance_transform: labels and out");
     for (std::size_t a = 0; a < 3; ++a)
         if (!(voxel_size[a] > 0) || !std::isfinite(voxel_size[a])) {
@@ -113,6 +189,11 @@ void distance_transform(View<const T> labels, View<float> out, std::array<double
                 << voxel_size[1] << ", " << voxel_size[2] << ")";
             throw InvalidArgument(msg.str());
         }
+    if (!(max_distance >= 0)) {
+        std::ostringstream msg;
+        msg << "distance_transform: max_distance must be >= 0, got " << max_distance;
+        throw InvalidArgument(msg.str());
+    }
     const Vec3 s = labels.shape();
     if (labels.size() == 0) return;
     const bool source_at_border = border == Border::background;
@@ -135,11 +216,37 @@ void distance_transform(View<const T> labels, View<float> out, std::array<double
                     continue;
                 }
                 const double d = std::min(left ? double(i - start + 1) : inf, right ? double(end - i) : inf) * ax;
-                o[i] = static_cast<float>(d * d);
+                o[i] = static_cast<float>(std::min(d, max_distance) * std::min(d, max_distance));
             }
             start = end;
         }
     });
+
+    const auto cap2 = static_cast<float>(max_distance * max_distance);
+    if (cap2 < 1e29f) {  // (cap2 must stay below capped_rows' `never`)
+        // Rows depend on their neighbours' inputs, so each task copies its plane (y) or its
+        // (x, z) slab (z) aside first: a few hundred kB in cache instead of a second volume.
+        const double ay2 = voxel_size[1] * voxel_size[1], az2 = voxel_size[2] * voxel_size[2];
+        parallel_for(pool, 0, s.z, [&](std::int64_t z) {
+            thread_local std::vector<float> plane;
+            const float* begin = out.data() + z * s.x * s.y;
+            plane.assign(begin, begin + s.x * s.y);
+            detail::capped_rows(labels.data() + z * s.x * s.y, plane.data(), out.data() + z * s.x * s.y, s.y, s.x, s.x,
+                                s.x, ay2, source_at_border);
+        });
+        parallel_for(pool, 0, s.y, [&](std::int64_t y) {
+            thread_local std::vector<float> slab;
+            slab.resize(static_cast<std::size_t>(s.x * s.z));
+            for (std::int64_t z = 0; z < s.z; ++z) {
+                const float* row = out.data() + (z * s.y + y) * s.x;
+                std::copy(row, row + s.x, slab.begin() + z * s.x);
+            }
+            detail::capped_rows(labels.data() + y * s.x, slab.data(), out.data() + y * s.x, s.z, s.x * s.y, s.x, s.x,
+                                az2, source_at_border);
+        });
+        if (!squared) parallel_for(pool, 0, out.size(), [&](std::int64_t i) { out[i] = std::sqrt(out[i]); });
+        return;
+    }
 
     // y and z: lines gathered 16 at a time (neighbouring x share cache lines).
     constexpr std::int64_t group = 16;
