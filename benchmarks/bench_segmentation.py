@@ -155,7 +155,7 @@ def real_boundaries(size: int, repeat: int) -> None:
         def run_distance(boundary=boundary):
             fragments, _ = vx.distance_watershed(boundary)
             agg = vx.agglomerate(vx.region_graph(fragments, boundary, bins=0), thresholds)
-            return [agg.apply(fragments, k) for k in range(len(thresholds))]
+            return agg.apply_all(fragments)
 
         runs = {"waterz 0.10": run_waterz, "voxelytics distance watershed": run_distance}
         title = f"end to end, real boundaries: {name} {boundary.shape}, {len(thresholds)} thresholds"
@@ -195,12 +195,12 @@ def end_to_end(cells: np.ndarray, voxel_size, repeat: int) -> None:
         # Mean scoring needs no contact histograms (waterz, too, keeps only what its score needs).
         fragments, _, graph = vx.affinity_watershed(affinities, return_graph=True, graph_bins=0)
         agg = vx.agglomerate(graph, thresholds)
-        return [agg.apply(fragments, k) for k in range(len(thresholds))]
+        return agg.apply_all(fragments)
 
     def run_distance():
         fragments, _ = vx.distance_watershed(boundary, voxel_size=voxel_size)
         agg = vx.agglomerate(vx.region_graph(fragments, boundary, bins=0), thresholds)
-        return [agg.apply(fragments, k) for k in range(len(thresholds))]
+        return agg.apply_all(fragments)
 
     runs = {
         "waterz 0.10": run_waterz,

@@ -102,6 +102,31 @@ py::array remap(const py::handle& labels_obj, const ArrayOf<std::uint64_t>& keys
     return out.array;
 }
 
+py::list remap_each(const py::handle& labels_obj, const ArrayOf<std::uint64_t>& keys_array,
+                    const py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast>& values_array,
+                    std::size_t threads) {
+    const auto keys = to_vector(keys_array);
+    if (values_array.ndim() != 2 || std::size_t(values_array.shape(1)) != keys.size())
+        throw vx::InvalidArgument("remap_each: values must be a 2D array with one column per key");
+    const py::array labels = volume_argument(labels_obj, "labels");
+    std::vector<std::vector<std::uint64_t>> values;
+    std::vector<vx::View<std::uint64_t>> views;
+    py::list outs;
+    for (py::ssize_t k = 0; k < values_array.shape(0); ++k) {
+        values.emplace_back(values_array.data(k, 0), values_array.data(k, 0) + keys.size());
+        auto out = output_volume<std::uint64_t>(py::none(), shape_of(labels), labels);
+        outs.append(out.array);
+        views.push_back(out.view);
+    }
+    dispatch_array<vx::UnsignedTypes>(labels, "labels", [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        const py::gil_scoped_release nogil;
+        vx::ThreadPool pool(threads);
+        seg::remap_each<T>(const_view<T>(labels), views, keys, values, pool);
+    });
+    return outs;
+}
+
 py::array distance_transform(const py::handle& labels_obj, std::array<double, 3> voxel_size, bool squared,
                              bool black_border, double max_distance, std::size_t threads, const py::object& out_obj) {
     const py::array labels = volume_argument(labels_obj, "labels");
@@ -212,6 +237,8 @@ void export_segmentation(py::module_& parent) {
           "Returns (uint64 ids 1..N by increasing old value, old values).");
     m.def("remap", &remap, py::arg("labels"), py::arg("keys"), py::arg("values"), py::arg("preserve_missing"),
           py::arg("threads"), py::arg("out") = py::none());
+    m.def("remap_each", &remap_each, py::arg("labels"), py::arg("keys"), py::arg("values"), py::arg("threads"),
+          "One uint64 volume per row of values: labels remapped (missing values kept), in one pass.");
     m.def("seeded_watershed", &seeded_watershed, py::arg("boundary"), py::arg("seeds"), py::arg("mask") = py::none(),
           "uint64 labels: seeds flooded over the boundary map (priority flood).");
     m.def("distance_transform", &distance_transform, py::arg("labels"), py::arg("voxel_size"), py::arg("squared"),

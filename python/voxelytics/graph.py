@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._core import graph as _graph
+from ._core import segmentation as _seg
 from .core import BlockGrid, Box, resolve_threads
 from .segmentation import _boundary_array, _label_array, remap
 
@@ -254,6 +255,11 @@ class Agglomeration:
         """``fragments`` relabelled to segments at threshold number ``k`` (0 stays 0; fragments
         outside the graph keep their id)."""
         return remap(fragments, (self.nodes, self.segments[k]), preserve_missing=True, threads=threads)
+
+    def apply_all(self, fragments, *, threads: int | None = None) -> list[np.ndarray]:
+        """The segmentation at every threshold, ``[apply(fragments, k) for k in ...]``, made in
+        one pass over ``fragments`` (each block is read once and written to every output)."""
+        return _seg.remap_each(_label_array(fragments), self.nodes, self.segments, resolve_threads(threads))
 
 
 def agglomerate(

@@ -111,6 +111,37 @@ def test_agglomeration_of_real_fragments_improves_voi_and_is_nested(flyem):
     assert best.arand < base.arand
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint32, np.uint64])
+def test_apply_all_equals_apply_at_each_threshold(flyem, dtype):
+    boundary = np.asfortranarray(flyem["test"]["boundary"])
+    fragments, n = vx.distance_watershed(boundary)
+    fragments[:5] = 0  # background stays 0
+    graph = vx.region_graph(fragments, boundary, bins=0)
+    agg = vx.agglomerate(graph, [0.1, 0.3, 0.5, 0.7])
+    if dtype == np.uint8:  # ids beyond 255 are not in these fragments; the graph's beyond are ignored
+        fragments = (fragments % 200).astype(np.uint8)
+        agg = vx.agglomerate(vx.region_graph(fragments, boundary, bins=0), [0.1, 0.3, 0.5, 0.7])
+    fragments = fragments.astype(dtype)
+    fragments[0, 0, 0] = 199 if dtype == np.uint8 else n + 5  # in no graph: keeps its id
+    for threads in (1, 3):
+        every = agg.apply_all(fragments, threads=threads)
+        assert len(every) == 4
+        for k, segmentation in enumerate(every):
+            assert segmentation.dtype == np.uint64 and segmentation.flags.f_contiguous
+            np.testing.assert_array_equal(segmentation, agg.apply(fragments, k))
+
+
+def test_remap_each_falls_back_to_hash_maps_for_large_ids():
+    labels = np.array([0, 5, 2**40, 7, 2**40], np.uint64).reshape(5, 1, 1)
+    keys = np.array([2**40, 5], np.uint64)
+    outs = vx._core.segmentation.remap_each(labels, keys, np.array([[1, 2], [3, 4]], np.uint64), 2)
+    assert [o[:, 0, 0].tolist() for o in outs] == [[0, 2, 1, 7, 1], [0, 4, 3, 7, 3]]
+    with pytest.raises(ValueError, match="appears twice"):
+        vx._core.segmentation.remap_each(labels, np.array([5, 5], np.uint64), np.zeros((1, 2), np.uint64), 1)
+    with pytest.raises(ValueError, match="one column per key"):
+        vx._core.segmentation.remap_each(labels, keys, np.zeros((1, 3), np.uint64), 1)
+
+
 def test_agglomerate_scorings_and_bad_input():
     frag = np.zeros((6, 1, 1), np.uint32)
     frag[:2], frag[2:4], frag[4:] = 1, 2, 3

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <numeric>
 #include <sstream>
 #include <unordered_map>
 #include <unordered_set>
@@ -175,6 +176,63 @@ void remap(View<const Label> labels, View<std::uint64_t> out, const std::vector<
         msg << "remap: label " << static_cast<std::uint64_t>(v) << " (at voxel " << detail::position_of(labels, i)
             << ") is not in the mapping";
         throw KeyNotFound(msg.str());
+    });
+}
+
+/// remap with MissingLabels::keep for several mappings of the same keys at once: outs[k] gets
+/// values[k][i] for keys[i] (values missing from the mapping kept, 0 -> 0 unless mapped), in one
+/// pass over `labels` whose blocks stay in cache while every output is written (e.g. the
+/// segmentations of an agglomeration at each of its thresholds). Tables indexed by value when
+/// all of them fit in about one entry per voxel, else one remap per output.
+template <class Label>
+void remap_each(View<const Label> labels, const std::vector<View<std::uint64_t>>& outs,
+                const std::vector<std::uint64_t>& keys, const std::vector<std::vector<std::uint64_t>>& values,
+                ThreadPool& pool) {
+    if (outs.size() != values.size())
+        throw InvalidArgument("remap_each: " + std::to_string(outs.size()) + " outputs for " +
+                              std::to_string(values.size()) + " mappings");
+    for (std::size_t k = 0; k < outs.size(); ++k) {
+        require_same_shape(labels, View<const std::uint64_t>(outs[k]), "remap_each(labels, outs[k])");
+        if (values[k].size() != keys.size())
+            throw InvalidArgument("remap_each: mapping " + std::to_string(k) + " has " +
+                                  std::to_string(values[k].size()) + " values for " + std::to_string(keys.size()) +
+                                  " keys");
+    }
+    const std::uint64_t limit = static_cast<std::uint64_t>(std::numeric_limits<Label>::max());
+    std::uint64_t top = 0;  // the largest key the labels can hold
+    for (const std::uint64_t key : keys)
+        if (key <= limit) top = std::max(top, key);
+    if (outs.empty()) return;
+    if ((top + 1) * outs.size() > detail::dense_limit(labels.size())) {
+        for (std::size_t k = 0; k < outs.size(); ++k)
+            remap(labels, outs[k], keys, values[k], MissingLabels::keep, pool);
+        return;
+    }
+    // Complete tables over 0..top: unmapped values map to themselves.
+    const std::size_t width = static_cast<std::size_t>(top + 1);
+    std::vector<std::uint64_t> tables(width * outs.size());
+    std::vector<std::uint8_t> seen(width, 0);
+    for (std::size_t k = 0; k < outs.size(); ++k)
+        std::iota(tables.begin() + std::ptrdiff_t(k * width), tables.begin() + std::ptrdiff_t((k + 1) * width),
+                  std::uint64_t{0});
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        if (keys[i] > limit) continue;  // cannot occur in the volume
+        if (seen[keys[i]]++)
+            throw InvalidArgument("remap: key " + std::to_string(keys[i]) + " appears twice in the mapping");
+        for (std::size_t k = 0; k < outs.size(); ++k) tables[k * width + keys[i]] = values[k][i];
+    }
+    constexpr std::int64_t block = 4096;
+    const std::int64_t n = labels.size();
+    parallel_for(pool, 0, (n + block - 1) / block, [&](std::int64_t b) {
+        const std::int64_t lo = b * block, hi = std::min(n, lo + block);
+        for (std::size_t k = 0; k < outs.size(); ++k) {
+            const std::uint64_t* table = tables.data() + k * width;
+            std::uint64_t* out = outs[k].data();
+            for (std::int64_t i = lo; i < hi; ++i) {
+                const auto v = static_cast<std::uint64_t>(labels[i]);
+                out[i] = v <= top ? table[v] : v;
+            }
+        }
     });
 }
 
