@@ -84,8 +84,12 @@ struct HeightRule {
     int climb(std::int64_t i, const Vec3& p) const {
         int best = -1;
         float best_height = height[i];
+        // Selects, not branches: which neighbour is higher is a coin toss to the predictor.
         detail::for_each_face_neighbour(height.shape(), i, p, [&](int d, std::int64_t j) {
-            if (height[j] > best_height) best_height = height[j], best = d;
+            const float h = height[j];
+            const bool higher = h > best_height;
+            best_height = higher ? h : best_height;
+            best = higher ? d : best;
         });
         return best;
     }
