@@ -92,8 +92,8 @@ def main() -> None:
     )
     scores = vx.metrics.segmentation_scores(gt, seg, ignore_labels=())
     states = {}  # every agglomeration state's scores: which threshold suits this data
-    for k, threshold in enumerate(thresholds):
-        s = vx.metrics.segmentation_scores(gt, agglomeration.apply(fragments, k), ignore_labels=())
+    for threshold, segmentation in zip(thresholds, agglomeration.apply_all(fragments)):
+        s = vx.metrics.segmentation_scores(gt, segmentation, ignore_labels=())
         states[str(threshold)] = {"voi_split": round(s.voi_split, 4), "voi_merge": round(s.voi_merge, 4),
                                   "adapted_rand_error": round(s.arand, 4)}  # fmt: skip
     ids, nodes, edges = [], [], []
