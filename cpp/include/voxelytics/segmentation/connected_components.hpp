@@ -331,10 +331,10 @@ public:
     std::uint64_t count() const { return roots_before_.empty() ? 0 : roots_before_.back(); }
 
     /// 4. Writes the ids into `out` (the labels' shape; InvalidArgument if count() does not fit
-    ///    `Out`), row by row; a run's id is its root's. Rows are assembled in a padded buffer,
-    ///    gaps and runs in blocks of 16 voxels: each write may spill past its end, into what the
-    ///    next write (or the padding) covers. Almost all gaps and most runs then take one block,
-    ///    without a data-dependent loop branch, which is what costs most per run.
+    ///    `Out`), row by row; a run's id is its root's. Gaps and runs are written in blocks of
+    ///    16 voxels: each write may spill past its end, into what the next write covers (the
+    ///    next row, or the padding of a row buffer for the last rows of a thread's range). Almost all gaps and most
+    ///    runs then take one block, without a data-dependent loop branch, which is what costs most per run.
     template <class Out>
     void write(View<Out> out, ThreadPool& pool) const {
         using detail::RunIndex;
@@ -349,14 +349,19 @@ public:
         parallel_for(pool, 0, num_ranges, [&](std::int64_t k) {
             constexpr std::int32_t block = 16;
             std::vector<Out> buffer(static_cast<std::size_t>(shape.x + block));
-            Out* row = buffer.data();
-            auto fill = [row](std::int32_t begin, std::int32_t end, Out value) {
+            Out* row = nullptr;
+            auto fill = [&row](std::int32_t begin, std::int32_t end, Out value) {
                 for (std::int32_t i = 0; i < block; ++i) row[begin + i] = value;
                 for (std::int32_t x = begin + block; x < end; x += block)
                     for (std::int32_t i = 0; i < block; ++i) row[x + i] = value;
             };
             const RunIndex root_offset = roots_before_[static_cast<std::size_t>(k)];
+            const std::int64_t range_end = range_start_[k + 1] * shape.x;  // this thread's last voxel + 1
             for (std::int64_t r = range_start_[k]; r < range_start_[k + 1]; ++r) {
+                // Straight into `out` where the spill lands in rows this thread writes next;
+                // through the buffer at the end of the range.
+                const bool direct = (r + 1) * shape.x + block <= range_end;
+                row = direct ? out.data() + r * shape.x : buffer.data();
                 const detail::RowRuns<Label> row_runs = runs_.row(r);
                 std::int32_t x = 0;
                 for (RunIndex a = 0; a < row_runs.count; ++a) {
@@ -367,7 +372,7 @@ public:
                     x = run.end;
                 }
                 if (x < shape.x) fill(x, static_cast<std::int32_t>(shape.x), 0);
-                std::copy(row, row + shape.x, out.data() + r * shape.x);
+                if (!direct) std::copy(row, row + shape.x, out.data() + r * shape.x);
             }
         });
     }
