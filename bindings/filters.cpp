@@ -4,7 +4,6 @@
 #include <pybind11/stl.h>
 
 #include <array>
-#include <string>
 #include <vector>
 
 #include "detail/numpy.hpp"
@@ -17,9 +16,7 @@ namespace {
 
 py::array gaussian_filter(const py::handle& volume_obj, std::array<double, 3> sigma, double truncate,
                           std::size_t threads, const py::object& out_obj) {
-    const py::array volume = volume_argument(volume_obj, "volume");
-    if (!volume.dtype().is(py::dtype::of<float>()))
-        throw vx::UnsupportedType("volume must be a float32 array, got " + py::str(volume.dtype()).cast<std::string>());
+    const py::array volume = float32_volume_argument(volume_obj, "volume");
     const auto out = output_volume<float>(out_obj, shape_of(volume), volume);
     const py::gil_scoped_release nogil;
     vx::ThreadPool pool(threads);

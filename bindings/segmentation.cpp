@@ -143,10 +143,7 @@ py::array distance_transform(const py::handle& labels_obj, std::array<double, 3>
 
 py::array distance_height(const py::handle& boundary_obj, float threshold, std::array<double, 3> voxel_size, double cap,
                           std::array<double, 3> sigma, float boundary_weight, std::size_t threads) {
-    const py::array boundary = volume_argument(boundary_obj, "boundary");
-    if (!boundary.dtype().is(py::dtype::of<float>()))
-        throw vx::UnsupportedType("boundary must be a float32 array, got " +
-                                  py::str(boundary.dtype()).cast<std::string>());
+    const py::array boundary = float32_volume_argument(boundary_obj, "boundary");
     const auto out = output_volume<float>(py::none(), shape_of(boundary), boundary);
     const py::gil_scoped_release nogil;
     vx::ThreadPool pool(threads);
@@ -202,9 +199,9 @@ py::tuple basins(MakeRule&& make_rule, const std::pair<vx::Vec3, vx::Vec3>& core
                           links);
 }
 
+// A float32 volume without NaN.
 py::array float32_volume(const py::handle& obj, const char* name) {
-    const py::array a = volume_argument(obj, name);
-    require_dtype(a, vx::DType::float32, name);
+    const py::array a = float32_volume_argument(obj, name);
     const auto v = const_view<float>(a);
     const py::gil_scoped_release nogil;
     seg::require_no_nan(v, name);

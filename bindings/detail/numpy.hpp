@@ -73,6 +73,15 @@ inline py::array volume_argument(const py::handle& obj, const char* name) {
     return a;
 }
 
+/// volume_argument for kernels that take float32 only: UnsupportedType naming `name` otherwise.
+inline py::array float32_volume_argument(const py::handle& obj, const char* name) {
+    py::array a = volume_argument(obj, name);
+    if (!a.dtype().is(py::dtype::of<float>()))
+        throw UnsupportedType(std::string(name) + " must be a float32 array, got " +
+                              py::str(a.dtype()).cast<std::string>());
+    return a;
+}
+
 inline Vec3 shape_of(const py::array& a) { return {a.shape(0), a.shape(1), a.shape(2)}; }
 
 template <class T>

@@ -128,7 +128,6 @@ inline void gaussian_filter(View<const float> in, View<float> out, std::array<do
         }
     const Vec3 s = in.shape();
     if (in.size() == 0) return;
-    // Each pass reads one buffer and writes the other; the last one writes `out`.
     std::vector<int> axes;
     for (int a = 0; a < 3; ++a)
         if (sigma[static_cast<std::size_t>(a)] > 0) axes.push_back(a);
@@ -137,14 +136,11 @@ inline void gaussian_filter(View<const float> in, View<float> out, std::array<do
         return;
     }
     scratch.resize(static_cast<std::size_t>(in.size()));
+    // Passes alternate between `out` and `scratch`, the first chosen so that the last lands in
+    // `out` (when `in` is `out` itself, an odd number of passes ends with a copy).
     const float* src = in.data();
-    for (std::size_t p = 0; p < axes.size(); ++p) {
-        // Passes alternate between `out` and `scratch`, planned so that the last lands in `out`
-        // (unless `in` is `out`, and a final copy is needed).
-        float* dst = (axes.size() - p) % 2 == 1 ? out.data() : scratch.data();
-        if (src == out.data()) dst = scratch.data();
-        if (src == scratch.data()) dst = out.data();
-        const int a = axes[p];
+    float* dst = axes.size() % 2 == 1 && in.data() != out.data() ? out.data() : scratch.data();
+    for (const int a : axes) {
         const auto w = gaussian_half_kernel(sigma[static_cast<std::size_t>(a)], truncate);
         if (a == 0) {
             parallel_for(pool, 0, s.y * s.z, [&](std::int64_t row) {
@@ -164,6 +160,7 @@ inline void gaussian_filter(View<const float> in, View<float> out, std::array<do
             });
         }
         src = dst;
+        dst = dst == out.data() ? scratch.data() : out.data();
     }
     if (src != out.data()) std::copy(src, src + in.size(), out.data());
 }

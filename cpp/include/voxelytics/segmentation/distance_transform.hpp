@@ -11,10 +11,11 @@
 // background; a label that fills a whole line with no source anywhere gets +infinity.
 // Lines along y and z are processed 16 at a time so each gathered cache line is used fully.
 //
-// With a finite `max_distance` (distances beyond it reported as max_distance), y and z take a
-// shorter road: a voxel's result is the minimum over the voxels within max_distance along the
-// line (a source further away is further than the cap), found for whole x rows at once, so the
-// loops run over contiguous memory and vectorise. Below the cap the values are those above.
+// With a `max_distance` (distances beyond it reported as max_distance) that spans at most 16
+// voxels along y and z, those passes take a shorter road: a voxel's result is the minimum over
+// the voxels within max_distance along the line (a source further away is further than the
+// cap), found for whole x rows at once, so the loops run over contiguous memory and vectorise.
+// Below the cap the values are those above.
 #pragma once
 
 #include <algorithm>
@@ -172,6 +173,45 @@ void capped_rows(const T* labels, const float* in, float* out, std::int64_t n, s
         }
 }
 
+/// The y and z passes of the exact transform: lines gathered 16 at a time (neighbouring x share
+/// cache lines), each run of equal labels through its lower envelope of parabolas.
+template <class T>
+void envelope_passes(View<const T> labels, View<float> out, std::array<double, 3> voxel_size, bool source_at_border,
+                     ThreadPool& pool) {
+    const Vec3 s = labels.shape();
+    constexpr std::int64_t group = 16;
+    auto pass = [&](std::int64_t n, std::int64_t stride, std::int64_t lines_per_plane, std::int64_t planes,
+                    std::int64_t plane_stride, double a) {
+        const double a2 = a * a;
+        const std::int64_t groups_per_plane = (lines_per_plane + group - 1) / group;
+        parallel_for(pool, 0, planes * groups_per_plane, [&](std::int64_t g) {
+            const std::int64_t plane = g / groups_per_plane, first = (g % groups_per_plane) * group;
+            const std::int64_t count = std::min(group, lines_per_plane - first);
+            thread_local Envelope env;
+            thread_local std::vector<T> lab;
+            thread_local std::vector<float> in, res;
+            lab.resize(static_cast<std::size_t>(group * n));
+            in.resize(static_cast<std::size_t>(group * n));
+            res.resize(static_cast<std::size_t>(group * n));
+            // Line c of the group starts at base + c (x fastest): gather by position, then line.
+            const std::int64_t base = plane * plane_stride + first;
+            for (std::int64_t i = 0; i < n; ++i)
+                for (std::int64_t c = 0; c < count; ++c) {
+                    lab[static_cast<std::size_t>(c * n + i)] = labels[base + c + i * stride];
+                    in[static_cast<std::size_t>(c * n + i)] = out[base + c + i * stride];
+                }
+            for (std::int64_t c = 0; c < count; ++c)
+                transform_line(lab.data() + c * n, in.data() + c * n, res.data() + c * n, n, a2, source_at_border, env);
+            for (std::int64_t i = 0; i < n; ++i)
+                for (std::int64_t c = 0; c < count; ++c)
+                    out[base + c + i * stride] = res[static_cast<std::size_t>(c * n + i)];
+        });
+    };
+    // y lines: x varies within a plane z; z lines: x varies within a "plane" y.
+    pass(s.y, s.x, s.x, s.z, s.x * s.y, voxel_size[1]);
+    pass(s.z, s.x * s.y, s.x, s.y, s.x, voxel_size[2]);
+}
+
 }  // namespace detail
 
 /// Squared (if `squared`) or plain Euclidean distance of every voxel to the nearest voxel of
@@ -222,8 +262,11 @@ void distance_transform(View<const T> labels, View<float> out, std::array<double
         }
     });
 
-    const auto cap2 = static_cast<float>(max_distance * max_distance);
-    if (cap2 < 1e29f) {  // (cap2 must stay below capped_rows' `never`)
+    // y and z. The windowed passes cost up to the cap's reach in voxels per voxel, the envelope
+    // passes do not depend on the cap: windows for short reaches only. (The envelopes, given the
+    // capped x distances, give the capped result as well.)
+    constexpr double windowed_reach = 16;  // voxels along y and z
+    if (max_distance <= windowed_reach * std::min(voxel_size[1], voxel_size[2])) {
         // Rows depend on their neighbours' inputs, so each task copies its plane (y) or its
         // (x, z) slab (z) aside first: a few hundred kB in cache instead of a second volume.
         const double ay2 = voxel_size[1] * voxel_size[1], az2 = voxel_size[2] * voxel_size[2];
@@ -244,44 +287,9 @@ void distance_transform(View<const T> labels, View<float> out, std::array<double
             detail::capped_rows(labels.data() + y * s.x, slab.data(), out.data() + y * s.x, s.z, s.x * s.y, s.x, s.x,
                                 az2, source_at_border);
         });
-        if (!squared) parallel_for(pool, 0, out.size(), [&](std::int64_t i) { out[i] = std::sqrt(out[i]); });
-        return;
+    } else {
+        detail::envelope_passes(labels, out, voxel_size, source_at_border, pool);
     }
-
-    // y and z: lines gathered 16 at a time (neighbouring x share cache lines).
-    constexpr std::int64_t group = 16;
-    auto pass = [&](std::int64_t n, std::int64_t stride, std::int64_t lines_per_plane, std::int64_t planes,
-                    std::int64_t plane_stride, double a) {
-        const double a2 = a * a;
-        const std::int64_t groups_per_plane = (lines_per_plane + group - 1) / group;
-        parallel_for(pool, 0, planes * groups_per_plane, [&](std::int64_t g) {
-            const std::int64_t plane = g / groups_per_plane, first = (g % groups_per_plane) * group;
-            const std::int64_t count = std::min(group, lines_per_plane - first);
-            thread_local detail::Envelope env;
-            thread_local std::vector<T> lab;
-            thread_local std::vector<float> in, res;
-            lab.resize(static_cast<std::size_t>(group * n));
-            in.resize(static_cast<std::size_t>(group * n));
-            res.resize(static_cast<std::size_t>(group * n));
-            // Line c of the group starts at base + c (x fastest): gather by position, then line.
-            const std::int64_t base = plane * plane_stride + first;
-            for (std::int64_t i = 0; i < n; ++i)
-                for (std::int64_t c = 0; c < count; ++c) {
-                    lab[static_cast<std::size_t>(c * n + i)] = labels[base + c + i * stride];
-                    in[static_cast<std::size_t>(c * n + i)] = out[base + c + i * stride];
-                }
-            for (std::int64_t c = 0; c < count; ++c)
-                detail::transform_line(lab.data() + c * n, in.data() + c * n, res.data() + c * n, n, a2,
-                                       source_at_border, env);
-            for (std::int64_t i = 0; i < n; ++i)
-                for (std::int64_t c = 0; c < count; ++c)
-                    out[base + c + i * stride] = res[static_cast<std::size_t>(c * n + i)];
-        });
-    };
-    // y lines: x varies within a plane z; z lines: x varies within a "plane" y.
-    pass(s.y, s.x, s.x, s.z, s.x * s.y, voxel_size[1]);
-    pass(s.z, s.x * s.y, s.x, s.y, s.x, voxel_size[2]);
-
     if (!squared) parallel_for(pool, 0, out.size(), [&](std::int64_t i) { out[i] = std::sqrt(out[i]); });
 }
 
