@@ -37,6 +37,21 @@ inline DType dtype_from_zarr(const std::string& name, const std::string& where) 
     throw UnsupportedType(where + ": unsupported data_type \"" + name + "\" (supported: " + AllTypes::names() + ")");
 }
 
+/// A zarr.json fill_value as a T: a number in T's range, or for floats "NaN", "Infinity" or
+/// "-Infinity" (Zarr v3's names); anything else fails naming the field.
+template <class T>
+T fill_value_as(const JsonField& fill) {
+    if constexpr (std::is_floating_point_v<T>)
+        if (fill.value().is_string()) {
+            const auto name = fill.as<std::string>();
+            if (name == "NaN") return std::numeric_limits<T>::quiet_NaN();
+            if (name == "Infinity") return std::numeric_limits<T>::infinity();
+            if (name == "-Infinity") return -std::numeric_limits<T>::infinity();
+            fill.fail("expected a number, \"NaN\", \"Infinity\" or \"-Infinity\", got \"" + name + "\"");
+        }
+    return fill.as<T>();
+}
+
 struct ArrayMetadata {
     Shape shape;
     Shape chunk_shape;  // of the chunk grid: the shard shape when sharded
@@ -68,15 +83,7 @@ struct ArrayMetadata {
         m.dtype = dtype_from_zarr(data_type.as<std::string>(), data_type.where());
         const JsonField fill = j.field("fill_value");
         dispatch<AllTypes>(m.dtype, "fill_value", [&](auto tag) {  // of the array's type, in range
-            using T = typename decltype(tag)::type;
-            if constexpr (std::is_floating_point_v<T>)
-                if (fill.value().is_string()) {
-                    const auto name = fill.as<std::string>();
-                    if (name != "NaN" && name != "Infinity" && name != "-Infinity")
-                        fill.fail("expected a number, \"NaN\", \"Infinity\" or \"-Infinity\", got \"" + name + "\"");
-                    return;
-                }
-            fill.as<T>();
+            fill_value_as<typename decltype(tag)::type>(fill);
         });
         m.fill_value = fill.value();
         if (m.chunk_shape.size() != m.shape.size()) chunk_shape.fail("chunk_shape and shape differ in length");
@@ -250,20 +257,8 @@ private:
     Bytes fill_bytes() const {
         Bytes b(elem_);
         dispatch<AllTypes>(meta_.dtype, "fill_value", [&](auto tag) {
-            using T = typename decltype(tag)::type;
-            T v{};
-            if constexpr (std::is_floating_point_v<T>) {
-                if (meta_.fill_value.is_string()) {
-                    const std::string name = meta_.fill_value.get<std::string>();
-                    v = name == "NaN" ? std::numeric_limits<T>::quiet_NaN()
-                                      : (name == "Infinity" ? 1 : -1) * std::numeric_limits<T>::infinity();
-                } else {
-                    v = meta_.fill_value.get<T>();
-                }
-            } else {
-                v = meta_.fill_value.get<T>();
-            }
-            std::memcpy(b.data(), &v, sizeof(T));
+            const auto v = fill_value_as<typename decltype(tag)::type>(JsonField(meta_.fill_value, "fill_value"));
+            std::memcpy(b.data(), &v, sizeof v);
         });
         return b;
     }
