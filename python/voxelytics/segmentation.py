@@ -3,10 +3,11 @@
 Volumes are numpy arrays indexed ``[x, y, z]`` (x fastest, Fortran order). Arrays in that order
 are used in place; any other layout is copied once into it. Label dtypes: uint8/16/32/64, and
 signed integers without negative values (viewed as the unsigned type of the same width). The
-results are uint64 arrays in Fortran order (connected components: uint16 or uint32 on request).
+results are uint64 arrays in Fortran order (connected components: uint32 by default, see there).
 
-Every function takes ``out=``: a uint64 Fortran-ordered array of the labels' shape to write the
-result into (it is also returned), e.g. one buffer reused for every block of a large volume.
+Every function takes ``out=``: a uint64 (connected components: uint16/32/64) Fortran-ordered
+array of the labels' shape to write the result into (it is also returned), e.g. one buffer reused
+for every block of a large volume.
 ``out`` may be ``labels`` itself (in place); any other overlap with ``labels`` is refused.
 
 >>> import numpy as np, voxelytics as vx
@@ -64,7 +65,7 @@ def connected_components(
     binary: bool = False,
     threads: int | None = None,
     out: np.ndarray | None = None,
-    out_dtype="uint64",
+    out_dtype="uint32",
 ) -> tuple[np.ndarray, int]:
     """Connected components of a 3D label volume.
 
@@ -77,12 +78,14 @@ def connected_components(
     ``threads`` (``None``: one per core). ``out``: see the module docstring (uint16, uint32 or
     uint64; its dtype is the id type).
 
-    ``out_dtype``: ``"uint64"`` (default: the library's label type, the same for every input, so
-    blocks of one volume always agree and can be written to one uint64 layer), ``"uint32"``,
-    ``"uint16"``, or ``"auto"``: the smallest of uint16, uint32 and uint64 that holds ``n``
-    (chosen from the exact count, which is known before the ids are written; like cc3d's default,
-    it writes a quarter of the bytes when there are fewer than 65,536 components). Too many
-    components for the type asked for is a ValueError, never a wrapped id.
+    ``out_dtype``: ``"uint32"`` (default), ``"uint64"``, ``"uint16"``, or ``"auto"``: the
+    smallest of uint16, uint32 and uint64 that holds ``n`` (chosen from the exact count, which is
+    known before the ids are written; cc3d's default). uint32 holds the count of every input one
+    call accepts (volumes of 2^32 runs or more are refused: process those in blocks), so the type
+    does not depend on the data and every block of a volume gets the same one, at half the memory
+    and write traffic of uint64; ask for ``"uint64"`` to write into a uint64 layer, or ``"auto"``
+    for the least memory. Too many components for the type asked for is a ValueError, never a
+    wrapped id.
 
     >>> import numpy as np
     >>> labels = np.zeros((4, 4, 1), dtype=np.uint32, order="F")
@@ -177,7 +180,7 @@ def watershed_seeds(
     if smoothing > 0:
         gaussian_filter(dist, smoothing, threads=threads, out=dist)
     peaks = inside & (dist == ndimage.maximum_filter(dist, size=3)) & (dist > 0)
-    return connected_components(peaks, 26, binary=True, threads=threads)
+    return connected_components(peaks, 26, binary=True, threads=threads, out_dtype="uint64")
 
 
 def watershed(

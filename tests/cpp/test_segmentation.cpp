@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <numeric>
 #include <queue>
 #include <random>
 #include <set>
@@ -181,6 +182,53 @@ TEST_CASE("connected components match a flood fill for every connectivity and th
             }
         }
     }
+}
+
+TEST_CASE("connected components of blocky labels (runs covered by their neighbours) match a flood fill") {
+    // Boxes of a few voxels with random values and some zero walls: most runs are covered by a
+    // run of their value in the previous row or plane, the case where 26-connectivity skips rows.
+    std::mt19937 rng(5);
+    const Vec3 shape{37, 19, 15};
+    auto vol = zeros<std::uint32_t>(shape);
+    std::uniform_int_distribution<int> value(0, 4), wall(0, 9);
+    std::map<std::tuple<std::int64_t, std::int64_t, std::int64_t>, std::uint32_t> box_value;
+    for (std::int64_t z = 0; z < shape.z; ++z)
+        for (std::int64_t y = 0; y < shape.y; ++y)
+            for (std::int64_t x = 0; x < shape.x; ++x) {
+                const auto key = std::make_tuple((x + y / 3) / 6, (y + z / 4) / 3, z / 4);
+                if (!box_value.count(key)) box_value[key] = static_cast<std::uint32_t>(value(rng));
+                vol(x, y, z) = wall(rng) == 0 ? 0 : box_value[key];
+            }
+    for (int conn : {6, 18, 26}) {
+        const Volume<std::uint64_t> expected = flood_fill(vol, conn);
+        for (std::size_t threads : {1, 2, 5}) {
+            INFO("connectivity " << conn << " threads " << threads);
+            const auto [out, n] = cc(vol, conn, threads);
+            CHECK(n == *std::max_element(expected.begin(), expected.end()));
+            CHECK(out == expected);
+        }
+    }
+}
+
+TEST_CASE("copy_row copies every length at every alignment, with and without streaming stores") {
+    std::vector<std::uint64_t> from(80), to(90);
+    std::iota(from.begin(), from.end(), std::uint64_t{1});
+    for (const bool stream : {false, true})
+        for (std::size_t offset = 0; offset < 4; ++offset)
+            for (std::int64_t n = 0; n < 70; ++n) {
+                std::fill(to.begin(), to.end(), 0);
+                vx::segmentation::detail::copy_row(from.data(), to.data() + offset, n, stream);
+                vx::segmentation::detail::end_streaming(stream);
+                INFO("stream " << stream << " offset " << offset << " n " << n);
+                CHECK(std::equal(from.begin(), from.begin() + n, to.begin() + static_cast<std::ptrdiff_t>(offset)));
+                CHECK(std::count(to.begin(), to.end(), 0) == static_cast<std::ptrdiff_t>(to.size()) - n);
+            }
+    std::vector<std::uint16_t> small_from(50, 7), small_to(60, 0);  // 2-byte ids: offsets of 2 bytes
+    vx::segmentation::detail::copy_row(small_from.data(), small_to.data() + 1, 41, true);
+    vx::segmentation::detail::end_streaming(true);
+    CHECK(std::count(small_to.begin(), small_to.end(), 7) == 41);
+    CHECK(small_to[0] == 0);
+    CHECK(small_to[42] == 0);
 }
 
 TEST_CASE("Components counts first and writes ids of the type asked for, refusing ones too small") {

@@ -131,7 +131,7 @@ def test_cc_empty_volume():
     ids, n = vx.connected_components(np.zeros((0, 3, 4), dtype=np.uint8))
     assert n == 0
     assert ids.shape == (0, 3, 4)
-    assert ids.dtype == np.uint64
+    assert ids.dtype == np.uint32  # the default, whatever the count
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64])
@@ -199,6 +199,17 @@ def test_cc_flyem_foreground_mask_matches_scipy(flyem, split, connectivity):
     assert same_partition(ids, expected)
 
 
+def test_cc_of_a_volume_beyond_the_caches_equals_cc3d():
+    """A uint64 output of 32 MiB or more is written with streaming stores: same ids as cc3d."""
+    from voxelytics.synthetic import voronoi_labels
+
+    labels = voronoi_labels((256, 128, 128), 300, seed=2)
+    expected = cc3d.connected_components(labels, connectivity=26, out_dtype=np.uint64)
+    ids, n = vx.connected_components(labels, 26, threads=2, out_dtype="uint64")
+    assert n == expected.max() >= 300
+    np.testing.assert_array_equal(ids, expected)
+
+
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_cc_auto_ids_equal_cc3d_defaults_on_flyem(flyem, split):
     """cc3d's default output type and ours at "auto": the same ids in the same (small) type."""
@@ -215,10 +226,11 @@ def test_cc_out_dtype_picks_the_smallest_type_that_holds_the_count_and_refuses_t
     many[::2, ::2, ::2] = 1  # 75,000 isolated voxels: more than uint16 holds
     ids, n = vx.connected_components(few, 6, out_dtype="auto")
     reference, _ = vx.connected_components(few, 6)
-    assert ids.dtype == np.uint16 and reference.dtype == np.uint64
+    assert ids.dtype == np.uint16 and reference.dtype == np.uint32
     np.testing.assert_array_equal(ids, reference)
     ids, n = vx.connected_components(many, 6, out_dtype="auto", threads=2)
     assert n == 75_000 and ids.dtype == np.uint32 and ids[-2, -2, -2] == n
+    assert vx.connected_components(many, 6)[0].dtype == np.uint32
     assert vx.connected_components(many, 6, out_dtype=np.uint64)[0].dtype == np.uint64
     with pytest.raises(ValueError, match="75000 components do not fit the output's 16-bit ids"):
         vx.connected_components(many, 6, out_dtype="uint16")
@@ -237,7 +249,7 @@ def test_cc_out_dtype_picks_the_smallest_type_that_holds_the_count_and_refuses_t
 @pytest.mark.parametrize(
     "run",
     [
-        lambda a: vx.connected_components(a, 26)[0],
+        lambda a: vx.connected_components(a, 26, out_dtype="uint64")[0],
         lambda a: vx.relabel_sequential(a)[0],
         lambda a: vx.remap(a, {1: 5}, preserve_missing=True),
     ],
