@@ -1,5 +1,7 @@
 """voxelytics.train targets against answers worked out by hand."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -124,3 +126,124 @@ def test_synapse_targets_on_a_synthetic_volume_lie_in_the_partners():
     partners = set(vol.synapses["pre"].tolist()) | set(vol.synapses["post"].tolist())
     assert set(np.unique(vol.cells[t["cleft"] > 0]).tolist()) <= partners
     assert set(np.unique(vol.cells[t["vesicles"] > 0]).tolist()) <= set(vol.synapses["pre"].tolist())
+
+
+# --- augmentation, sampling, training ----------------------------------------------------------
+
+torch = pytest.importorskip("torch")
+
+from voxelytics import models  # noqa: E402
+
+
+def test_geometry_flips_and_transposes_arrays_and_vector_fields_alike():
+    rng = np.random.default_rng(0)
+    a = rng.random((4, 4, 3))
+    g = train.Geometry(flip=(True, False, True), transpose=True)
+    np.testing.assert_array_equal(g.apply(a), np.swapaxes(a[::-1, :, ::-1], 0, 1))
+    # A field of vectors pointing to a fixed point keeps pointing to the transformed point.
+    pos = np.stack(np.meshgrid(*[np.arange(s) + 0.5 for s in a.shape], indexing="ij"))
+    target = np.array([1.0, 3.0, 2.0])
+    field = target[:, None, None, None] - pos
+    moved = g.apply(field, vector=True)
+    extent = np.array(a.shape, float)
+    t = np.where(g.flip, extent - target, target)[[1, 0, 2]]
+    new_pos = np.stack(np.meshgrid(*[np.arange(s) + 0.5 for s in moved.shape[1:]], indexing="ij"))
+    np.testing.assert_allclose(moved, t[:, None, None, None] - new_pos)
+
+
+def tiny_source(seed=0, shape=(48, 48, 16)):
+    """Voronoi cells with dark one-voxel membranes and noise: boundaries are learnable quickly."""
+    cells = synthetic.voronoi_labels(shape, 12, seed=seed)
+    noise = np.random.default_rng(seed).normal(0, 20, shape)
+    image = np.clip(np.where(cells == 0, 60, 170) + noise, 0, 255).astype(np.uint8)
+    cells = np.asfortranarray(cells)
+    return train.VolumeSource(np.asfortranarray(image), (1.0, 1.0, 1.0), cells=cells, name=f"tiny {seed}")
+
+
+def boundary_config():
+    return models.UNetConfig(width=4, depth=1, anisotropic_levels=1, heads=models.standard_heads(
+        affinity_offsets=(), synapses=False, soma=False, compartments=False))  # fmt: skip
+
+
+def test_sampler_cuts_valid_patches_with_targets_on_the_output_patch():
+    config = models.UNetConfig(
+        width=4, heads=models.standard_heads(synapses=False, soma=False, compartments=False)
+    )
+    sampler = train.Sampler([tiny_source(shape=(48, 48, 24))], config, (40, 40, 12))
+    s = sampler.sample(np.random.default_rng(1))
+    assert s["image"].shape == (1,) + sampler.patch
+    assert (
+        s["affinities"].shape == s["affinities_mask"].shape == (len(models.AFFINITY_OFFSETS),) + sampler.out
+    )
+    assert s["boundaries"].shape == (1,) + sampler.out
+    assert s["affinities_mask"].all()  # the context covers the longest offset: no voxel lacks its neighbour
+    with pytest.raises(ValueError, match="tiny 0 has no synapses for the .synapses. head"):
+        train.Sampler(
+            [tiny_source(shape=(48, 48, 24))], models.UNetConfig(heads=models.standard_heads()), (40, 40, 12)
+        )
+    with pytest.raises(ValueError, match="smaller than the input patch"):
+        train.Sampler([tiny_source(shape=(20, 20, 8))], config, (40, 40, 12))
+
+
+def test_a_tiny_training_run_learns_boundaries(tmp_path):
+    source = tiny_source()
+    cfg = train.TrainConfig(patch_shape=(28, 28, 12), iterations=60, learning_rate=3e-3, log_every=1,
+                            augment=train.Augment.none(), threads=2)  # fmt: skip
+    card = train.Trainer(boundary_config(), [source], tmp_path, cfg, progress=False).run()
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    losses = [r["total"] for r in log if "total" in r]
+    assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:10])
+    # On a held-out volume the prediction separates membranes from cells far better than chance.
+    net, card = models.load(tmp_path / "model.pt")
+    held_out = tiny_source(seed=5, shape=(40, 40, 16))
+    shape = card.input.patch_shape
+    x = (held_out.image[: shape[0], : shape[1], : shape[2]].astype(np.float32) - 127.5) / 127.5
+    with torch.no_grad():
+        pred = net(torch.from_numpy(np.ascontiguousarray(x.T))[None, None])[0, 0].numpy().T
+    m = [c // 2 for c in card.output.context]
+    truth = train.boundaries(held_out.cells)[
+        m[0] : m[0] + pred.shape[0], m[1] : m[1] + pred.shape[1], m[2] : m[2] + pred.shape[2]
+    ]
+    balanced_accuracy = ((pred > 0.5)[truth > 0].mean() + (pred <= 0.5)[truth == 0].mean()) / 2
+    assert balanced_accuracy > 0.75
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    cfg = train.TrainConfig(patch_shape=(28, 28, 12), iterations=6, checkpoint_every=3, threads=1)
+    straight = train.Trainer(boundary_config(), [tiny_source()], tmp_path / "a", cfg, progress=False)
+    straight.run()
+
+    interrupted = train.Trainer(boundary_config(), [tiny_source()], tmp_path / "b", cfg, progress=False)
+    step = interrupted.step
+
+    def failing_step():
+        if interrupted.iteration == 4:
+            raise _Interrupted
+        return step()
+
+    monkeypatch.setattr(interrupted, "step", failing_step)
+    with pytest.raises(_Interrupted):
+        interrupted.run()
+    assert (tmp_path / "b" / "checkpoint.pt").exists() and not (tmp_path / "b" / "model.pt").exists()
+    resumed = train.Trainer(boundary_config(), [tiny_source()], tmp_path / "b", cfg, progress=False)
+    card = resumed.run()
+    assert card.training["resumed"] is True
+    for (name, a), b in zip(straight.net.state_dict().items(), resumed.net.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+
+def test_fine_tuning_starts_from_the_saved_weights(tmp_path):
+    net = models.UNet(boundary_config())
+    models.save(net, tmp_path / "base.pt", name="base", voxel_size=(1, 1, 1), patch_shape=(28, 28, 12))
+    cfg = train.TrainConfig(patch_shape=(28, 28, 12), iterations=1, threads=1)
+    tuned = train.Trainer(boundary_config(), [tiny_source()], tmp_path / "t", cfg, init=tmp_path / "base.pt",
+                          progress=False)  # fmt: skip
+    for a, b in zip(net.state_dict().values(), tuned.net.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    other = models.UNetConfig(width=6, depth=1, anisotropic_levels=1, heads=boundary_config().heads)
+    with pytest.raises(ValueError, match="another architecture"):
+        train.Trainer(other, [tiny_source()], tmp_path / "u", cfg, init=tmp_path / "base.pt", progress=False)
