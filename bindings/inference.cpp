@@ -6,8 +6,11 @@
 
 #include <vector>
 
+#include <ATen/Parallel.h>
 #include <torch/version.h>
 
+#include "detail/vec3_caster.hpp"
+#include "voxelytics/inference/predictor.hpp"
 #include "voxelytics/inference/torchscript.hpp"
 
 namespace py = pybind11;
@@ -30,6 +33,47 @@ py::array_t<float> forward(vx::inference::TorchScriptModel& model,
     return out;
 }
 
+// Sets LibTorch's intra-op thread count for a scope (it is process-wide) and restores it after.
+class TorchThreads {
+public:
+    explicit TorchThreads(std::size_t n) : before_(at::get_num_threads()) { at::set_num_threads(static_cast<int>(n)); }
+    ~TorchThreads() { at::set_num_threads(before_); }
+    TorchThreads(const TorchThreads&) = delete;
+    TorchThreads& operator=(const TorchThreads&) = delete;
+
+private:
+    int before_;
+};
+
+// input: (c, x, y, z) uint8 or float32, channels fastest (Fortran order); returns (C, x, y, z)
+// float32 of out_shape, channels fastest.
+py::array predict(vx::inference::TorchScriptModel& model, const py::array& input, vx::Vec3 input_patch,
+                  vx::Vec3 output_patch, vx::Vec3 alignment, std::int64_t out_channels, float mean, float std,
+                  vx::Vec3 out_offset, vx::Vec3 out_shape, std::int64_t batch, std::size_t threads) {
+    if (input.ndim() != 4) throw vx::InvalidArgument("predict: input must be (c, x, y, z)");
+    if (!(input.flags() & py::array::f_style))
+        throw vx::InvalidArgument("predict: input must be Fortran-ordered (channels, then x, fastest)");
+    vx::inference::PatchSpec spec{input_patch, output_patch, input.shape(0), out_channels, mean, std, alignment};
+    const vx::Vec3 in_shape{input.shape(1), input.shape(2), input.shape(3)};
+    py::array_t<float, py::array::f_style> out(
+        {static_cast<py::ssize_t>(out_channels), out_shape.x, out_shape.y, out_shape.z});
+    float* o = out.mutable_data();
+    auto run = [&](const auto* data) {
+        const py::gil_scoped_release nogil;
+        const TorchThreads scope(threads);
+        vx::inference::predict(model, spec, data, in_shape, out_offset, out_shape, o, batch);
+    };
+    if (input.dtype().is(py::dtype::of<std::uint8_t>())) {
+        run(static_cast<const std::uint8_t*>(input.data()));
+    } else if (input.dtype().is(py::dtype::of<float>())) {
+        run(static_cast<const float*>(input.data()));
+    } else {
+        throw vx::UnsupportedType("predict: input must be uint8 or float32, got " +
+                                  py::str(input.dtype()).cast<std::string>());
+    }
+    return out;
+}
+
 }  // namespace
 
 void export_inference(py::module_& parent) {
@@ -39,5 +83,9 @@ void export_inference(py::module_& parent) {
         .def_property_readonly("path", &vx::inference::TorchScriptModel::path)
         .def_property_readonly("device", &vx::inference::TorchScriptModel::device)
         .def("forward", &forward, py::arg("input"), "float32 array in, float32 array out (C order).");
+    m.def("predict", &predict, py::arg("model"), py::arg("input"), py::arg("input_patch"), py::arg("output_patch"),
+          py::arg("alignment"), py::arg("out_channels"), py::arg("mean"), py::arg("std"), py::arg("out_offset"),
+          py::arg("out_shape"), py::arg("batch"), py::arg("threads"),
+          "Tiled inference of a valid-convolution model (see predictor.hpp).");
     m.attr("torch_version") = TORCH_VERSION;
 }

@@ -92,3 +92,108 @@ def test_wrong_rank_input(model_path):
 def test_unknown_device(model_path, device):
     with pytest.raises(ValueError, match="device"):
         vxi.TorchScriptModel(model_path, device=device)
+
+
+# --- Predictor: tiled inference of saved voxelytics models -------------------------------------
+
+from voxelytics import models  # noqa: E402
+
+
+def whole_prediction(net, config, volume, offset, shape):
+    """The network run once over the box's input, mirrored (symmetric) beyond the volume."""
+    half = np.array(config.context()) // 2
+    need = np.array(config.valid_input_shape(np.array(shape) + 2 * half))
+    lo = np.array(offset) - half
+    index = [np.arange(start, start + n) for start, n in zip(lo, need)]
+    mirrored = [np.where(i < 0, -i - 1, i) % (2 * s) for i, s in zip(index, volume.shape)]
+    mirrored = [np.where(m >= s, 2 * s - 1 - m, m) for m, s in zip(mirrored, volume.shape)]
+    block = volume[np.ix_(*mirrored)].astype(np.float32)
+    x = torch.from_numpy(np.ascontiguousarray(((block - 127.5) / 127.5).T))[None, None]
+    with torch.no_grad():
+        out = net(x)[0].numpy().transpose(0, 3, 2, 1)
+    return out[:, : shape[0], : shape[1], : shape[2]]
+
+
+@pytest.fixture(scope="module")
+def saved_unet(tmp_path_factory):
+    torch.manual_seed(3)
+    config = models.UNetConfig(
+        width=4, heads=models.standard_heads(affinity_offsets=((-1, 0, 0),), synapses=False)
+    )
+    net = models.UNet(config).eval()
+    path = tmp_path_factory.mktemp("unet") / "unet.pt"
+    models.save(net, path, name="tiny-unet", voxel_size=(1, 1, 1), patch_shape=(48, 48, 20))
+    return net, config, path
+
+
+@pytest.mark.parametrize("patch", [(52, 52, 20), (64, 56, 24)])
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("box", [((0, 0, 0), None), ((-5, 7, 3), (33, 20, 9)), ((2, 1, 0), (3, 2, 1))])
+def test_predictor_tiles_equal_one_whole_pass(saved_unet, tmp_path, patch, batch, box):
+    net, config, _ = saved_unet
+    path = tmp_path / "m.pt"
+    models.save(net, path, name="tiny-unet", voxel_size=(1, 1, 1), patch_shape=patch)
+    volume = np.random.default_rng(4).integers(0, 256, (70, 45, 27)).astype(np.uint8)
+    offset, shape = box
+    shape = volume.shape if shape is None else shape
+    predictor = vxi.Predictor(path, batch=batch, threads=2)
+    out = predictor.predict(volume, offset=offset, shape=shape)
+    assert out.shape == (config.out_channels, *shape) and out.dtype == np.float32 and out.flags.f_contiguous
+    np.testing.assert_allclose(
+        out, whole_prediction(net, config, volume, offset, shape), rtol=1e-4, atol=1e-5
+    )
+    comp = predictor.channels("compartments")
+    np.testing.assert_allclose(out[comp].sum(axis=0), 1, rtol=1e-5)
+
+
+def test_predictor_takes_volumes_smaller_than_its_field_of_view(saved_unet):
+    net, config, path = saved_unet
+    tiny = np.full((3, 2, 1), 200, np.uint8)
+    out = vxi.Predictor(path).predict(tiny)
+    assert out.shape == (config.out_channels, 3, 2, 1)
+    np.testing.assert_allclose(
+        out, whole_prediction(net, config, tiny, (0, 0, 0), tiny.shape), rtol=1e-4, atol=1e-5
+    )
+
+
+def test_predictor_refuses_bad_inputs_and_cards(saved_unet, tmp_path):
+    net, config, path = saved_unet
+    predictor = vxi.Predictor(path)
+    with pytest.raises(ValueError, match="2 channel\\(s\\), the model 'tiny-unet' takes 1"):
+        predictor.predict(np.zeros((2, 8, 8, 8), np.uint8))
+    with pytest.raises(TypeError, match="uint8 or float32"):
+        predictor.predict(np.zeros((8, 8, 8), np.int16))
+    bad = np.zeros((8, 8, 8), np.float32)
+    bad[1, 2, 3] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or infinity at voxel \(1, 2, 3\)"):
+        predictor.predict(bad)
+    with pytest.raises(KeyError, match="no head 'synapses'"):
+        predictor.channels("synapses")
+    with pytest.raises(FileNotFoundError, match="model card not found"):
+        vxi.Predictor(tmp_path / "none.pt")
+    # Another model under the card's name: the card does not describe it.
+    other = tmp_path / "unet.pt"
+    models.save(net, other, name="x", voxel_size=(1, 1, 1), patch_shape=(48, 48, 20))
+    torch.jit.script(TinyNet()).save(str(other))
+    with pytest.raises(vx.CorruptDataError, match="does not describe"):
+        vxi.Predictor(other)
+
+
+class _Blowup(torch.nn.Module):
+    def forward(self, x):
+        return torch.log(x[:, :, 1:-1, 1:-1, 1:-1] * 0 - 1)  # NaN everywhere
+
+
+def test_predictor_reports_nan_outputs(saved_unet, tmp_path):
+    _, _, path = saved_unet
+    card = models.read_card(path).model_copy(deep=True)
+    model = tmp_path / "nan.pt"
+    torch.jit.script(_Blowup()).save(str(model))
+    fields = card.model_dump()
+    fields["input"]["patch_shape"] = (12, 12, 12)
+    fields["output"].update(patch_shape=(10, 10, 10), context=(2, 2, 2), alignment=(1, 1, 1))
+    fields["output"]["channels"] = fields["output"]["channels"][:1]
+    fields.update(model_file="nan.pt", model_sha256=models.card.sha256(model))
+    models.write_card(models.ModelCard.model_validate(fields), tmp_path / "nan.json")
+    with pytest.raises(ValueError, match="produced nan in channel 0 at output voxel"):
+        vxi.Predictor(model).predict(np.zeros((5, 5, 5), np.uint8))

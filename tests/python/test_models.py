@@ -125,7 +125,7 @@ def test_bad_cards_and_models_give_clear_errors(tmp_path):
     card_file.write_text(json.dumps(bad))
     with pytest.raises(vx.CorruptDataError, match=r"m\.json: input\.patch_shape"):
         models.read_card(card_file)
-    bad = dict(good, output=dict(good["output"], patch_shape=[1, 2, 3]))
+    bad = dict(good, output=dict(good["output"], patch_shape=[8, 8, 4]))
     card_file.write_text(json.dumps(bad))
     with pytest.raises(vx.CorruptDataError, match="not input.patch_shape minus output.context"):
         models.read_card(card_file)

@@ -129,7 +129,9 @@ def save(
     if path.suffix != ".pt":
         raise ValueError(f"model path must end in .pt, got {path}")
     config = net.config
-    patch = config.valid_input_shape(patch_shape)
+    # At least the alignment in output voxels, so that aligned tiles cover every voxel.
+    least = [max(int(p), c + a) for p, c, a in zip(patch_shape, config.context(), config.alignment())]
+    patch = config.valid_input_shape(least)
     was_training = net.training
     net.eval()
     with warnings.catch_warnings():  # TorchScript is what LibTorch loads; torch 2.13 deprecates it
@@ -148,7 +150,10 @@ def save(
             channels=config.in_channels, patch_shape=patch, normalization=normalization or Normalization()
         ),
         output=OutputSpec(
-            patch_shape=config.output_shape(patch), context=config.context(), channels=output_channels(config)
+            patch_shape=config.output_shape(patch),
+            context=config.context(),
+            alignment=config.alignment(),
+            channels=output_channels(config),
         ),
         architecture=_architecture(config),
         training=training or {},

@@ -60,6 +60,8 @@ class OutputChannel(_Strict):
 class OutputSpec(_Strict):
     patch_shape: Vec3i
     context: Vec3i  # input minus output shape; the output is the input's centre
+    # The product of the network's poolings per axis: tiles must start at multiples of it.
+    alignment: Vec3i = (1, 1, 1)
     channels: list[OutputChannel]
 
 
@@ -81,6 +83,8 @@ class ModelCard(_Strict):
     def _consistent(self):
         if any(c < 0 or c % 2 for c in self.output.context):
             raise ValueError(f"output.context must be even and >= 0 per axis, got {self.output.context}")
+        if any(o < a for o, a in zip(self.output.patch_shape, self.output.alignment)):
+            raise ValueError(f"output.patch_shape {self.output.patch_shape} is smaller than output.alignment")
         expected = tuple(i - c for i, c in zip(self.input.patch_shape, self.output.context))
         if tuple(self.output.patch_shape) != expected:
             raise ValueError(

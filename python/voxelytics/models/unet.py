@@ -84,6 +84,14 @@ class UNetConfig:
         """Pooling from `level` to `level` + 1, [x, y, z]."""
         return (2, 2, 1) if level < self.anisotropic_levels else (2, 2, 2)
 
+    def alignment(self) -> tuple[int, int, int]:
+        """The product of the poolings per axis: a tile's input must start at a multiple of it
+        (relative to the whole volume's) to pool on the same grid and give the same values."""
+        out = [1, 1, 1]
+        for level in range(self.depth):
+            out = [a * p for a, p in zip(out, self.pooling(level))]
+        return tuple(out)
+
     def output_shape(self, input_shape) -> tuple[int, int, int]:
         """The output shape for an input of `input_shape` ([x, y, z]); ValueError if the input
         does not fit the poolings (see :meth:`valid_input_shape`) or leaves no output."""
