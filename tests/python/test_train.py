@@ -247,3 +247,18 @@ def test_fine_tuning_starts_from_the_saved_weights(tmp_path):
     other = models.UNetConfig(width=6, depth=1, anisotropic_levels=1, heads=boundary_config().heads)
     with pytest.raises(ValueError, match="another architecture"):
         train.Trainer(other, [tiny_source()], tmp_path / "u", cfg, init=tmp_path / "base.pt", progress=False)
+
+
+def test_segmentation_quality_of_the_shipped_boundary_map(flyem):
+    """The baseline the trained FlyEM model must beat: the dataset's own pixel-classifier map."""
+    from voxelytics.train.validation import segmentation_quality
+
+    q = segmentation_quality(flyem["test"]["boundary"], flyem["test"]["gt"])
+    assert q["voi"] == pytest.approx(0.4784, abs=5e-4)
+    assert q["arand"] == pytest.approx(0.0341, abs=5e-4)
+    assert q["voi"] == pytest.approx(q["voi_split"] + q["voi_merge"])
+    assert 0.05 <= q["threshold"] <= 0.95 and q["best_arand"] <= q["arand"]
+    noisy = segmentation_quality(
+        np.random.default_rng(0).random(flyem["test"]["gt"].shape), flyem["test"]["gt"]
+    )
+    assert noisy["voi"] > 2 * q["voi"]

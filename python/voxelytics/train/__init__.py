@@ -1,6 +1,7 @@
 """Training networks on EM volumes: targets from label volumes (:mod:`.targets`), sources and
-augmented crops (:mod:`.data`, :mod:`.augment`), balanced losses (:mod:`.loss`) and the training
-loop with checkpoints, resuming, fine-tuning and export (:mod:`.trainer`).
+augmented crops (:mod:`.data`, :mod:`.augment`), balanced losses (:mod:`.loss`), the training
+loop with checkpoints, resuming, fine-tuning and export (:mod:`.trainer`), and validation by the
+segmentation a boundary map gives (:mod:`.validation`).
 
 >>> import tempfile
 >>> from voxelytics import models, train
