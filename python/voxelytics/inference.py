@@ -19,7 +19,7 @@ import numpy as np
 from . import _core
 from .core import resolve_threads
 
-__all__ = ["Predictor", "TorchScriptModel", "available"]
+__all__ = ["Predictor", "TorchScriptModel", "available", "predict_dataset"]
 
 
 def available() -> bool:
@@ -114,3 +114,116 @@ class Predictor:
     def __repr__(self) -> str:
         model = self.model
         return f"Predictor({self.card.name!r}, {model.path!r}, device={model.device!r}, batch={self.batch})"
+
+
+def predict_dataset(
+    dataset,
+    layer: str,
+    model,
+    output: str,
+    *,
+    box=None,
+    block_shape=(256, 256, 128),
+    dtype="float32",
+    device: str = "cpu",
+    batch: int = 2,
+    threads: int | None = None,
+    resume: bool = False,
+    progress: bool | None = None,
+):
+    """Predicts ``model`` over ``layer`` (mag 1) of a webKnossos ``dataset`` (path or Dataset)
+    into a (C, x, y, z) color layer ``output``, block by block: memory holds one block and its
+    context, not the dataset. The result equals one pass over the whole box (blocks are
+    multiples of the model's alignment; input beyond the dataset is mirrored).
+
+    ``dtype``: ``"float32"`` or ``"uint8"`` (probabilities quantised to 0..255; refused for heads
+    without an activation, whose values are not probabilities). ``resume``: skip the blocks a
+    previous run of the same model over the same box finished (recorded in
+    ``<output layer>/.voxelytics-predict.json``, whose ``complete`` turns true at the end only).
+    Returns the output Layer."""
+    import json
+
+    from .core import Box, progress_bar
+    from .io import Dataset
+
+    ds = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)
+    predictor = (
+        model if isinstance(model, Predictor) else Predictor(model, device, batch=batch, threads=threads)
+    )
+    card = predictor.card
+    source = ds.get_layer(layer)
+    if source.num_channels != card.input.channels:
+        raise ValueError(
+            f"layer {layer!r} of {ds.path} has {source.num_channels} channel(s), model {card.name!r} takes "
+            f"{card.input.channels}"
+        )
+    if source.dtype not in (np.uint8, np.float32):
+        raise TypeError(
+            f"layer {layer!r} of {ds.path} is {source.dtype}; the predictor takes uint8 or float32"
+        )
+    dtype = np.dtype(dtype)
+    if dtype not in (np.uint8, np.float32):
+        raise ValueError(f"dtype must be float32 or uint8, got {dtype}")
+    if dtype == np.uint8 and any(c.activation == "none" for c in card.output.channels):
+        heads = sorted({c.head for c in card.output.channels if c.activation == "none"})
+        raise ValueError(f"heads {heads} of model {card.name!r} have no activation: write them as float32")
+    channels = len(card.output.channels)
+    bounds = source.bounding_box
+    box = bounds if box is None else box
+    if not bounds.contains_box(box):
+        raise ValueError(f"box {box} is not inside layer {layer!r}'s bounding box {bounds}")
+    align = np.array(card.output.alignment)
+    block = np.maximum(np.array(block_shape) // align, 1) * align
+    half = np.array(card.output.context) // 2
+
+    if output in ds.layers:
+        out_layer = ds.get_layer(output)
+        if out_layer.num_channels != channels or out_layer.dtype != dtype:
+            raise ValueError(
+                f"output layer {output!r} of {ds.path} exists with {out_layer.num_channels} channel(s) of "
+                f"{out_layer.dtype}; model {card.name!r} writes {channels} of {dtype}"
+            )
+        mag = out_layer.get_mag(1) if (1, 1, 1) in out_layer.mags else out_layer.add_mag(1)
+    else:
+        out_layer = ds.add_layer(output, "color", dtype, num_channels=channels)
+        mag = out_layer.add_mag(1)
+    marker = os.path.join(ds.path, output, ".voxelytics-predict.json")
+    job = {"model_sha256": card.model_sha256, "layer": layer, "box": [list(box.topleft), list(box.size)],
+           "block_shape": [int(b) for b in block], "dtype": dtype.name}  # fmt: skip
+    done = set()
+    if resume and os.path.exists(marker):
+        with open(marker) as f:
+            state = json.load(f)
+        if all(state.get(k) == v for k, v in job.items()):
+            done = {tuple(b) for b in state.get("done", [])}
+
+    def save_state(complete):
+        tmp = marker + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({**job, "done": sorted(done), "complete": complete}, f)
+        os.replace(tmp, marker)
+
+    save_state(False)
+    source_mag = source.get_mag(1)
+    top, size = np.array(box.topleft), np.array(box.size)
+    starts = [
+        (x, y, z)
+        for z in range(0, size[2], block[2])
+        for y in range(0, size[1], block[1])
+        for x in range(0, size[0], block[0])
+    ]
+    for start in progress_bar([s for s in starts if s not in done], progress, "predicting"):
+        core_top = top + start
+        core_size = np.minimum(block, size - start)
+        outer = Box(tuple(int(v) for v in core_top - half), tuple(int(v) for v in core_size + 2 * half))
+        outer = outer.intersection(bounds)
+        data = source_mag.read(outer, threads=threads)
+        offset = tuple(int(v) for v in core_top - np.array(outer.topleft))
+        pred = predictor.predict(data, offset=offset, shape=tuple(int(v) for v in core_size), threads=threads)
+        if dtype == np.uint8:
+            pred = np.asfortranarray(np.clip(np.rint(pred * 255), 0, 255).astype(np.uint8))
+        mag.write(pred, offset=tuple(int(v) for v in core_top), threads=threads)
+        done.add(tuple(int(v) for v in start))
+        save_state(False)
+    save_state(True)
+    return out_layer

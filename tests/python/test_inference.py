@@ -197,3 +197,69 @@ def test_predictor_reports_nan_outputs(saved_unet, tmp_path):
     models.write_card(models.ModelCard.model_validate(fields), tmp_path / "nan.json")
     with pytest.raises(ValueError, match="produced nan in channel 0 at output voxel"):
         vxi.Predictor(model).predict(np.zeros((5, 5, 5), np.uint8))
+
+
+def test_predict_dataset_block_by_block_equals_one_pass_and_resumes(saved_unet, tmp_path, monkeypatch):
+    import json
+
+    net, config, _ = saved_unet
+    path = tmp_path / "big-patch.pt"  # fewer, larger tiles than the fixture's: a quicker test
+    models.save(net, path, name="tiny-unet", voxel_size=(1, 1, 1), patch_shape=(72, 64, 32))
+    volume = np.random.default_rng(6).integers(0, 256, (70, 45, 27)).astype(np.uint8)
+    ds = vx.Dataset.create(tmp_path / "ds", voxel_size=(1, 1, 1))
+    ds.add_layer("color", "color", "uint8").add_mag(1).write(volume)
+    predictor = vxi.Predictor(path, batch=2)
+    whole = predictor.predict(volume)
+
+    calls = []
+    real = vxi.Predictor.predict
+
+    def failing(self, *args, **kwargs):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(vxi.Predictor, "predict", failing)
+    with pytest.raises(KeyboardInterrupt):
+        vxi.predict_dataset(ds, "color", predictor, "pred", block_shape=(32, 24, 16), progress=False)
+    marker = json.loads((tmp_path / "ds" / "pred" / ".voxelytics-predict.json").read_text())
+    assert marker["complete"] is False and len(marker["done"]) == 3
+    monkeypatch.setattr(vxi.Predictor, "predict", real)
+    counted = []
+    monkeypatch.setattr(
+        vxi.Predictor, "predict", lambda self, *a, **k: counted.append(1) or real(self, *a, **k)
+    )
+    layer = vxi.predict_dataset(
+        ds, "color", predictor, "pred", block_shape=(32, 24, 16), resume=True, progress=False
+    )
+    assert len(counted) == 3 * 2 * 2 - 3  # 12 blocks of (32, 24, 16) over (70, 45, 27), 3 already done
+    marker = json.loads((tmp_path / "ds" / "pred" / ".voxelytics-predict.json").read_text())
+    assert marker["complete"] is True
+    assert layer.num_channels == config.out_channels and layer.dtype == np.float32
+    np.testing.assert_allclose(layer.get_mag(1).read(), whole, rtol=1e-5, atol=1e-6)
+
+    quantised = vxi.predict_dataset(ds, "color", predictor, "pred8", dtype="uint8", block_shape=(64, 64, 32),
+                                    progress=False)  # fmt: skip
+    np.testing.assert_array_equal(
+        quantised.get_mag(1).read(), np.clip(np.rint(whole * 255), 0, 255).astype(np.uint8)
+    )
+    with pytest.raises(ValueError, match="output layer 'pred8' .* exists with .* uint8"):
+        vxi.predict_dataset(ds, "color", predictor, "pred8", progress=False)
+    ds.add_layer("rgb", "color", "uint8", num_channels=3)
+    with pytest.raises(ValueError, match="layer 'rgb' .* has 3 channel\\(s\\), model 'tiny-unet' takes 1"):
+        vxi.predict_dataset(ds, "rgb", predictor, "x", progress=False)
+
+
+def test_predict_dataset_refuses_uint8_for_heads_without_activation(tmp_path):
+    torch.manual_seed(0)
+    config = models.UNetConfig(
+        width=4, heads=models.standard_heads(affinity_offsets=(), soma=False, compartments=False)
+    )
+    models.save(
+        models.UNet(config), tmp_path / "s.pt", name="syn", voxel_size=(1, 1, 1), patch_shape=(48, 48, 20)
+    )
+    ds = vx.Dataset.create(tmp_path / "ds", voxel_size=(1, 1, 1))
+    ds.add_layer("color", "color", "uint8").add_mag(1).write(np.zeros((8, 8, 8), np.uint8))
+    with pytest.raises(ValueError, match="heads \\['direction'\\] .* have no activation"):
+        vxi.predict_dataset(ds, "color", tmp_path / "s.pt", "p", dtype="uint8", progress=False)
