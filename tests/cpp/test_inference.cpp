@@ -30,8 +30,8 @@ TEST_CASE("TorchScriptModel loads a saved module and runs it") {
     REQUIRE_THROWS_AS(vx::inference::TorchScriptModel(path, "warp-drive"), vx::InvalidArgument);  // bad device
 }
 
-TEST_CASE("tile starts are aligned, cover the axis, and mirror maps any index inside") {
-    using vx::inference::detail::mirror;
+TEST_CASE("tile starts are aligned, cover the axis, and reflect maps any index inside") {
+    using vx::detail::reflect;
     using vx::inference::detail::tile_starts;
     CHECK(tile_starts(10, 4, 1) == std::vector<std::int64_t>{0, 4, 6});
     CHECK(tile_starts(10, 4, 4) == std::vector<std::int64_t>{0, 4, 8});  // the last reaches past 10
@@ -50,11 +50,11 @@ TEST_CASE("tile starts are aligned, cover the axis, and mirror maps any index in
                 }
                 CHECK(covered >= n);
             }
-    CHECK(mirror(-1, 5) == 0);
-    CHECK(mirror(-2, 5) == 1);
-    CHECK(mirror(5, 5) == 4);
-    CHECK(mirror(12, 5) == 2);  // 12 -> period 10 -> 2
-    CHECK(mirror(-7, 1) == 0);
+    CHECK(reflect(-1, 5) == 0);
+    CHECK(reflect(-2, 5) == 1);
+    CHECK(reflect(5, 5) == 4);
+    CHECK(reflect(12, 5) == 2);  // 12 -> period 10 -> 2
+    CHECK(reflect(-7, 1) == 0);
 }
 
 TEST_CASE("predict tiles a valid convolution exactly, with mirrored borders and channels fastest") {
@@ -70,9 +70,9 @@ TEST_CASE("predict tiles a valid convolution exactly, with mirrored borders and 
     std::vector<std::uint8_t> input(static_cast<std::size_t>(shape.prod()));
     for (std::size_t i = 0; i < input.size(); ++i) input[i] = static_cast<std::uint8_t>((i * 37) % 251);
     auto at = [&](std::int64_t x, std::int64_t y, std::int64_t z) {
-        using vx::inference::detail::mirror;
+        using vx::detail::reflect;
         return static_cast<float>(input[static_cast<std::size_t>(
-                   mirror(x, shape.x) + shape.x * (mirror(y, shape.y) + shape.y * mirror(z, shape.z)))]) -
+                   reflect(x, shape.x) + shape.x * (reflect(y, shape.y) + shape.y * reflect(z, shape.z)))]) -
                1.0f;  // mean 1, std 1
     };
     for (const std::int64_t batch : {1, 4}) {

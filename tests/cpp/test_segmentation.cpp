@@ -430,7 +430,7 @@ TEST_CASE("distance_height: smoothed capped distance inside cells, negated dista
         if (x != 6) {
             expected = 0;
             for (std::int64_t k = -4; k <= 4; ++k) {
-                const std::int64_t at = vx::filters::detail::reflect(x + k, s.x);
+                const std::int64_t at = vx::detail::reflect(x + k, s.x);
                 expected +=
                     w[std::size_t(std::abs(k))] * (at == 6 ? 0.0 : double(std::min<std::int64_t>(std::abs(at - 6), 4)));
             }

@@ -17,6 +17,7 @@
 #include <sstream>
 #include <vector>
 
+#include "voxelytics/core/detail/reflect.hpp"
 #include "voxelytics/core/errors.hpp"
 #include "voxelytics/core/thread_pool.hpp"
 #include "voxelytics/core/view.hpp"
@@ -38,14 +39,6 @@ inline std::vector<float> gaussian_half_kernel(double sigma, double truncate) {
 }
 
 namespace detail {
-
-/// Index i (possibly outside [0, n)) reflected into the volume, scipy's "reflect" mode.
-inline std::int64_t reflect(std::int64_t i, std::int64_t n) {
-    const std::int64_t period = 2 * n;
-    i %= period;
-    if (i < 0) i += period;
-    return i < n ? i : period - 1 - i;
-}
 
 /// o[x] = w[0] * c[x] + sum_k w[k] * (lo[k][x] + hi[k][x]) for x < len, eight voxels at a time
 /// in registers (GCC/Clang vector extensions: SSE2, NEON), each sum in the order of k.
@@ -86,8 +79,8 @@ inline void filter_rows(const float* in, float* out, std::int64_t n, std::int64_
     const float** hi = rows.data() + radius + 1;
     for (std::int64_t i = 0; i < n; ++i) {
         for (std::int64_t k = 1; k <= radius; ++k) {
-            lo[k] = in + reflect(i - k, n) * stride;
-            hi[k] = in + reflect(i + k, n) * stride;
+            lo[k] = in + vx::detail::reflect(i - k, n) * stride;
+            hi[k] = in + vx::detail::reflect(i + k, n) * stride;
         }
         weighted_sum(in + i * stride, lo, hi, out + i * stride, len, w);
     }
@@ -100,8 +93,8 @@ inline void filter_row_x(const float* in, float* out, std::int64_t n, const std:
     padded.resize(static_cast<std::size_t>(n + 2 * radius));
     std::copy(in, in + n, padded.begin() + radius);
     for (std::int64_t i = 1; i <= radius; ++i) {
-        padded[static_cast<std::size_t>(radius - i)] = in[reflect(-i, n)];
-        padded[static_cast<std::size_t>(radius + n - 1 + i)] = in[reflect(n - 1 + i, n)];
+        padded[static_cast<std::size_t>(radius - i)] = in[vx::detail::reflect(-i, n)];
+        padded[static_cast<std::size_t>(radius + n - 1 + i)] = in[vx::detail::reflect(n - 1 + i, n)];
     }
     const float* p = padded.data() + radius;
     shifted.resize(static_cast<std::size_t>(2 * (radius + 1)));

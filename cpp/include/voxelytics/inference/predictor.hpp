@@ -20,6 +20,7 @@
 #include <torch/script.h>
 
 #include "voxelytics/core/box.hpp"
+#include "voxelytics/core/detail/reflect.hpp"
 #include "voxelytics/core/errors.hpp"
 #include "voxelytics/inference/torchscript.hpp"
 
@@ -51,14 +52,6 @@ struct PatchSpec {
 };
 
 namespace detail {
-
-// Index i of an axis of n voxels mirrored into [0, n) (symmetric, period 2n).
-inline std::int64_t mirror(std::int64_t i, std::int64_t n) {
-    const std::int64_t period = 2 * n;
-    i %= period;
-    if (i < 0) i += period;
-    return i < n ? i : period - 1 - i;
-}
 
 // Start positions, multiples of `align`, of tiles of `patch` voxels covering [0, n): a step of
 // `patch` rounded down to the alignment, the last tile moved back as far as the alignment allows
@@ -111,11 +104,11 @@ void predict(TorchScriptModel& model, const PatchSpec& spec, const T* input, Vec
         for (std::size_t b = 0; b < count; ++b) {
             const Vec3 origin = out_offset + tiles[first + b] - half;  // the tile's input, in input voxels
             for (std::int64_t i = 0; i < ip.x; ++i)
-                xs[static_cast<std::size_t>(i)] = detail::mirror(origin.x + i, in_shape.x);
+                xs[static_cast<std::size_t>(i)] = vx::detail::reflect(origin.x + i, in_shape.x);
             for (std::int64_t i = 0; i < ip.y; ++i)
-                ys[static_cast<std::size_t>(i)] = detail::mirror(origin.y + i, in_shape.y);
+                ys[static_cast<std::size_t>(i)] = vx::detail::reflect(origin.y + i, in_shape.y);
             for (std::int64_t i = 0; i < ip.z; ++i)
-                zs[static_cast<std::size_t>(i)] = detail::mirror(origin.z + i, in_shape.z);
+                zs[static_cast<std::size_t>(i)] = vx::detail::reflect(origin.z + i, in_shape.z);
             for (std::int64_t c = 0; c < C; ++c)
                 for (std::int64_t z = 0; z < ip.z; ++z)
                     for (std::int64_t y = 0; y < ip.y; ++y) {
