@@ -26,8 +26,6 @@ from timing import best_time, best_times
 import voxelytics as vx
 from voxelytics.synthetic import voronoi_labels
 
-U64 = np.uint64  # the synthetic rows: both libraries write uint64 ids
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(
@@ -58,35 +56,21 @@ def main() -> None:
     cube = np.ones((3, 3, 3), bool)
     assert ndimage.label(mask, structure=cube)[1] == vx.connected_components(mask, 26)[1], "scipy disagrees"
 
+    def voxelytics_call(volume, threads):  # both libraries write uint64 ids in the synthetic rows
+        return lambda: vx.connected_components(volume, 26, threads=threads, out_dtype=np.uint64)
+
+    def cc3d_call(volume):
+        return lambda: cc3d.connected_components(volume, connectivity=26, out_dtype=np.uint64)
+
     # (task, implementation, call); the first row of each task is the baseline of its ratios.
     cases = [
-        (
-            "multi-label 26",
-            "cc3d",
-            lambda: cc3d.connected_components(labels, connectivity=26, out_dtype=np.uint64),
-        ),
-        (
-            "multi-label 26",
-            "voxelytics 1 thread",
-            lambda: vx.connected_components(labels, 26, threads=1, out_dtype=U64),
-        ),
-        (
-            "multi-label 26",
-            "voxelytics 2 threads",
-            lambda: vx.connected_components(labels, 26, threads=2, out_dtype=U64),
-        ),
+        ("multi-label 26", "cc3d", cc3d_call(labels)),
+        ("multi-label 26", "voxelytics 1 thread", voxelytics_call(labels, 1)),
+        ("multi-label 26", "voxelytics 2 threads", voxelytics_call(labels, 2)),
         ("binary 26", "scipy.ndimage.label", lambda: ndimage.label(mask, structure=cube)),
-        ("binary 26", "cc3d", lambda: cc3d.connected_components(mask, connectivity=26, out_dtype=np.uint64)),
-        (
-            "binary 26",
-            "voxelytics 1 thread",
-            lambda: vx.connected_components(mask, 26, threads=1, out_dtype=U64),
-        ),
-        (
-            "binary 26",
-            "voxelytics 2 threads",
-            lambda: vx.connected_components(mask, 26, threads=2, out_dtype=U64),
-        ),
+        ("binary 26", "cc3d", cc3d_call(mask)),
+        ("binary 26", "voxelytics 1 thread", voxelytics_call(mask, 1)),
+        ("binary 26", "voxelytics 2 threads", voxelytics_call(mask, 2)),
     ]
     seconds = {}
     print(f"{'task':<16} {'implementation':<22} {'ms':>8} {'Mvoxel/s':>10} {'speed vs first':>15}")

@@ -12,12 +12,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
 
 from . import _core
-from .core import resolve_threads
+from .core import Box, progress_bar, resolve_threads
 
 __all__ = ["Predictor", "TorchScriptModel", "available", "predict_dataset"]
 
@@ -66,12 +67,9 @@ class Predictor:
     same values as the model run on the whole (mirror-padded) volume at once."""
 
     def __init__(self, model_path, device: str = "cpu", *, batch: int = 1, threads: int | None = None):
-        from .models.card import read_card
+        from .models.card import locate
 
-        self.card = read_card(model_path)
-        path = os.fspath(model_path)
-        if path.endswith(".json"):
-            path = path[: -len(".json")] + ".pt"
+        self.card, path = locate(model_path)
         self.model = TorchScriptModel(path, device)
         if batch < 1:
             raise ValueError(f"batch must be >= 1, got {batch}")
@@ -141,9 +139,6 @@ def predict_dataset(
     previous run of the same model over the same box finished (recorded in
     ``<output layer>/.voxelytics-predict.json``, whose ``complete`` turns true at the end only).
     Returns the output Layer."""
-    import json
-
-    from .core import Box, progress_bar
     from .io import Dataset
 
     ds = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)

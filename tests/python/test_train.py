@@ -262,3 +262,22 @@ def test_segmentation_quality_of_the_shipped_boundary_map(flyem):
         np.random.default_rng(0).random(flyem["test"]["gt"].shape), flyem["test"]["gt"]
     )
     assert noisy["voi"] > 2 * q["voi"]
+
+
+def test_dataset_source_crops_equal_the_arrays_written(tmp_path):
+    import voxelytics as vx
+
+    arrays = tiny_source(seed=2, shape=(40, 36, 20))
+    ds = vx.Dataset.create(tmp_path / "ds", voxel_size=(4, 4, 8))
+    ds.add_layer("color", "color", "uint8").add_mag(1).write(arrays.image)
+    ds.add_layer("cells", "segmentation", "uint64").add_mag(1).write(arrays.cells)
+    source = train.DatasetSource(tmp_path / "ds", "color", cells_layer="cells")
+    assert source.shape == (40, 36, 20) and source.voxel_size == (4.0, 4.0, 8.0)
+    assert source.has("cells") and not source.has("compartments") and not source.has("synapses")
+    crop = source.crop((3, 5, 2), (20, 16, 10))
+    expected = arrays.crop((3, 5, 2), (20, 16, 10))
+    assert set(crop) == {"image", "cells"}
+    for key in crop:
+        np.testing.assert_array_equal(crop[key], expected[key])
+    s = train.Sampler([source], boundary_config(), (28, 28, 12)).sample(np.random.default_rng(0))
+    assert s["boundaries"].shape[1:] == boundary_config().output_shape((28, 28, 12))

@@ -27,6 +27,7 @@ from .card import (
     Normalization,
     OutputChannel,
     OutputSpec,
+    locate,
     read_card,
     sha256,
     write_card,
@@ -169,8 +170,7 @@ def load(path, device: str = "cpu"):
     """(TorchScript module, card) of a saved model; the card is checked against the file."""
     import torch
 
-    card = read_card(path)
-    model_path = Path(path).with_suffix(".pt") if Path(path).suffix == ".json" else Path(path)
+    card, model_path = locate(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         return torch.jit.load(os.fspath(model_path), map_location=device), card

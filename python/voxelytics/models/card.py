@@ -129,6 +129,12 @@ def read_card(path, *, check_model: bool = True) -> ModelCard:
     """The card at `path` (a ``.json`` card or the ``.pt`` model next to it), validated:
     FileNotFoundError if absent, CorruptDataError naming the file and the key path if malformed
     or if ``check_model`` and the model file's SHA-256 is not the one it records."""
+    return locate(path, check_model=check_model)[0]
+
+
+def locate(path, *, check_model: bool = True) -> tuple[ModelCard, Path]:
+    """(card, model file): the card `path` names, read as :func:`read_card` does, and the model
+    file it describes (its ``model_file``, next to the card)."""
     path = Path(path)
     if path.suffix != ".json":
         path = card_path(path)
@@ -144,12 +150,12 @@ def read_card(path, *, check_model: bool = True) -> ModelCard:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
         raise CorruptDataError(f"{path}: {where}: {first['msg']} ({e.error_count()} problem(s))") from None
+    model = path.parent / card.model_file
     if check_model:
-        model = path.parent / card.model_file
         if not model.exists():
             raise FileNotFoundError(f"model file not found: {model} (named by {path})")
         if sha256(model) != card.model_sha256:
             raise CorruptDataError(
                 f"{path} does not describe {model}: the model's SHA-256 differs from model_sha256"
             )
-    return card
+    return card, model

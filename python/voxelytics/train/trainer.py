@@ -157,10 +157,9 @@ class Trainer:
         image = torch.stack([_tensor(s["image"]) for s in samples])
         self.net.train()
         logits = self.net.logits(image)
-        losses, total, first = {}, 0.0, 0
-        for h in self.net.config.heads:
-            part = logits[:, first : first + h.channels]
-            first += h.channels
+        losses, total = {}, 0.0
+        for h, (first, count, _) in zip(self.net.config.heads, self.net.spans):
+            part = logits[:, first : first + count]
             if h.activation == "softmax":
                 target = torch.stack([_tensor(s[h.name], torch.int64) for s in samples])
                 mask = None
