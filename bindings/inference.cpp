@@ -79,9 +79,12 @@ py::array predict(vx::inference::TorchScriptModel& model, const py::array& input
 void export_inference(py::module_& parent) {
     py::module_ m = parent.def_submodule("inference", "TorchScript models run through LibTorch.");
     py::class_<vx::inference::TorchScriptModel>(m, "TorchScriptModel")
-        .def(py::init<const std::string&, const std::string&>(), py::arg("path"), py::arg("device") = "cpu")
+        .def(py::init<const std::string&, const std::string&, bool, const std::string&>(), py::arg("path"),
+             py::arg("device") = "cpu", py::arg("optimize") = false, py::arg("precision") = "float32")
         .def_property_readonly("path", &vx::inference::TorchScriptModel::path)
         .def_property_readonly("device", &vx::inference::TorchScriptModel::device)
+        .def_property_readonly("precision", &vx::inference::TorchScriptModel::precision)
+        .def_property_readonly("optimized", &vx::inference::TorchScriptModel::optimized)
         .def("forward", &forward, py::arg("input"), "float32 array in, float32 array out (C order).");
     m.def("predict", &predict, py::arg("model"), py::arg("input"), py::arg("input_patch"), py::arg("output_patch"),
           py::arg("alignment"), py::arg("out_channels"), py::arg("mean"), py::arg("std"), py::arg("out_offset"),

@@ -1,27 +1,38 @@
 #!/usr/bin/env python3
 """Re-creates the pre-trained models shipped in python/voxelytics/models/pretrained/ (seeded).
 
-    python3 scripts/train_models.py flyem-medulla [--iterations N] [--out DIR]
+    python3 scripts/train_models.py {flyem-medulla,mouse,human-finetune} [--iterations N] [--out DIR] [--ship]
+
+mouse: every head (affinities, boundaries, synapses + direction, soma, compartments) for the
+`mouse` synthetic preset (11.24 x 11.24 x 30 nm), trained on freshly generated volumes of seeds
+101-106 and validated on seed 201 (boundary segmentation VOI, voxel F1 of the cleft channel);
+seeds below 100 stay unseen for evaluation (scripts/evaluate_models.py).
+
+human-finetune: species-specific retraining: the mouse model fine-tuned (init=) on one small
+`human` crop (256 x 256 x 64, seed 301), validated on seed 302; not shipped, it shows the
+procedure (scripts/evaluate_models.py species compares it with the mouse model on human data).
 
 flyem-medulla: boundaries + affinities for the FIB-SEM of ../shared/data/flyem-medulla-tiny
 (about 10 nm isotropic). Trained on the `train` split's x < 160 only; x >= 160 of `train` is the
 validation crop (distance-watershed fragments + mean agglomeration, best VOI), so the `test`
 split stays unseen for the figures reported with the model.
 
-Writes <out>/<name>/{model.pt, model.json, log.jsonl, checkpoint.pt}; an interrupted run resumes
-from its checkpoint when started again with the same arguments.
+Writes <out>/<name>/{model.pt, model.json, log.jsonl, checkpoint.pt, best.pt}; an interrupted run
+resumes from its checkpoint when started again with the same arguments. --ship copies the result
+into the package (python/voxelytics/models/weights/<name>.{pt,json}).
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 import numpy as np
 
-from voxelytics import models, train
+from voxelytics import models, synthetic, train
 from voxelytics.inference import Predictor
-from voxelytics.train.validation import segmentation_quality
+from voxelytics.train.validation import mask_f1, segmentation_quality
 
 ROOT = Path(__file__).resolve().parents[1]
 FLYEM = ROOT.parent / "shared" / "data" / "flyem-medulla-tiny"
@@ -45,6 +56,76 @@ def boundary_validation(out_dir: Path, raw, gt, voxel_size, name):
     return validate
 
 
+def full_validation(out_dir: Path, volume, name, patch_shape):
+    """Validation of a model with every head on a synthetic volume: the boundary segmentation's
+    VOI/ARAND and the voxel F1 of the cleft channel."""
+    cleft = train.synapse_targets(volume.cells, volume.synapses, volume.voxel_size)["cleft"]
+
+    def validate(net):
+        path = out_dir / "validation.pt"
+        models.save(net, path, name=name, voxel_size=volume.voxel_size, patch_shape=patch_shape)
+        predictor = Predictor(path, batch=2)
+        pred = predictor.predict(volume.image)
+        scores = segmentation_quality(
+            pred[predictor.channels("boundaries")[0]], volume.cells, voxel_size=volume.voxel_size
+        )
+        f1 = mask_f1(pred[predictor.channels("synapses")[0]], cleft)
+        return {**scores, **{f"cleft_{k}": v for k, v in f1.items()}}
+
+    return validate
+
+
+def mouse(args):
+    shape = (256, 256, 96)
+    sources = [train.VolumeSource.synthetic(shape, "mouse", seed=s) for s in range(101, 107)]
+    out = Path(args.out) / "mouse"
+    config = models.UNetConfig(width=12, depth=2, anisotropic_levels=1, heads=models.standard_heads())
+    patch = (92, 92, 36)
+    validate = full_validation(
+        out, synthetic.generate((192, 192, 64), "mouse", 201, progress=False), "mouse", patch
+    )
+    cfg = train.TrainConfig(
+        patch_shape=patch,
+        iterations=args.iterations,
+        learning_rate=1e-3,
+        seed=2,
+        checkpoint_every=100,
+        validate_every=max(args.iterations // 8, 1),
+        keep_best="voi",
+        synapse_focus=0.5,
+        threads=args.threads,
+    )
+    trainer = train.Trainer(config, sources, out, cfg, name="mouse", validate=validate)
+    card = trainer.run()
+    print(f"{out / 'model.pt'}: validation {card.metrics}")
+
+
+def human_finetune(args):
+    out = Path(args.out) / "human-finetune"
+    init = Path(args.out) / "mouse" / "model.pt"
+    init = init if init.exists() else models.pretrained("mouse")
+    source = train.VolumeSource.synthetic((256, 256, 64), "human", seed=301)
+    config = models.config_from_card(models.read_card(init.with_suffix(".json")))
+    patch = (92, 92, 36)
+    validate = full_validation(
+        out, synthetic.generate((192, 192, 64), "human", 302, progress=False), "human", patch
+    )
+    cfg = train.TrainConfig(
+        patch_shape=patch,
+        iterations=args.iterations,
+        learning_rate=3e-4,
+        seed=3,
+        checkpoint_every=100,
+        validate_every=max(args.iterations // 4, 1),
+        keep_best="voi",
+        synapse_focus=0.5,
+        threads=args.threads,
+    )
+    trainer = train.Trainer(config, [source], out, cfg, name="human-finetuned", init=init, validate=validate)
+    card = trainer.run()
+    print(f"{out / 'model.pt'}: validation {card.metrics}")
+
+
 def flyem_medulla(args):
     data = flyem("train")
     split = 160
@@ -62,12 +143,13 @@ def flyem_medulla(args):
         out, data["raw"][split:], data["gt"][split:], (10.0, 10.0, 10.0), "flyem-medulla"
     )
     cfg = train.TrainConfig(
-        patch_shape=(68, 68, 32),
+        patch_shape=(92, 92, 44),
         iterations=args.iterations,
-        learning_rate=5e-4,
+        learning_rate=1e-3,
         seed=1,
         checkpoint_every=100,
-        validate_every=max(args.iterations // 5, 1),
+        validate_every=max(args.iterations // 12, 1),
+        keep_best="voi",
         threads=args.threads,
         augment=train.Augment(missing_sections=0.0, shifted_sections=0.0),  # FIB-SEM: no section defects
     )
@@ -76,7 +158,18 @@ def flyem_medulla(args):
     print(f"{out / 'model.pt'}: validation {card.metrics}")
 
 
-RECIPES = {"flyem-medulla": flyem_medulla}
+RECIPES = {"flyem-medulla": flyem_medulla, "mouse": mouse, "human-finetune": human_finetune}
+WEIGHTS = ROOT / "python" / "voxelytics" / "models" / "weights"
+
+
+def ship(out_dir: Path, name: str) -> None:
+    """Copies a trained model and its card into the package, the card pointing at the copy."""
+    card = models.read_card(out_dir / "model.json")
+    WEIGHTS.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(out_dir / "model.pt", WEIGHTS / f"{name}.pt")
+    models.write_card(card.model_copy(update={"model_file": f"{name}.pt"}), WEIGHTS / f"{name}.json")
+    models.read_card(WEIGHTS / f"{name}.json")  # checks the copy against the card
+    print(f"shipped {WEIGHTS / name}.pt ({(WEIGHTS / f'{name}.pt').stat().st_size / 1e6:.2f} MB)")
 
 
 def main():
@@ -87,8 +180,11 @@ def main():
     parser.add_argument("--iterations", type=int, default=3000)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", default=str(ROOT / "build" / "models"))
+    parser.add_argument("--ship", action="store_true", help="copy the result into the package")
     args = parser.parse_args()
     RECIPES[args.model](args)
+    if args.ship:
+        ship(Path(args.out) / args.model, args.model)
 
 
 if __name__ == "__main__":

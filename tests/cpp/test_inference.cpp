@@ -30,6 +30,28 @@ TEST_CASE("TorchScriptModel loads a saved module and runs it") {
     REQUIRE_THROWS_AS(vx::inference::TorchScriptModel(path, "warp-drive"), vx::InvalidArgument);  // bad device
 }
 
+TEST_CASE("an optimized or bfloat16 model gives the plain model's values") {
+    const auto path = (std::filesystem::temp_directory_path() / "voxelytics_test_conv.pt").string();
+    torch::jit::Module m("Conv");
+    m.register_parameter("weight", torch::linspace(-1.0, 1.0, 2 * 27).reshape({2, 1, 3, 3, 3}), false);
+    m.register_parameter("bias", torch::tensor({0.5f, -0.25f}), false);
+    m.define("def forward(self, x):\n    return torch.relu(torch.conv3d(x, self.weight, self.bias))\n");
+    m.save(path);
+    const torch::Tensor x = torch::rand({2, 1, 6, 7, 8});
+    vx::inference::TorchScriptModel plain(path);
+    vx::inference::TorchScriptModel optimized(path, "cpu", true);
+    vx::inference::TorchScriptModel bf16(path, "cpu", false, "bfloat16");
+    CHECK(optimized.optimized());
+    CHECK(bf16.precision() == "bfloat16");
+    const torch::Tensor expected = plain.forward(x);
+    CHECK(torch::allclose(optimized.forward(x), expected, 1e-5, 1e-6));
+    const torch::Tensor half = bf16.forward(x);
+    CHECK(half.scalar_type() == torch::kFloat32);  // outputs come back as float32
+    CHECK(torch::allclose(half, expected, 2e-2, 5e-2));
+    REQUIRE_THROWS_AS(vx::inference::TorchScriptModel(path, "cpu", false, "float8"), vx::InvalidArgument);
+    std::filesystem::remove(path);
+}
+
 TEST_CASE("tile starts are aligned, cover the axis, and reflect maps any index inside") {
     using vx::detail::reflect;
     using vx::inference::detail::tile_starts;

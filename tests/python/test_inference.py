@@ -1,5 +1,7 @@
 """voxelytics.inference.TorchScriptModel: LibTorch in C++ must give what torch gives in Python."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -66,7 +68,26 @@ def test_path_device_and_repr(model_path):
     model = vxi.TorchScriptModel(model_path)
     assert model.path == str(model_path)
     assert model.device == "cpu"
-    assert repr(model) == f"TorchScriptModel({str(model_path)!r}, device='cpu')"
+    assert model.precision == "float32" and not model.optimized
+    assert (
+        repr(model)
+        == f"TorchScriptModel({str(model_path)!r}, device='cpu', optimize=False, precision='float32')"
+    )
+
+
+def test_optimized_and_bfloat16_models_agree_with_the_plain_one(model_path):
+    x = np.random.default_rng(0).random((1, 1, 6, 7, 8), dtype=np.float32)
+    expected = vxi.TorchScriptModel(model_path)(x)
+    optimized = vxi.TorchScriptModel(model_path, optimize=True)
+    assert optimized.optimized
+    np.testing.assert_allclose(optimized(x), expected, rtol=1e-5, atol=1e-6)
+    half = vxi.TorchScriptModel(model_path, precision="bfloat16")
+    assert half.precision == "bfloat16"
+    out = half(x)
+    assert out.dtype == np.float32  # outputs come back as float32
+    np.testing.assert_allclose(out, expected, rtol=2e-2, atol=2e-2)
+    with pytest.raises(ValueError, match="unknown precision 'float8'"):
+        vxi.TorchScriptModel(model_path, precision="float8")
 
 
 def test_missing_file(tmp_path):
@@ -249,6 +270,27 @@ def test_predict_dataset_block_by_block_equals_one_pass_and_resumes(saved_unet, 
     ds.add_layer("rgb", "color", "uint8", num_channels=3)
     with pytest.raises(ValueError, match="layer 'rgb' .* has 3 channel\\(s\\), model 'tiny-unet' takes 1"):
         vxi.predict_dataset(ds, "rgb", predictor, "x", progress=False)
+
+
+def test_predict_dataset_writes_each_head_to_its_own_layer(saved_unet, tmp_path):
+    net, config, path = saved_unet
+    volume = np.random.default_rng(7).integers(0, 256, (40, 36, 22)).astype(np.uint8)
+    ds = vx.Dataset.create(tmp_path / "ds", voxel_size=(1, 1, 1))
+    ds.add_layer("color", "color", "uint8").add_mag(1).write(volume)
+    predictor = vxi.Predictor(path, batch=2)
+    whole = predictor.predict(volume)
+    layers = vxi.predict_dataset(ds, "color", predictor, {"boundaries": "bnd", "compartments": "comp"},
+                                 block_shape=(32, 32, 16), dtype="uint8", progress=False)  # fmt: skip
+    assert set(layers) == {"boundaries", "compartments"} and "affinities" not in ds.layers
+    for head, layer in layers.items():
+        expected = whole[predictor.channels(head)]
+        assert layer.num_channels == len(expected)
+        np.testing.assert_array_equal(layer.get_mag(1).read(), np.clip(np.rint(expected * 255), 0, 255))
+        assert json.loads((tmp_path / "ds" / layer.name / ".voxelytics-predict.json").read_text())["complete"]
+    with pytest.raises(KeyError, match="no head 'synapses'; its heads"):
+        vxi.predict_dataset(ds, "color", predictor, {"synapses": "syn"}, progress=False)
+    with pytest.raises(ValueError, match="two heads to one layer"):
+        vxi.predict_dataset(ds, "color", predictor, {"soma": "x", "boundaries": "x"}, progress=False)
 
 
 def test_predict_dataset_refuses_uint8_for_heads_without_activation(tmp_path):

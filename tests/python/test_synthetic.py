@@ -223,3 +223,12 @@ def test_metrics_see_a_perfect_segmentation_of_the_truth(mouse):
     a, b = mouse.synapses["pre"][0], mouse.synapses["post"][0]
     merged[merged == b] = a
     assert vx.metrics.segmentation_scores(mouse.cells, merged).voi_merge > 0
+
+
+def test_run_length_along_the_skeletons(mouse):
+    perfect = mouse.run_length(mouse.cells)
+    assert perfect.max_erl > 0 and perfect.erl == pytest.approx(perfect.max_erl)
+    split = mouse.cells.copy()
+    split[: split.shape[0] // 2] += 100000  # every cell crossing x = half is cut in two
+    cut = mouse.run_length(split)
+    assert cut.max_erl == pytest.approx(perfect.max_erl) and 0 < cut.erl < 0.9 * perfect.erl

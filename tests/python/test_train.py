@@ -281,3 +281,104 @@ def test_dataset_source_crops_equal_the_arrays_written(tmp_path):
         np.testing.assert_array_equal(crop[key], expected[key])
     s = train.Sampler([source], boundary_config(), (28, 28, 12)).sample(np.random.default_rng(0))
     assert s["boundaries"].shape[1:] == boundary_config().output_shape((28, 28, 12))
+
+
+def test_synapse_focus_centres_crops_on_synapses():
+    base = tiny_source(shape=(96, 96, 24))
+    cleft = np.array([[70.5, 20.5, 12.5], [15.5, 80.5, 10.5]])  # nm = voxels here
+    cells = base.cells
+    table = {"pre": cells[tuple(cleft.astype(int).T)], "post": cells[tuple(cleft.astype(int).T)],
+             "cleft_position": cleft, "pre_position": cleft, "post_position": cleft}  # fmt: skip
+    source = train.VolumeSource(base.image, (1.0, 1.0, 1.0), cells=cells, synapses=table, name="focus")
+    config = boundary_config()
+    focused = train.Sampler([source], config, (40, 40, 12), synapse_focus=1.0)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        offset = np.array(focused._offset(source, rng))
+        inside = ((cleft >= offset) & (cleft < offset + focused.patch)).all(axis=1)
+        assert inside.any()  # each crop holds a synapse (within a quarter patch of its centre)
+        assert (offset >= 0).all() and (offset + focused.patch <= source.shape).all()
+    uniform = train.Sampler([source], config, (40, 40, 12))
+    offsets = {uniform._offset(source, rng) for _ in range(20)}
+    assert len(offsets) > 10  # without focus, crops are spread over the volume
+    with pytest.raises(ValueError, match="synapse_focus must be in"):
+        train.Sampler([source], config, (40, 40, 12), synapse_focus=1.5)
+
+
+def test_learning_rate_schedules(tmp_path):
+    cfg = train.TrainConfig(
+        patch_shape=(28, 28, 12), iterations=100, learning_rate=1e-3, final_lr_fraction=0.1
+    )
+    t = train.Trainer(boundary_config(), [tiny_source()], tmp_path, cfg, progress=False)
+    assert t.learning_rate(0) == pytest.approx(1e-3)
+    assert t.learning_rate(50) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))
+    assert t.learning_rate(100) == pytest.approx(1e-4)
+    constant = train.TrainConfig(patch_shape=(28, 28, 12), schedule="constant")
+    constant = train.Trainer(boundary_config(), [tiny_source()], tmp_path, constant, progress=False)
+    assert constant.learning_rate(0) == constant.learning_rate(1999) == 5e-4
+    with pytest.raises(ValueError, match="schedule must be"):
+        step = train.TrainConfig(patch_shape=(28, 28, 12), schedule="step")
+        train.Trainer(boundary_config(), [tiny_source()], tmp_path, step, progress=False)
+
+
+def test_the_best_validated_weights_are_exported(tmp_path):
+    scores = iter([3.0, 1.0, 2.0])  # the second of three validations is the best
+    snapshots = []
+
+    def validate(net):
+        snapshots.append({k: v.clone() for k, v in net.state_dict().items()})
+        return {"voi": next(scores), "other": 0.0}
+
+    cfg = train.TrainConfig(
+        patch_shape=(28, 28, 12), iterations=6, validate_every=2, keep_best="voi", threads=1
+    )
+    card = train.Trainer(
+        boundary_config(), [tiny_source()], tmp_path, cfg, validate=validate, progress=False
+    ).run()
+    assert card.metrics == {"voi": 1.0, "other": 0.0} and card.training["exported_iteration"] == 4
+    exported, _ = models.load(tmp_path / "model.pt")
+    for name, value in exported.state_dict().items():
+        torch.testing.assert_close(value, snapshots[1][name], rtol=0, atol=0, msg=name)
+    with pytest.raises(KeyError, match="keep_best='arand' is not a validation metric"):
+        bad = train.TrainConfig(patch_shape=(28, 28, 12), iterations=1, keep_best="arand", threads=1)
+        one = lambda net: {"voi": 1.0}  # noqa: E731
+        train.Trainer(
+            boundary_config(), [tiny_source()], tmp_path / "x", bad, validate=one, progress=False
+        ).run()
+
+
+def test_mask_f1_counts_voxels():
+    from voxelytics.train.validation import mask_f1
+
+    target = np.zeros((4, 4, 1))
+    target[:2] = 1  # 8 true voxels
+    pred = np.zeros((4, 4, 1))
+    pred[:1] = 0.9  # 4 predicted, all right
+    pred[3, 0] = 0.7  # and one wrong
+    s = mask_f1(pred, target)
+    assert s["precision"] == pytest.approx(4 / 5) and s["recall"] == pytest.approx(4 / 8)
+    assert s["f1"] == pytest.approx(2 * 0.8 * 0.5 / 1.3)
+    assert mask_f1(np.zeros(3), np.zeros(3)) == {"precision": 1.0, "recall": 1.0, "f1": 1.0}
+    assert mask_f1(pred, target, threshold=0.95)["f1"] == 0.0
+    with pytest.raises(ValueError, match="shape"):
+        mask_f1(np.zeros(3), np.zeros(4))
+
+
+def test_elastic_warp_moves_image_and_labels_together():
+    rng = np.random.default_rng(3)
+    cells = np.asfortranarray(synthetic.voronoi_labels((40, 40, 6), 10, seed=1))
+    image = np.asfortranarray((cells * 37 % 251).astype(np.float32))
+    shift = np.zeros((2, 40, 40), np.float32)
+    shift[0] = 2.0  # every voxel reads from x + 2
+    g = train.Geometry(warp=shift)
+    np.testing.assert_array_equal(g.apply(cells, labels=True)[:-2], cells[2:])
+    np.testing.assert_allclose(g.apply(image)[:-2], image[2:])
+    drawn = train.Geometry.draw(train.Augment(elastic=1.0, elastic_strength=3.0), rng, square=True,
+                                shape=cells.shape)  # fmt: skip
+    assert drawn.warp.shape == (2, 40, 40) and 0.5 < np.abs(drawn.warp).mean() < 6
+    warped = drawn.apply(cells, labels=True)
+    assert set(np.unique(warped)) <= set(np.unique(cells))  # nearest voxel: no mixed ids
+    # Image and labels stay aligned: each warped label's voxels take that label's intensity.
+    np.testing.assert_allclose(drawn.apply(image.astype(np.float32))[warped == cells[5, 5, 0]].mean(),
+                               image[cells == cells[5, 5, 0]].mean(), rtol=0.2)  # fmt: skip
+    assert train.Geometry.draw(train.Augment(), rng, square=True, shape=cells.shape).warp is None

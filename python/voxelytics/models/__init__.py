@@ -12,6 +12,9 @@ postsynaptic voxels near a cleft, the vector to the presynaptic partner's positi
 ``DIRECTION_SCALE`` nm: what partner assignment reads, as in Synful), ``soma`` and
 ``compartments`` (a softmax over ``COMPARTMENT_CLASSES``). Targets for each are in
 :mod:`voxelytics.train`.
+
+Pre-trained models ship in the package (``weights/``, each re-created by
+``scripts/train_models.py``): :func:`pretrained` gives a model's path, :func:`available` the names.
 """
 
 from __future__ import annotations
@@ -48,8 +51,10 @@ __all__ = [
     "UNet",
     "UNetConfig",
     "config_from_card",
+    "available",
     "load",
     "output_channels",
+    "pretrained",
     "read_card",
     "save",
     "standard_heads",
@@ -164,6 +169,24 @@ def save(
     )
     write_card(card, path.with_suffix(".json"))
     return card
+
+
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+
+
+def available() -> list[str]:
+    """Names of the pre-trained models shipped in the package."""
+    return sorted(p.stem for p in WEIGHTS.glob("*.json"))
+
+
+def pretrained(name: str) -> Path:
+    """The path of a shipped pre-trained model (``.pt``; its card is the ``.json`` next to it),
+    for :func:`load`, ``inference.Predictor`` or ``Trainer(init=...)``; the card is checked on
+    loading."""
+    path = WEIGHTS / f"{name}.pt"
+    if not path.with_suffix(".json").exists():
+        raise KeyError(f"no pre-trained model {name!r}; shipped: {available()} (in {WEIGHTS})")
+    return path
 
 
 def load(path, device: str = "cpu"):

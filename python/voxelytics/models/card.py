@@ -93,6 +93,10 @@ class ModelCard(_Strict):
             )
         return self
 
+    def heads(self) -> list[str]:
+        """The names of the model's heads, in channel order."""
+        return list(dict.fromkeys(c.head for c in self.output.channels))
+
     def head_channels(self, head: str) -> list[int]:
         """Indices of the output channels of `head` (KeyError naming the heads there are)."""
         found = [i for i, c in enumerate(self.output.channels) if c.head == head]

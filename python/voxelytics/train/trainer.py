@@ -3,13 +3,20 @@ an interrupted run resumes from (to the same weights as an uninterrupted one), v
 export of the final model with its card.
 
 Files in ``out_dir``: ``checkpoint.pt`` (weights, optimizer and random states, the iteration),
-``log.jsonl`` (one line per logged iteration and per validation) and, once the run completes,
-``model.pt`` + ``model.json``. A run that stops early leaves no ``model.pt``.
+``log.jsonl`` (one line per logged iteration and per validation), ``best.pt`` (the weights of
+the best validation so far, when ``keep_best`` names a metric) and, once the run completes,
+``model.pt`` + ``model.json`` (the best-validated weights if kept, else the last). A run that
+stops early leaves no ``model.pt``.
+
+Validation scores of a network still in training swing by 2x from one check to the next, so the
+learning rate decays (cosine, a pure function of the iteration: resuming needs no scheduler
+state) and the exported weights are those that validated best.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -35,6 +42,10 @@ class TrainConfig:
     checkpoint_every: int = 250
     log_every: int = 10
     validate_every: int = 0  # 0: only at the end (if a validation function is given)
+    schedule: str = "cosine"  # learning rate: "cosine" (decays to final_lr_fraction) or "constant"
+    final_lr_fraction: float = 0.05
+    keep_best: str | None = None  # a validation metric to minimise, e.g. "voi": export its best weights
+    synapse_focus: float = 0.0  # fraction of crops centred on a synapse (see Sampler)
     head_weights: dict = field(default_factory=dict)  # head name -> loss weight (default 1)
     augment: Augment = field(default_factory=Augment)
     threads: int | None = None
@@ -100,6 +111,7 @@ class Trainer:
             augment=self.config.augment,
             normalization=self.normalization,
             synapse_options=synapse_options,
+            synapse_focus=self.config.synapse_focus,
         )
         torch.manual_seed(self.config.seed)
         if init is not None:
@@ -107,10 +119,28 @@ class Trainer:
             if models.config_from_card(card) != self.net.config:
                 raise ValueError(f"init model {init} has another architecture than the network to train")
             self.net.load_state_dict(loaded.state_dict())
+        if self.config.schedule not in ("cosine", "constant"):
+            raise ValueError(
+                f"TrainConfig.schedule must be 'cosine' or 'constant', got {self.config.schedule!r}"
+            )
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.learning_rate)
         self.rng = np.random.default_rng(self.config.seed)
         self.iteration = 0
         self.metrics: dict = {}
+        self.best: dict | None = None  # {"iteration", "metrics"} of the best validation kept
+
+    def learning_rate(self, iteration: int) -> float:
+        """The learning rate of step ``iteration`` (0-based)."""
+        c = self.config
+        if c.schedule == "constant":
+            return c.learning_rate
+        t = min(iteration / max(c.iterations, 1), 1.0)
+        f = c.final_lr_fraction
+        return c.learning_rate * (f + (1 - f) * 0.5 * (1 + math.cos(math.pi * t)))
+
+    @property
+    def best_path(self) -> Path:
+        return self.out_dir / "best.pt"
 
     @property
     def checkpoint_path(self) -> Path:
@@ -127,6 +157,7 @@ class Trainer:
                 "numpy_rng": self.rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(),
                 "metrics": self.metrics,
+                "best": self.best,
             },
             self.checkpoint_path,
         )
@@ -143,6 +174,7 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.iteration = int(state["iteration"])
         self.metrics = state["metrics"]
+        self.best = state.get("best")
         return True
 
     def _log(self, record: dict) -> None:
@@ -169,6 +201,8 @@ class Trainer:
             loss = head_loss(h.activation, part, target, mask)
             losses[h.name] = float(loss.detach())
             total = total + self.config.head_weights.get(h.name, 1.0) * loss
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate(self.iteration)
         self.optimizer.zero_grad()
         total.backward()
         self.optimizer.step()
@@ -210,16 +244,22 @@ class Trainer:
             if self.validate is not None and (not c.validate_every or c.iterations % c.validate_every):
                 self._run_validation()
             self._checkpoint()
+            if self.best is not None:
+                self.net.load_state_dict(torch.load(self.best_path, weights_only=True))
+                self.metrics = self.best["metrics"]
             training = {
                 "iterations": c.iterations,
                 "batch_size": c.batch_size,
                 "learning_rate": c.learning_rate,
+                "schedule": c.schedule,
                 "seed": c.seed,
                 "patch_shape": list(self.sampler.patch),
                 "augment": asdict(c.augment),
+                "synapse_focus": c.synapse_focus,
                 "sources": [s.name for s in self.sources],
                 "init": self.init,
                 "resumed": resumed,
+                "exported_iteration": self.best["iteration"] if self.best else c.iterations,
             }
             return models.save(
                 self.net,
@@ -238,3 +278,13 @@ class Trainer:
         self.net.eval()
         self.metrics = {k: float(v) for k, v in self.validate(self.net).items()}
         self._log({"iteration": self.iteration, "validation": self.metrics})
+        key = self.config.keep_best
+        if key is None:
+            return
+        if key not in self.metrics:
+            raise KeyError(
+                f"TrainConfig.keep_best={key!r} is not a validation metric (got {sorted(self.metrics)})"
+            )
+        if self.best is None or self.metrics[key] < self.best["metrics"][key]:
+            _save_atomic(self.net.state_dict(), self.best_path)
+            self.best = {"iteration": self.iteration, "metrics": dict(self.metrics)}
