@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Quality of the shipped models on data none of them was trained or validated on.
 
-    python3 scripts/evaluate_models.py flyem-medulla [--model PT]
+    python3 scripts/evaluate_models.py flyem-medulla [--model PT] [--augment N]
     python3 scripts/evaluate_models.py mouse [--model PT]
     python3 scripts/evaluate_models.py species [--model PT] [--finetuned PT]
 
@@ -16,7 +16,8 @@ expected run length against the perfect one, and voxel F1 of the cleft, soma and
 species: a held-out `human` volume (seed 8) segmented with the mouse model and with the mouse
 model fine-tuned on a small human crop (scripts/train_models.py human-finetune).
 
-Prints a table and writes <out>/evaluation-<what>.json.
+--augment N: test-time augmentation of the models' predictions (Predictor.predict(augment=N):
+the mean over N flips/transposes). Prints a table and writes <out>/evaluation-<what>.json.
 """
 
 from __future__ import annotations
@@ -71,10 +72,10 @@ def segmentation_row(boundary, volume) -> dict:
     return rounded({**scores, "erl_nm": erl.erl, "perfect_erl_nm": erl.max_erl})
 
 
-def model_rows(model_path, volume) -> dict:
+def model_rows(model_path, volume, augment=1) -> dict:
     """Segmentation from the model's boundaries, and voxel scores of its other heads."""
     predictor = Predictor(model_path, batch=2)
-    pred = predictor.predict(volume.image)
+    pred = predictor.predict(volume.image, augment=augment)
     row = segmentation_row(pred[predictor.channels("boundaries")[0]], volume)
     cleft = train.synapse_targets(volume.cells, volume.synapses, volume.voxel_size)["cleft"]
     row.update(
@@ -99,7 +100,7 @@ def flyem_medulla(args) -> dict:
         data = {k: np.asfortranarray(f[k].T) for k in f.files}
     vs = (10.0, 10.0, 10.0)
     predictor = Predictor(args.model or models.pretrained("flyem-medulla"), batch=2)
-    boundary = predictor.predict(data["raw"])[predictor.channels("boundaries")[0]]
+    boundary = predictor.predict(data["raw"], augment=args.augment)[predictor.channels("boundaries")[0]]
     return {
         "model": rounded(segmentation_quality(boundary, data["gt"], voxel_size=vs)),
         "shipped boundary map": rounded(segmentation_quality(data["boundary"], data["gt"], voxel_size=vs)),
@@ -110,7 +111,7 @@ def mouse(args) -> dict:
     volume = synthetic.generate(SHAPE, "mouse", HELD_OUT["mouse"], progress=False)
     stand_in = segmentation_row(stand_in_boundary(volume.image, Path(args.out)), volume)
     return {
-        "model": model_rows(args.model or models.pretrained("mouse"), volume),
+        "model": model_rows(args.model or models.pretrained("mouse"), volume, args.augment),
         "stand-in filter": stand_in,
     }
 
@@ -119,8 +120,8 @@ def species(args) -> dict:
     volume = synthetic.generate(SHAPE, "human", HELD_OUT["human"], progress=False)
     finetuned = args.finetuned or Path(args.out) / "human-finetune" / "model.pt"
     return {
-        "mouse model": model_rows(args.model or models.pretrained("mouse"), volume),
-        "fine-tuned on human": model_rows(finetuned, volume),
+        "mouse model": model_rows(args.model or models.pretrained("mouse"), volume, args.augment),
+        "fine-tuned on human": model_rows(finetuned, volume, args.augment),
     }
 
 
@@ -131,6 +132,7 @@ def main():
     parser.add_argument("what", choices=["flyem-medulla", "mouse", "species"])
     parser.add_argument("--model", default=None, help="model to evaluate (default: the shipped one)")
     parser.add_argument("--finetuned", default=None, help="species: the fine-tuned model")
+    parser.add_argument("--augment", type=int, default=1, help="test-time augmentation: 1, 2, 4, 8 or 16")
     parser.add_argument("--out", default=str(ROOT / "build" / "models"))
     args = parser.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -113,8 +113,70 @@ class Predictor:
         """The output channels of `head` (KeyError naming the model's heads if it has none)."""
         return self.card.head_channels(head)
 
-    def predict(self, volume, *, offset=(0, 0, 0), shape=None, threads: int | None = None) -> np.ndarray:
-        """Predicts the box (``offset``, ``shape``; default: the whole volume) of `volume`."""
+    def predict(
+        self, volume, *, offset=(0, 0, 0), shape=None, threads: int | None = None, augment: int = 1
+    ) -> np.ndarray:
+        """Predicts the box (``offset``, ``shape``; default: the whole volume) of `volume`.
+
+        ``augment``: test-time augmentation, the mean of 1 (none), 2, 4, 8 (every flip and
+        transpose in the section plane) or 16 (and flipped in z) predictions of the volume
+        transformed, each transformed back: direction vectors turned along, affinities to a
+        mirrored offset moved back to their own channel (where both voxels lie in the box)."""
+        a = self._checked(volume)
+        shape = a.shape[1:] if shape is None else tuple(int(s) for s in shape)
+        offset = tuple(int(o) for o in offset)
+        if augment not in _TRANSFORMS:
+            raise ValueError(f"augment must be one of {sorted(_TRANSFORMS)}, got {augment}")
+        if augment == 1:
+            return self._predict(a, offset, shape, threads)
+        total = np.zeros((len(self.card.output.channels),) + shape, np.float32, order="F")
+        count = np.zeros_like(total)
+        for flip, transpose in _TRANSFORMS[augment]:
+            t_offset = [n - o - s if f else o for n, o, s, f in zip(a.shape[1:], offset, shape, flip)]
+            t_shape = list(shape)
+            t = a[(slice(None),) + tuple(slice(None, None, -1) if f else slice(None) for f in flip)]
+            if transpose:
+                t, t_offset, t_shape = (
+                    t.swapaxes(1, 2),
+                    [t_offset[1], t_offset[0], t_offset[2]],
+                    [t_shape[1], t_shape[0], t_shape[2]],
+                )
+            pred = self._predict(np.asfortranarray(t), t_offset, t_shape, threads)
+            if transpose:
+                pred = pred.swapaxes(1, 2)
+            pred = pred[(slice(None),) + tuple(slice(None, None, -1) if f else slice(None) for f in flip)]
+            self._accumulate(pred, flip, transpose, total, count)
+        return np.asfortranarray(total / count)
+
+    def _accumulate(self, pred, flip, transpose, total, count) -> None:
+        """Adds a prediction transformed back to original axes to the running sums, each channel
+        to the channel it estimates there."""
+        offsets = {tuple(o): i for i, o in enumerate(c.offset for c in self.card.output.channels) if o}
+        for k, c in enumerate(self.card.output.channels):
+            if c.head == "direction":  # vector components: swapped and negated along
+                axis = "xyz".index(c.name[-1])
+                source = k + ({0: 1, 1: -1}.get(axis, 0) if transpose else 0)
+                sign = -1.0 if flip[axis] else 1.0  # v = F P v_transformed
+                total[k] += sign * pred[source]
+                count[k] += 1
+            elif c.offset is not None:  # pred[k] is the affinity to the offset seen in original axes
+                o = list(c.offset)
+                if transpose:
+                    o[0], o[1] = o[1], o[0]
+                seen = tuple(-v if f else v for v, f in zip(o, flip))
+                if seen in offsets:
+                    total[offsets[seen]] += pred[k]
+                    count[offsets[seen]] += 1
+                elif tuple(-v for v in seen) in offsets:  # aff(u, u - o_j) = channel j at u - o_j
+                    j = offsets[tuple(-v for v in seen)]
+                    here, there = _shifted(pred.shape[1:], tuple(-v for v in seen))
+                    total[j][here] += pred[k][there]
+                    count[j][here] += 1
+            else:
+                total[k] += pred[k]
+                count[k] += 1
+
+    def _checked(self, volume) -> np.ndarray:
         a = np.asarray(volume)
         if a.ndim == 3:
             a = a[np.newaxis]
@@ -130,8 +192,10 @@ class Predictor:
         if a.dtype == np.float32 and not np.isfinite(a).all():
             where = tuple(int(v) for v in np.argwhere(~np.isfinite(a))[0][1:])
             raise ValueError(f"volume has NaN or infinity at voxel {where}")
-        a = np.asfortranarray(a)
-        shape = a.shape[1:] if shape is None else tuple(int(s) for s in shape)
+        return np.asfortranarray(a)
+
+    def _predict(self, a, offset, shape, threads) -> np.ndarray:
+        spec = self.card.input
         return _core.inference.predict(
             self.model._model, a, tuple(spec.patch_shape), tuple(self.card.output.patch_shape),
             tuple(self.card.output.alignment),
@@ -142,6 +206,19 @@ class Predictor:
     def __repr__(self) -> str:
         model = self.model
         return f"Predictor({self.card.name!r}, {model.path!r}, device={model.device!r}, batch={self.batch})"
+
+
+# Test-time augmentations: (flips of x, y, z; x/y transpose), the first n of them for augment=n.
+_DIHEDRAL = [((fx, fy, False), t) for t in (False, True) for fy in (False, True) for fx in (False, True)]
+_ALL = _DIHEDRAL + [((fx, fy, True), t) for (fx, fy, _), t in _DIHEDRAL]
+_TRANSFORMS = {n: _ALL[:n] for n in (1, 2, 4, 8, 16)}
+
+
+def _shifted(shape, o):
+    """Slices (here, there) with a[here] at voxels w and a[there] at w + o, both inside."""
+    here = tuple(slice(max(-v, 0), n - max(v, 0)) for n, v in zip(shape, o))
+    there = tuple(slice(max(v, 0), n + min(v, 0)) for n, v in zip(shape, o))
+    return here, there
 
 
 def predict_dataset(

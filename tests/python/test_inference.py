@@ -305,3 +305,41 @@ def test_predict_dataset_refuses_uint8_for_heads_without_activation(tmp_path):
     ds.add_layer("color", "color", "uint8").add_mag(1).write(np.zeros((8, 8, 8), np.uint8))
     with pytest.raises(ValueError, match="heads \\['direction'\\] .* have no activation"):
         vxi.predict_dataset(ds, "color", tmp_path / "s.pt", "p", dtype="uint8", progress=False)
+
+
+class _Equivariant(torch.nn.Module):
+    """Hand-built heads that commute with flips and transposes: a boundary (the voxel), affinities
+    to the -x/-y/-z neighbours (products of the pair) and a direction field (central differences)."""
+
+    def forward(self, x):
+        c = x[:, :, 1:-1, 1:-1, 1:-1]
+        xm, xp = x[:, :, 1:-1, 1:-1, :-2], x[:, :, 1:-1, 1:-1, 2:]
+        ym, yp = x[:, :, 1:-1, :-2, 1:-1], x[:, :, 1:-1, 2:, 1:-1]
+        zm, zp = x[:, :, :-2, 1:-1, 1:-1], x[:, :, 2:, 1:-1, 1:-1]
+        return torch.cat([torch.sigmoid(c), c * xm, c * ym, c * zm, xp - xm, yp - ym, zp - zm], 1)
+
+
+@pytest.mark.parametrize("augment", [2, 8, 16])
+def test_test_time_augmentation_transforms_each_head_back(tmp_path, augment):
+    path = tmp_path / "eq.pt"
+    torch.jit.script(_Equivariant()).save(str(path))
+    channels = [models.OutputChannel(head="boundaries", name="boundary", activation="sigmoid")]
+    channels += [models.OutputChannel(head="affinities", name=f"aff{k}", activation="sigmoid", offset=o)
+                 for k, o in enumerate([(-1, 0, 0), (0, -1, 0), (0, 0, -1)])]  # fmt: skip
+    channels += [
+        models.OutputChannel(head="direction", name=n, activation="none") for n in ("dx", "dy", "dz")
+    ]
+    card = models.ModelCard(
+        name="equivariant", voxel_size=(1, 1, 1),
+        input=models.InputSpec(channels=1, patch_shape=(12, 10, 9)),
+        output=models.OutputSpec(patch_shape=(10, 8, 7), context=(2, 2, 2), channels=channels),
+        model_file="eq.pt", model_sha256=models.sha256(path),
+    )  # fmt: skip
+    models.write_card(card, tmp_path / "eq.json")
+    predictor = vxi.Predictor(path)
+    volume = np.random.default_rng(2).integers(0, 256, (23, 17, 11)).astype(np.uint8)
+    plain = predictor.predict(volume, offset=(2, 1, 3), shape=(19, 14, 6))
+    augmented = predictor.predict(volume, offset=(2, 1, 3), shape=(19, 14, 6), augment=augment)
+    np.testing.assert_allclose(augmented, plain, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="augment must be one of"):
+        predictor.predict(volume, augment=3)
