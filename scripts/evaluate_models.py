@@ -9,9 +9,12 @@ flyem-medulla: the FIB-SEM's `test` split; the model's boundary map and the data
 `boundary` map (a classical pixel classifier) through the same pipeline (distance-watershed
 fragments, mean agglomeration, best threshold): VOI split + merge and adapted Rand error.
 
-mouse: a held-out `mouse` volume (256 x 256 x 128, seed 7): the model vs the quickstart's former
-stand-in boundary filter (3x3 in-plane mean of the darkness) through the same pipeline, with
-expected run length against the perfect one, and voxel F1 of the cleft, soma and compartments.
+mouse: a held-out `mouse` volume (256 x 256 x 128, seed 7): the model's segmentation (affinity
+watershed + mean agglomeration on its affinities, best threshold; boundary_voi: the same from
+its boundary map through the distance watershed) vs the quickstart's former stand-in boundary
+filter (3x3 in-plane mean of the darkness, distance watershed + mean agglomeration, best
+threshold), with expected run length against the perfect one, and voxel scores of the cleft,
+soma and compartment channels.
 
 species: a held-out `human` volume (seed 8) segmented with the mouse model and with the mouse
 model fine-tuned on a small human crop (scripts/train_models.py human-finetune).
@@ -31,7 +34,7 @@ import torch
 
 from voxelytics import models, synthetic, train
 from voxelytics.inference import Predictor, TorchScriptModel
-from voxelytics.train.validation import mask_f1, segmentation_quality
+from voxelytics.train.validation import affinity_quality, mask_f1, segmentation_quality
 
 ROOT = Path(__file__).resolve().parents[1]
 FLYEM = ROOT.parent / "shared" / "data" / "flyem-medulla-tiny"
@@ -63,35 +66,36 @@ def rounded(d: dict) -> dict:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()}
 
 
-def segmentation_row(boundary, volume) -> dict:
-    """Best-threshold scores, with the expected run length of that segmentation."""
-    scores, seg = segmentation_quality(
-        boundary, volume.cells, voxel_size=volume.voxel_size, ignore_labels=(), return_segmentation=True
-    )
+def segmentation_row(volume, boundary=None, affinities=None) -> dict:
+    """Best-threshold scores of the segmentation from a boundary map or from affinities, with
+    the expected run length of that segmentation."""
+    if affinities is not None:
+        scores, seg = affinity_quality(affinities, volume.cells, ignore_labels=(), return_segmentation=True)
+    else:
+        scores, seg = segmentation_quality(
+            boundary, volume.cells, voxel_size=volume.voxel_size, ignore_labels=(), return_segmentation=True
+        )
     erl = volume.run_length(seg)
     return rounded({**scores, "erl_nm": erl.erl, "perfect_erl_nm": erl.max_erl})
 
 
 def model_rows(model_path, volume, augment=1) -> dict:
-    """Segmentation from the model's boundaries, and voxel scores of its other heads."""
+    """Segmentation from the model's affinities (and its boundaries' VOI), and voxel scores of
+    its other heads."""
     predictor = Predictor(model_path, batch=2)
     pred = predictor.predict(volume.image, augment=augment)
-    row = segmentation_row(pred[predictor.channels("boundaries")[0]], volume)
+    row = segmentation_row(volume, affinities=pred[predictor.channels("affinities")[:3]])
+    boundary = segmentation_row(volume, boundary=pred[predictor.channels("boundaries")[0]])
+    row["boundary_voi"] = boundary["voi"]
     cleft = train.synapse_targets(volume.cells, volume.synapses, volume.voxel_size)["cleft"]
-    row.update(
-        {
-            f"cleft_{k}": round(v, 4)
-            for k, v in mask_f1(pred[predictor.channels("synapses")[0]], cleft).items()
-        }
-    )
-    if "soma" in predictor.card.heads():
-        soma = train.soma_mask(volume.compartments)
-        row["soma_f1"] = round(mask_f1(pred[predictor.channels("soma")[0]], soma)["f1"], 4)
-    if "compartments" in predictor.card.heads():
-        classes = train.compartment_classes(volume.compartments)
-        predicted = np.argmax(pred[predictor.channels("compartments")], axis=0)
-        known = classes != train.IGNORE
-        row["compartment_accuracy"] = round(float((predicted[known] == classes[known]).mean()), 4)
+    f1 = mask_f1(pred[predictor.channels("synapses")[0]], cleft)
+    row.update({f"cleft_{k}": round(v, 4) for k, v in f1.items()})
+    soma = train.soma_mask(volume.compartments)
+    row["soma_f1"] = round(mask_f1(pred[predictor.channels("soma")[0]], soma)["f1"], 4)
+    classes = train.compartment_classes(volume.compartments)
+    predicted = np.argmax(pred[predictor.channels("compartments")], axis=0)
+    known = classes != train.IGNORE
+    row["compartment_accuracy"] = round(float((predicted[known] == classes[known]).mean()), 4)
     return row
 
 
@@ -109,7 +113,7 @@ def flyem_medulla(args) -> dict:
 
 def mouse(args) -> dict:
     volume = synthetic.generate(SHAPE, "mouse", HELD_OUT["mouse"], progress=False)
-    stand_in = segmentation_row(stand_in_boundary(volume.image, Path(args.out)), volume)
+    stand_in = segmentation_row(volume, boundary=stand_in_boundary(volume.image, Path(args.out)))
     return {
         "model": model_rows(args.model or models.pretrained("mouse"), volume, args.augment),
         "stand-in filter": stand_in,

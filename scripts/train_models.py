@@ -5,7 +5,8 @@
 
 mouse: every head (affinities, boundaries, synapses + direction, soma, compartments) for the
 `mouse` synthetic preset (11.24 x 11.24 x 30 nm), trained on freshly generated volumes of seeds
-101-106 and validated on seed 201 (boundary segmentation VOI, voxel F1 of the cleft channel);
+101-106 and validated on seed 201 (VOI of the segmentation from the affinities, and from the boundaries;
+voxel F1 of the cleft channel);
 seeds below 100 stay unseen for evaluation (scripts/evaluate_models.py).
 
 human-finetune: species-specific retraining: the mouse model fine-tuned (init=) on one small
@@ -32,7 +33,7 @@ import numpy as np
 
 from voxelytics import models, synthetic, train
 from voxelytics.inference import Predictor
-from voxelytics.train.validation import mask_f1, segmentation_quality
+from voxelytics.train.validation import affinity_quality, mask_f1, segmentation_quality
 
 ROOT = Path(__file__).resolve().parents[1]
 FLYEM = ROOT.parent / "shared" / "data" / "flyem-medulla-tiny"
@@ -57,8 +58,9 @@ def boundary_validation(out_dir: Path, raw, gt, voxel_size, name):
 
 
 def full_validation(out_dir: Path, volume, name, patch_shape):
-    """Validation of a model with every head on a synthetic volume: the boundary segmentation's
-    VOI/ARAND and the voxel F1 of the cleft channel."""
+    """Validation of a model with every head on a synthetic volume: the VOI/ARAND of the
+    segmentation from its affinities (``voi``, what the weights are kept by) and from its boundary
+    map (``boundary_voi``), and the voxel F1 of the cleft channel."""
     cleft = train.synapse_targets(volume.cells, volume.synapses, volume.voxel_size)["cleft"]
 
     def validate(net):
@@ -66,64 +68,57 @@ def full_validation(out_dir: Path, volume, name, patch_shape):
         models.save(net, path, name=name, voxel_size=volume.voxel_size, patch_shape=patch_shape)
         predictor = Predictor(path, batch=2)
         pred = predictor.predict(volume.image)
-        scores = segmentation_quality(
-            pred[predictor.channels("boundaries")[0]], volume.cells, voxel_size=volume.voxel_size
+        scores = affinity_quality(pred[predictor.channels("affinities")[:3]], volume.cells, ignore_labels=())
+        boundary = segmentation_quality(
+            pred[predictor.channels("boundaries")[0]],
+            volume.cells,
+            voxel_size=volume.voxel_size,
+            ignore_labels=(),
         )
         f1 = mask_f1(pred[predictor.channels("synapses")[0]], cleft)
-        return {**scores, **{f"cleft_{k}": v for k, v in f1.items()}}
+        return {**scores, "boundary_voi": boundary["voi"], **{f"cleft_{k}": v for k, v in f1.items()}}
 
     return validate
 
 
-def mouse(args):
-    shape = (256, 256, 96)
-    sources = [train.VolumeSource.synthetic(shape, "mouse", seed=s) for s in range(101, 107)]
-    out = Path(args.out) / "mouse"
-    config = models.UNetConfig(width=12, depth=2, anisotropic_levels=1, heads=models.standard_heads())
+def train_synthetic(args, name, preset, sources, config, *, learning_rate, seed, validations, init=None):
+    """Trains every head on synthetic volumes, validated on a fresh one of seed 201 (mouse) or
+    302 (human), the best-validated weights kept."""
+    out = Path(args.out) / name
     patch = (92, 92, 36)
-    validate = full_validation(
-        out, synthetic.generate((192, 192, 64), "mouse", 201, progress=False), "mouse", patch
+    held_out = synthetic.generate(
+        (192, 192, 64), preset, {"mouse": 201, "human": 302}[preset], progress=False
     )
     cfg = train.TrainConfig(
         patch_shape=patch,
         iterations=args.iterations,
-        learning_rate=1e-3,
-        seed=2,
+        learning_rate=learning_rate,
+        seed=seed,
         checkpoint_every=100,
-        validate_every=max(args.iterations // 8, 1),
+        validate_every=max(args.iterations // validations, 1),
         keep_best="voi",
         synapse_focus=0.5,
         threads=args.threads,
     )
-    trainer = train.Trainer(config, sources, out, cfg, name="mouse", validate=validate)
+    validate = full_validation(out, held_out, name, patch)
+    trainer = train.Trainer(config, sources, out, cfg, name=name, init=init, validate=validate)
     card = trainer.run()
     print(f"{out / 'model.pt'}: validation {card.metrics}")
 
 
+def mouse(args):
+    sources = [train.VolumeSource.synthetic((256, 256, 96), "mouse", seed=s) for s in range(101, 107)]
+    config = models.UNetConfig(width=12, depth=2, anisotropic_levels=1, heads=models.standard_heads())
+    train_synthetic(args, "mouse", "mouse", sources, config, learning_rate=1e-3, seed=2, validations=8)
+
+
 def human_finetune(args):
-    out = Path(args.out) / "human-finetune"
     init = Path(args.out) / "mouse" / "model.pt"
     init = init if init.exists() else models.pretrained("mouse")
     source = train.VolumeSource.synthetic((256, 256, 64), "human", seed=301)
     config = models.config_from_card(models.read_card(init.with_suffix(".json")))
-    patch = (92, 92, 36)
-    validate = full_validation(
-        out, synthetic.generate((192, 192, 64), "human", 302, progress=False), "human", patch
-    )
-    cfg = train.TrainConfig(
-        patch_shape=patch,
-        iterations=args.iterations,
-        learning_rate=3e-4,
-        seed=3,
-        checkpoint_every=100,
-        validate_every=max(args.iterations // 4, 1),
-        keep_best="voi",
-        synapse_focus=0.5,
-        threads=args.threads,
-    )
-    trainer = train.Trainer(config, [source], out, cfg, name="human-finetuned", init=init, validate=validate)
-    card = trainer.run()
-    print(f"{out / 'model.pt'}: validation {card.metrics}")
+    train_synthetic(args, "human-finetune", "human", [source], config, learning_rate=3e-4, seed=3,
+                    validations=4, init=init)  # fmt: skip
 
 
 def flyem_medulla(args):

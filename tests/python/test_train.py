@@ -382,3 +382,16 @@ def test_elastic_warp_moves_image_and_labels_together():
     np.testing.assert_allclose(drawn.apply(image.astype(np.float32))[warped == cells[5, 5, 0]].mean(),
                                image[cells == cells[5, 5, 0]].mean(), rtol=0.2)  # fmt: skip
     assert train.Geometry.draw(train.Augment(), rng, square=True, shape=cells.shape).warp is None
+
+
+def test_affinity_quality_of_the_true_affinities_is_perfect():
+    from voxelytics.train.validation import affinity_quality
+
+    cells = np.asfortranarray(synthetic.voronoi_labels((40, 40, 12), 8, seed=4).astype(np.uint64))
+    aff, _ = train.affinities(cells, [(-1, 0, 0), (0, -1, 0), (0, 0, -1)])
+    q, seg = affinity_quality(aff, cells, return_segmentation=True)  # membranes (0) ignored
+    assert q["voi"] < 0.01 and q["arand"] < 0.01 and seg.shape == cells.shape
+    blurred = aff.copy()
+    blurred[:, :20] = 1  # no membranes in the first half: its cells merge
+    worse = affinity_quality(blurred, cells)
+    assert worse["voi_merge"] > 0.5 and worse["voi"] > q["voi"] + 0.5

@@ -1,7 +1,12 @@
-"""Validation with the metrics that matter downstream: a predicted boundary map is segmented
-(distance-watershed fragments, mean agglomeration over a range of thresholds) and scored
-against the truth (VOI split + merge and adapted Rand error, truth label 0 ignored); mask
-channels (synaptic clefts) are scored voxel by voxel (precision, recall, F1)."""
+"""Validation with the metrics that matter downstream: a predicted boundary map (distance-watershed
+fragments) or affinities (Zlateski & Seung fragments) are segmented by mean agglomeration over a
+range of thresholds and scored against the truth (VOI split + merge and adapted Rand error, truth
+label 0 ignored); mask channels (synaptic clefts) are scored voxel by voxel (precision, recall,
+F1).
+
+Affinities suit anisotropic voxels: a membrane one voxel thick cuts a 30 nm section's neighbours
+apart, where a boundary map marks both sides of it and thin neurites lose their inside (on the
+synthetic mouse preset, the true boundaries give VOI 1.1 this way, the true affinities 0.3)."""
 
 from __future__ import annotations
 
@@ -24,11 +29,30 @@ def segmentation_quality(
     ``voi_merge``, ``arand`` there, ``threshold``, and ``best_arand`` over all thresholds; with
     ``return_segmentation``, (scores, the segmentation at the best threshold)."""
     from .. import agglomerate, distance_watershed, region_graph
-    from ..metrics import segmentation_scores
 
     boundary = np.asfortranarray(boundary, dtype=np.float32)
     fragments, _ = distance_watershed(boundary, voxel_size=voxel_size, threads=threads)
     agg = agglomerate(region_graph(fragments, boundary, bins=0, threads=threads), list(thresholds))
+    return _best_state(fragments, agg, truth, thresholds, threads, ignore_labels, return_segmentation)
+
+
+def affinity_quality(
+    affinities, truth, *, thresholds=THRESHOLDS, threads=None, ignore_labels=(0,), return_segmentation=False
+):
+    """As :func:`segmentation_quality`, from nearest-neighbour affinities ([3, x, y, z], to the
+    -x/-y/-z neighbours): affinity-watershed fragments, mean agglomeration on 1 - affinity."""
+    from .. import affinity_watershed, agglomerate, region_graph
+
+    affinities = np.asfortranarray(affinities, dtype=np.float32)
+    fragments, _ = affinity_watershed(affinities, threads=threads)
+    graph = region_graph(fragments, affinities=affinities, bins=0, threads=threads)
+    agg = agglomerate(graph, list(thresholds))
+    return _best_state(fragments, agg, truth, thresholds, threads, ignore_labels, return_segmentation)
+
+
+def _best_state(fragments, agg, truth, thresholds, threads, ignore_labels, return_segmentation):
+    from ..metrics import segmentation_scores
+
     best, best_arand, best_seg = None, float("inf"), None
     for threshold, seg in zip(thresholds, agg.apply_all(fragments, threads=threads)):
         s = segmentation_scores(truth, seg, threads=threads, ignore_labels=ignore_labels)
