@@ -96,16 +96,7 @@ def main() -> None:
         s = vx.metrics.segmentation_scores(gt, segmentation, ignore_labels=())
         states[str(threshold)] = {"voi_split": round(s.voi_split, 4), "voi_merge": round(s.voi_merge, 4),
                                   "adapted_rand_error": round(s.arand, 4)}  # fmt: skip
-    ids, nodes, edges = [], [], []
-    for cell, sk in vol.skeletons.items():
-        voxels = np.floor(sk["nodes"][:, :3] / vs).astype(int)
-        inside = ((voxels >= 0) & (voxels < gt.shape)).all(axis=1)
-        index = np.cumsum(inside) - 1 + len(nodes)
-        edges += [(index[a], index[b]) for a, b in sk["edges"] if inside[a] and inside[b]]
-        nodes += list(sk["nodes"][inside, :3])
-        ids += [cell] * int(inside.sum())
-    nodes = np.array(nodes)
-    erl = vx.metrics.expected_run_length(ids, segment_at(nodes), edges, positions=nodes)
+    erl = vol.run_length(seg)
     timings["evaluate"] = time.perf_counter() - t
 
     report = {

@@ -1,6 +1,7 @@
 """voxelytics.models: U-Net shape arithmetic, tiling exactness, heads, save/load with model cards."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -150,3 +151,12 @@ def test_head_and_config_validation():
         models.Head("affinities", 3, offsets=((1, 0, 0), (0, 1, 0)))
     with pytest.raises(ValueError, match="distinct names"):
         models.UNetConfig(heads=(models.Head("a", 1), models.Head("a", 2)))
+
+
+def test_pretrained_names_what_ships():
+    names = models.available()
+    for name in names:  # every shipped model loads, its card checked against its file
+        net, card = models.load(models.pretrained(name))
+        assert card.name and models.pretrained(name).stat().st_size <= 10_000_000
+    with pytest.raises(KeyError, match=re.escape(f"no pre-trained model 'cat'; shipped: {names}")):
+        models.pretrained("cat")

@@ -395,3 +395,17 @@ def test_affinity_quality_of_the_true_affinities_is_perfect():
     blurred[:, :20] = 1  # no membranes in the first half: its cells merge
     worse = affinity_quality(blurred, cells)
     assert worse["voi_merge"] > 0.5 and worse["voi"] > q["voi"] + 0.5
+
+
+def test_unbalanced_bce_weights_every_voxel_alike():
+    from voxelytics.train.loss import head_loss
+
+    logits = torch.tensor([2.0, -1.0, 0.5, 0.0]).reshape(1, 1, 1, 1, 4)
+    target = torch.tensor([1.0, 0.0, 0.0, 0.0]).reshape(1, 1, 1, 1, 4)
+    mask = torch.tensor([1.0, 1.0, 1.0, 0.0]).reshape(1, 1, 1, 1, 4)
+    per_voxel = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    plain = head_loss("sigmoid", logits, target, mask, balanced=False)
+    assert plain.item() == pytest.approx(per_voxel[..., :3].mean().item())
+    balanced = head_loss("sigmoid", logits, target, mask)  # the one positive counts as much as both negatives
+    expected = 0.5 * per_voxel[..., 0] + 0.25 * (per_voxel[..., 1] + per_voxel[..., 2])
+    assert balanced.item() == pytest.approx(expected.item())

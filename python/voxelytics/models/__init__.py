@@ -13,8 +13,9 @@ postsynaptic voxels near a cleft, the vector to the presynaptic partner's positi
 ``compartments`` (a softmax over ``COMPARTMENT_CLASSES``). Targets for each are in
 :mod:`voxelytics.train`.
 
-Pre-trained models ship in the package (``weights/``, each re-created by
-``scripts/train_models.py``): :func:`pretrained` gives a model's path, :func:`available` the names.
+Pre-trained models ship in the package's ``weights/`` folder (each trained by
+``scripts/train_models.py --ship``): :func:`pretrained` gives a model's path, :func:`available`
+the names.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Losses of the heads, balanced so that rare classes (membranes, clefts, somata) count.
 
 Tensors are (N, C, z, y, x). Sigmoid heads: binary cross-entropy on the logits, positives and
-negatives of each channel weighted to half the loss each (within the mask); softmax heads:
+negatives of each channel weighted to half the loss each (within the mask), or, ``balanced=False``,
+every voxel alike (calibrated probabilities: balancing makes a head predict its rare class
+about as often as the common one, e.g. 4x too many cut affinities); softmax heads:
 cross-entropy with classes weighted by inverse frequency in the batch; heads without an
 activation (the direction vectors): smooth L1 where the mask is set.
 """
@@ -41,12 +43,17 @@ def masked_smooth_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
     return (F.smooth_l1_loss(pred, target, reduction="none") * mask).sum() / mask.sum().clamp(min=1)
 
 
+def masked_bce(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return (loss * mask).sum() / mask.sum().clamp(min=1)
+
+
 def head_loss(
-    activation: str, logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
+    activation: str, logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, balanced: bool = True
 ) -> torch.Tensor:
     """The loss of one head's slice of the network's logits."""
     if activation == "sigmoid":
-        return balanced_bce(logits, target, mask)
+        return balanced_bce(logits, target, mask) if balanced else masked_bce(logits, target, mask)
     if activation == "softmax":
         return balanced_cross_entropy(logits, target)
     return masked_smooth_l1(logits, target, mask)

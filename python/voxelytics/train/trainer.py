@@ -47,6 +47,7 @@ class TrainConfig:
     keep_best: str | None = None  # a validation metric to minimise, e.g. "voi": export its best weights
     synapse_focus: float = 0.0  # fraction of crops centred on a synapse (see Sampler)
     head_weights: dict = field(default_factory=dict)  # head name -> loss weight (default 1)
+    unbalanced_heads: tuple = ()  # sigmoid heads trained with plain BCE (see train.loss)
     augment: Augment = field(default_factory=Augment)
     threads: int | None = None
 
@@ -198,7 +199,7 @@ class Trainer:
             else:
                 target = torch.stack([_tensor(s[h.name]) for s in samples])
                 mask = torch.stack([_tensor(s[h.name + "_mask"]) for s in samples])
-            loss = head_loss(h.activation, part, target, mask)
+            loss = head_loss(h.activation, part, target, mask, h.name not in self.config.unbalanced_heads)
             losses[h.name] = float(loss.detach())
             total = total + self.config.head_weights.get(h.name, 1.0) * loss
         for group in self.optimizer.param_groups:

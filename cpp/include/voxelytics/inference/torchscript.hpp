@@ -35,8 +35,10 @@ public:
             try {
                 module_ = torch::jit::optimize_for_inference(module_);
             } catch (const std::exception& e) {
-                throw InvalidArgument("cannot optimize TorchScript model " + path + " for inference (load it with "
-                                      "optimize=False): " + e.what());
+                throw InvalidArgument("cannot optimize TorchScript model " + path +
+                                      " for inference (load it with "
+                                      "optimize=False): " +
+                                      e.what());
             }
         }
     }
