@@ -342,6 +342,8 @@ def test_the_best_validated_weights_are_exported(tmp_path):
     with pytest.raises(KeyError, match="keep_best='arand' is not a validation metric"):
         bad = train.TrainConfig(patch_shape=(28, 28, 12), iterations=1, keep_best="arand", threads=1)
         one = lambda net: {"voi": 1.0}  # noqa: E731
+        with pytest.raises(ValueError, match="needs a validate function"):
+            train.Trainer(boundary_config(), [tiny_source()], tmp_path / "x", bad, progress=False)
         train.Trainer(
             boundary_config(), [tiny_source()], tmp_path / "x", bad, validate=one, progress=False
         ).run()

@@ -120,6 +120,8 @@ class Trainer:
             if models.config_from_card(card) != self.net.config:
                 raise ValueError(f"init model {init} has another architecture than the network to train")
             self.net.load_state_dict(loaded.state_dict())
+        if self.config.keep_best is not None and validate is None:
+            raise ValueError(f"TrainConfig.keep_best={self.config.keep_best!r} needs a validate function")
         if self.config.schedule not in ("cosine", "constant"):
             raise ValueError(
                 f"TrainConfig.schedule must be 'cosine' or 'constant', got {self.config.schedule!r}"
