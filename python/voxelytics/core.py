@@ -14,7 +14,7 @@ import os
 
 from ._core.core import Block, BlockGrid, Box
 
-__all__ = ["Block", "BlockGrid", "Box", "progress_bar", "resolve_threads"]
+__all__ = ["Block", "BlockGrid", "Box", "progress_bar", "resolve_threads", "shifted_slices"]
 
 
 def resolve_threads(threads: int | None) -> int:
@@ -37,3 +37,11 @@ def progress_bar(items, enabled: bool | None, what: str):
     from tqdm import tqdm
 
     return tqdm(items, desc=what, unit="block")
+
+
+def shifted_slices(shape, offset) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+    """Slices (here, there) such that ``a[here]`` and ``a[there]`` are voxels v and v + offset,
+    for every v with both inside an array of ``shape`` (empty where ``|offset|`` >= the shape)."""
+    here = tuple(slice(max(-int(o), 0), max(n - max(int(o), 0), 0)) for n, o in zip(shape, offset))
+    there = tuple(slice(min(max(int(o), 0), n), max(n + min(int(o), 0), 0)) for n, o in zip(shape, offset))
+    return here, there

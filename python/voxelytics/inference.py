@@ -18,7 +18,7 @@ import os
 import numpy as np
 
 from . import _core
-from .core import Box, progress_bar, resolve_threads
+from .core import Box, progress_bar, resolve_threads, shifted_slices
 
 __all__ = ["Predictor", "TorchScriptModel", "available", "predict_dataset"]
 
@@ -132,9 +132,10 @@ class Predictor:
         total = np.zeros((len(self.card.output.channels),) + shape, np.float32, order="F")
         count = np.zeros_like(total)
         for flip, transpose in _TRANSFORMS[augment]:
+            flipped = (slice(None),) + tuple(slice(None, None, -1) if f else slice(None) for f in flip)
             t_offset = [n - o - s if f else o for n, o, s, f in zip(a.shape[1:], offset, shape, flip)]
             t_shape = list(shape)
-            t = a[(slice(None),) + tuple(slice(None, None, -1) if f else slice(None) for f in flip)]
+            t = a[flipped]
             if transpose:
                 t, t_offset, t_shape = (
                     t.swapaxes(1, 2),
@@ -144,7 +145,7 @@ class Predictor:
             pred = self._predict(np.asfortranarray(t), t_offset, t_shape, threads)
             if transpose:
                 pred = pred.swapaxes(1, 2)
-            pred = pred[(slice(None),) + tuple(slice(None, None, -1) if f else slice(None) for f in flip)]
+            pred = pred[flipped]  # a flip is its own inverse
             self._accumulate(pred, flip, transpose, total, count)
         return np.asfortranarray(total / count)
 
@@ -169,7 +170,7 @@ class Predictor:
                     count[offsets[seen]] += 1
                 elif tuple(-v for v in seen) in offsets:  # aff(u, u - o_j) = channel j at u - o_j
                     j = offsets[tuple(-v for v in seen)]
-                    here, there = _shifted(pred.shape[1:], tuple(-v for v in seen))
+                    here, there = shifted_slices(pred.shape[1:], tuple(-v for v in seen))
                     total[j][here] += pred[k][there]
                     count[j][here] += 1
             else:
@@ -212,13 +213,6 @@ class Predictor:
 _DIHEDRAL = [((fx, fy, False), t) for t in (False, True) for fy in (False, True) for fx in (False, True)]
 _ALL = _DIHEDRAL + [((fx, fy, True), t) for (fx, fy, _), t in _DIHEDRAL]
 _TRANSFORMS = {n: _ALL[:n] for n in (1, 2, 4, 8, 16)}
-
-
-def _shifted(shape, o):
-    """Slices (here, there) with a[here] at voxels w and a[there] at w + o, both inside."""
-    here = tuple(slice(max(-v, 0), n - max(v, 0)) for n, v in zip(shape, o))
-    there = tuple(slice(max(v, 0), n + min(v, 0)) for n, v in zip(shape, o))
-    return here, there
 
 
 def predict_dataset(
@@ -276,8 +270,8 @@ def predict_dataset(
         targets = {name: predictor.channels(head) for head, name in dict(output).items()}
         if len(set(targets)) != len(dict(output)):
             raise ValueError(f"output maps two heads to one layer: {dict(output)}")
-    for channels in targets.values():
-        if dtype == np.uint8 and any(card.output.channels[c].activation == "none" for c in channels):
+    if dtype == np.uint8:
+        for channels in targets.values():
             heads = sorted(
                 {
                     card.output.channels[c].head
@@ -285,9 +279,10 @@ def predict_dataset(
                     if card.output.channels[c].activation == "none"
                 }
             )
-            raise ValueError(
-                f"heads {heads} of model {card.name!r} have no activation: write them as float32"
-            )
+            if heads:
+                raise ValueError(
+                    f"heads {heads} of model {card.name!r} have no activation: write them as float32"
+                )
     bounds = source.bounding_box
     box = bounds if box is None else box
     if not bounds.contains_box(box):

@@ -181,7 +181,7 @@ class SyntheticVolume:
     def skeletons(self):
         return self.scene.skeletons
 
-    def run_length(self, segmentation: np.ndarray, threads: int | None = None):
+    def run_length(self, segmentation: np.ndarray):
         """Expected run length (``metrics.RunLength``: ``erl`` and the perfect ``max_erl``, nm) of a
         segmentation of this volume along the cells' skeletons: their nodes inside the volume and
         inside their own cell's voxels (about 2% of axis points render in a neighbour where cells

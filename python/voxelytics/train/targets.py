@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ..core import shifted_slices
 from ..synthetic import COMPARTMENTS
 
 # Compartment codes of voxelytics.synthetic -> class index of the compartments head
@@ -23,19 +24,6 @@ _CLASS_OF_CODE = {
     COMPARTMENTS["glia"]: 4,
 }
 IGNORE = -1  # class index of voxels without a class (their loss is not counted)
-
-
-def _shifted_pair(shape, offset):
-    """Slices (here, there) such that a[here] and a[there] are voxel v and v + offset, for every v
-    with both inside the volume."""
-    here, there = [], []
-    for s, o in zip(shape, offset):
-        o = int(o)
-        if abs(o) >= s:
-            return None
-        here.append(slice(max(-o, 0), s - max(o, 0)))
-        there.append(slice(max(o, 0), s + min(o, 0)))
-    return tuple(here), tuple(there)
 
 
 def affinities(labels: np.ndarray, offsets) -> tuple[np.ndarray, np.ndarray]:
@@ -52,10 +40,7 @@ def affinities(labels: np.ndarray, offsets) -> tuple[np.ndarray, np.ndarray]:
     for k, offset in enumerate(offsets):
         if len(offset) != 3:
             raise ValueError(f"offsets[{k}] must have 3 components [x, y, z], got {offset}")
-        pair = _shifted_pair(labels.shape, offset)
-        if pair is None:
-            continue
-        here, there = pair
+        here, there = shifted_slices(labels.shape, offset)  # empty for offsets beyond the crop
         a, b = labels[here], labels[there]
         aff[k][here] = (a == b) & (a != 0)
         mask[k][here] = 1
