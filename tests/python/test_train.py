@@ -26,7 +26,7 @@ def test_affinities_link_equal_nonzero_neighbours_and_mask_the_border():
         train.affinities(labels, [(1, 0)])
 
 
-def test_boundaries_mark_both_sides_of_contacts_and_the_background():
+def test_boundaries_mark_both_sides_of_contacts_and_the_background_alone():
     labels = np.ones((5, 3, 2), np.uint32, order="F")
     labels[3:] = 2
     labels[0, 0, 0] = 0
@@ -34,8 +34,10 @@ def test_boundaries_mark_both_sides_of_contacts_and_the_background():
     expected = np.zeros(labels.shape, np.float32)
     expected[2:4] = 1
     expected[0, 0, 0] = 1
-    expected[1, 0, 0] = expected[0, 1, 0] = expected[0, 0, 1] = 1  # the 0 voxel's neighbours
-    np.testing.assert_array_equal(b, expected)
+    np.testing.assert_array_equal(b, expected)  # the 0 voxel's neighbours are not boundaries
+    labels[2] = 0  # a one-voxel membrane of background between two cells stays one voxel thick
+    b = train.boundaries(labels)
+    np.testing.assert_array_equal(b, (labels == 0).astype(np.float32))
 
 
 def test_compartment_classes_and_soma_mask():
@@ -347,6 +349,50 @@ def test_the_best_validated_weights_are_exported(tmp_path):
         train.Trainer(
             boundary_config(), [tiny_source()], tmp_path / "x", bad, validate=one, progress=False
         ).run()
+
+
+def test_averaged_weights_are_exported_and_survive_an_interruption(tmp_path, monkeypatch):
+    cfg = train.TrainConfig(patch_shape=(28, 28, 12), iterations=8, checkpoint_every=2, average_from=0.5,
+                            average_every=2, threads=1)  # fmt: skip
+    straight = train.Trainer(boundary_config(), [tiny_source()], tmp_path / "a", cfg, progress=False)
+    snapshots, step = {}, straight.step
+
+    def recording_step():
+        losses = step()
+        snapshots[straight.iteration + 1] = {k: v.clone() for k, v in straight.net.state_dict().items()}
+        return losses
+
+    monkeypatch.setattr(straight, "step", recording_step)
+    card = straight.run()
+    assert card.training["averaged_snapshots"] == 3  # the weights after steps 4, 6 and 8
+    exported, _ = models.load(tmp_path / "a" / "model.pt")
+    for name, value in exported.state_dict().items():
+        mean = (snapshots[4][name] + snapshots[6][name] + snapshots[8][name]) / 3
+        torch.testing.assert_close(value, mean, msg=name)
+        assert not torch.equal(value, snapshots[8][name]), name
+
+    interrupted = train.Trainer(boundary_config(), [tiny_source()], tmp_path / "b", cfg, progress=False)
+    step_b = interrupted.step
+
+    def failing_step():
+        if interrupted.iteration == 5:
+            raise _Interrupted
+        return step_b()
+
+    monkeypatch.setattr(interrupted, "step", failing_step)
+    with pytest.raises(_Interrupted):
+        interrupted.run()
+    train.Trainer(boundary_config(), [tiny_source()], tmp_path / "b", cfg, progress=False).run()
+    resumed, _ = models.load(tmp_path / "b" / "model.pt")
+    for (name, a), b in zip(exported.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    with pytest.raises(ValueError, match="average_from and keep_best"):
+        both = train.TrainConfig(patch_shape=(28, 28, 12), average_from=0.5, keep_best="voi")
+        train.Trainer(boundary_config(), [tiny_source()], tmp_path / "c", both, validate=lambda n: {},
+                      progress=False)  # fmt: skip
+    with pytest.raises(ValueError, match="average_from must be in"):
+        whole = train.TrainConfig(patch_shape=(28, 28, 12), average_from=1.0)
+        train.Trainer(boundary_config(), [tiny_source()], tmp_path / "c", whole, progress=False)
 
 
 def test_mask_f1_counts_voxels():

@@ -48,15 +48,18 @@ def affinities(labels: np.ndarray, offsets) -> tuple[np.ndarray, np.ndarray]:
 
 
 def boundaries(labels: np.ndarray) -> np.ndarray:
-    """float32: 1 at voxels that are background (0) or have a face neighbour with another label
-    (both sides of a contact, so a dense segmentation gets two-voxel membranes)."""
+    """float32: 1 at voxels that are background (0) or have a face neighbour with another nonzero
+    label (both sides of a contact, so a dense segmentation gets two-voxel membranes). Background
+    already is the membrane where a segmentation marks membranes with 0 (FlyEM's, one voxel
+    thick): its neighbours stay 0, so the target is as thin as the annotation."""
     labels = np.asarray(labels)
     out = labels == 0
     for axis in range(3):
         a = [slice(None)] * 3
         b = [slice(None)] * 3
         a[axis], b[axis] = slice(1, None), slice(None, -1)
-        differ = labels[tuple(a)] != labels[tuple(b)]
+        la, lb = labels[tuple(a)], labels[tuple(b)]
+        differ = (la != lb) & (la != 0) & (lb != 0)
         out[tuple(a)] |= differ
         out[tuple(b)] |= differ
     return np.asfortranarray(out, dtype=np.float32)

@@ -5,12 +5,14 @@ export of the final model with its card.
 Files in ``out_dir``: ``checkpoint.pt`` (weights, optimizer and random states, the iteration),
 ``log.jsonl`` (one line per logged iteration and per validation), ``best.pt`` (the weights of
 the best validation so far, when ``keep_best`` names a metric) and, once the run completes,
-``model.pt`` + ``model.json`` (the best-validated weights if kept, else the last). A run that
-stops early leaves no ``model.pt``.
+``model.pt`` + ``model.json`` (the best-validated weights if kept, the averaged weights if
+averaged, else the last). A run that stops early leaves no ``model.pt``.
 
 Validation scores of a network still in training swing by 2x from one check to the next, so the
 learning rate decays (cosine, a pure function of the iteration: resuming needs no scheduler
-state) and the exported weights are those that validated best.
+state) and the exported weights are those that validated best, or the mean of the weights
+over the last part of the run (``average_from``: stochastic weight averaging, Izmailov et al.
+2018), which on a small training set generalises better than any single snapshot.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class TrainConfig:
     schedule: str = "cosine"  # learning rate: "cosine" (decays to final_lr_fraction) or "constant"
     final_lr_fraction: float = 0.05
     keep_best: str | None = None  # a validation metric to minimise, e.g. "voi": export its best weights
+    average_from: float = 0.0  # > 0: export the mean weights of every average_every-th step from here on
+    average_every: int = 20  # (average_from is a fraction of the iterations, e.g. 0.5: the last half)
     synapse_focus: float = 0.0  # fraction of crops centred on a synapse (see Sampler)
     head_weights: dict = field(default_factory=dict)  # head name -> loss weight (default 1)
     unbalanced_heads: tuple = ()  # sigmoid heads trained with plain BCE (see train.loss)
@@ -95,8 +99,9 @@ class Trainer:
     ):
         import torch
 
-        self.net = net if isinstance(net, models.UNet) else models.UNet(net)
         self.config = config or TrainConfig()
+        torch.manual_seed(self.config.seed)  # before a network built here draws its initial weights
+        self.net = net if isinstance(net, models.UNet) else models.UNet(net)
         self.sources = list(sources)
         self.out_dir = Path(out_dir)
         self.name = name
@@ -131,6 +136,14 @@ class Trainer:
         self.iteration = 0
         self.metrics: dict = {}
         self.best: dict | None = None  # {"iteration", "metrics"} of the best validation kept
+        self.average: dict | None = None  # running mean of the weights (average_from > 0)
+        self.averaged = 0  # snapshots in it
+        if not 0.0 <= self.config.average_from < 1.0:
+            raise ValueError(f"TrainConfig.average_from must be in [0, 1), got {self.config.average_from}")
+        if self.config.average_from and self.config.keep_best is not None:
+            raise ValueError(
+                "TrainConfig.average_from and keep_best each choose the exported weights: use one"
+            )
 
     def learning_rate(self, iteration: int) -> float:
         """The learning rate of step ``iteration`` (0-based)."""
@@ -161,6 +174,8 @@ class Trainer:
                 "torch_rng": torch.get_rng_state(),
                 "metrics": self.metrics,
                 "best": self.best,
+                "average": self.average,
+                "averaged": self.averaged,
             },
             self.checkpoint_path,
         )
@@ -178,7 +193,22 @@ class Trainer:
         self.iteration = int(state["iteration"])
         self.metrics = state["metrics"]
         self.best = state.get("best")
+        self.average, self.averaged = state.get("average"), state.get("averaged", 0)
         return True
+
+    def _accumulate_average(self) -> None:
+        """Adds the current weights to the running mean when this step is one of its snapshots."""
+        c = self.config
+        start = math.ceil(c.average_from * c.iterations)
+        if not c.average_from or self.iteration < start or (self.iteration - start) % c.average_every:
+            return
+        weights = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+        if self.average is None:
+            self.average = weights
+        else:
+            for k, v in weights.items():
+                self.average[k] += (v - self.average[k]) / (self.averaged + 1)
+        self.averaged += 1
 
     def _log(self, record: dict) -> None:
         with open(self.out_dir / "log.jsonl", "a") as f:
@@ -237,6 +267,7 @@ class Trainer:
                 self.iteration += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{losses['total']:.4f}")
+                self._accumulate_average()
                 if self.iteration % c.log_every == 0 or self.iteration == c.iterations:
                     self._log({"iteration": self.iteration, "seconds": time.perf_counter() - start, **losses})
                 if self.validate is not None and c.validate_every and self.iteration % c.validate_every == 0:
@@ -244,9 +275,12 @@ class Trainer:
                 if self.iteration % c.checkpoint_every == 0:
                     self._checkpoint()
             bar.close()
-            if self.validate is not None and (not c.validate_every or c.iterations % c.validate_every):
-                self._run_validation()
             self._checkpoint()
+            if self.average is not None:  # the averaged weights are what is validated and exported
+                self.net.load_state_dict(self.average)
+            final_checked = c.validate_every and not c.iterations % c.validate_every
+            if self.validate is not None and (self.average is not None or not final_checked):
+                self._run_validation()
             if self.best is not None:
                 self.net.load_state_dict(torch.load(self.best_path, weights_only=True))
                 self.metrics = self.best["metrics"]
@@ -263,6 +297,7 @@ class Trainer:
                 "init": self.init,
                 "resumed": resumed,
                 "exported_iteration": self.best["iteration"] if self.best else c.iterations,
+                "averaged_snapshots": self.averaged,
             }
             return models.save(
                 self.net,
