@@ -2,11 +2,12 @@
 
 1. synthetic EM: mouse-cortex-like neuropil with full ground truth (neurons, synapses) from
    voxelytics.synthetic (SBEM voxels, 11.24 x 11.24 x 30 nm)
-2. predict: a small TorchScript stand-in boundary network run through LibTorch (voxelytics' C++
-   inference path)
+2. predict: the shipped ``mouse`` network (voxelytics.models.pretrained, trained on other seeds
+   of the same preset by scripts/train_models.py) run tiled through LibTorch (voxelytics' C++
+   inference path); its boundary map feeds the segmentation
 3. segment: distance-transform watershed fragments (block-invariant steepest ascent) and
    hierarchical agglomeration by mean boundary value; the state at ``--threshold`` is the
-   segmentation (the stand-in network sees dark organelles as boundary too, so expect splits)
+   segmentation
 4. connectome: the ground-truth synapses read through the predicted segmentation
 5. evaluate segmentation (VOI, adapted Rand, expected run length) and connectome (edge precision,
    recall) against the ground truth; write a JSON report
@@ -18,29 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import voxelytics as vx
-from voxelytics.inference import TorchScriptModel
-
-
-class SmoothDarkness(torch.nn.Module):
-    """A stand-in boundary network: 3x3 mean filter within each section (sections are 30 nm thick,
-    pixels 11 nm: smoothing across sections would wash out membranes), then 1 - intensity (1 =
-    membrane)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = torch.nn.Conv3d(1, 1, (1, 3, 3), padding=(0, 1, 1), bias=False)  # (z, y, x)
-        torch.nn.init.constant_(self.conv.weight, 1 / 9)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return 1 - self.conv(x)
+from voxelytics import models
+from voxelytics.inference import Predictor
 
 
 def main() -> None:
@@ -51,7 +37,8 @@ def main() -> None:
     parser.add_argument("--shape", type=int, nargs=3, default=(256, 256, 96), metavar=("X", "Y", "Z"))
     parser.add_argument("--preset", default="mouse", choices=sorted(vx.synthetic.PRESETS))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threshold", type=float, default=0.6, help="agglomeration threshold applied")
+    parser.add_argument("--threshold", type=float, default=0.7, help="agglomeration threshold applied")
+    parser.add_argument("--model", default="mouse", help="a shipped model's name or a model .pt file")
     args = parser.parse_args()
     timings = {}
 
@@ -61,18 +48,14 @@ def main() -> None:
     timings["generate"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    raw = np.asfortranarray(vol.image.astype(np.float32) / 255)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "boundary.pt"
-        torch.jit.script(SmoothDarkness().eval()).save(str(path))
-        model = TorchScriptModel(path)
-        # [x, y, z] Fortran order is [z, y, x] C order, i.e. PyTorch's (D, H, W): .T is free.
-        boundary = model(raw.T[None, None])[0, 0].T
+    path = Path(args.model) if args.model.endswith(".pt") else models.pretrained(args.model)
+    predictor = Predictor(path)  # normalises the uint8 image as the model card says
+    boundary = predictor.predict(vol.image)[predictor.channels("boundaries")[0]]
     timings["predict"] = time.perf_counter() - t
 
     t = time.perf_counter()
     fragments, n_fragments = vx.distance_watershed(boundary, 0.5, voxel_size=vol.voxel_size)
-    thresholds = sorted({0.4, 0.5, 0.6, 0.7, args.threshold})
+    thresholds = sorted({0.4, 0.5, 0.6, 0.7, 0.8, args.threshold})
     agglomeration = vx.agglomerate(vx.region_graph(fragments, boundary), thresholds, scoring="mean")
     seg = agglomeration.apply(fragments, thresholds.index(args.threshold))
     n = len(np.unique(seg))
@@ -103,6 +86,7 @@ def main() -> None:
         "volume_shape_xyz": list(args.shape),
         "voxel_size_nm": list(vol.voxel_size),
         "preset": args.preset,
+        "model": {"name": predictor.card.name, "version": predictor.card.version, "file": str(path)},
         "ground_truth": {
             "cells": int(len(np.unique(gt))),
             "synapses": int(len(syn["id"])),
@@ -137,6 +121,7 @@ def main() -> None:
 
     truth, seg_report, conn = report["ground_truth"], report["segmentation"], report["connectome"]
     print("synthetic EM:   {} voxels, {cells} cells, {synapses} synapses".format(args.shape, **truth))
+    print(f"model:          {predictor.card.name} ({path})")
     print(f"fragments: {n_fragments}, segments at threshold {args.threshold}: {n}")
     print(
         "segmentation:   VOI split {voi_split}, merge {voi_merge}, ARAND {adapted_rand_error}".format(

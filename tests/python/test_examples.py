@@ -15,6 +15,7 @@ def test_quickstart_writes_a_report_with_real_scores(tmp_path):
     report = json.loads((tmp_path / "quickstart_report.json").read_text())
     assert report["ground_truth"]["cells"] > 10
     assert report["segments_found"] > 0
+    assert report["model"]["name"] == "mouse"  # the shipped network, not a stand-in filter
     seg = report["segmentation"]
     assert seg["voi_split"] >= 0 and seg["voi_merge"] >= 0 and 0 <= seg["adapted_rand_error"] <= 1
     assert 0 < seg["erl_of_perfect_segmentation_nm"]
