@@ -214,22 +214,27 @@ class _Interrupted(Exception):
     pass
 
 
+def _interrupted_run(config, out_dir, cfg, at_iteration, monkeypatch):
+    """A training run that stops (as if killed) before step ``at_iteration``."""
+    trainer = train.Trainer(config, [tiny_source()], out_dir, cfg, progress=False)
+    step = trainer.step
+
+    def failing_step():
+        if trainer.iteration == at_iteration:
+            raise _Interrupted
+        return step()
+
+    monkeypatch.setattr(trainer, "step", failing_step)
+    with pytest.raises(_Interrupted):
+        trainer.run()
+
+
 def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     cfg = train.TrainConfig(patch_shape=(28, 28, 12), iterations=6, checkpoint_every=3, threads=1)
     straight = train.Trainer(boundary_config(), [tiny_source()], tmp_path / "a", cfg, progress=False)
     straight.run()
 
-    interrupted = train.Trainer(boundary_config(), [tiny_source()], tmp_path / "b", cfg, progress=False)
-    step = interrupted.step
-
-    def failing_step():
-        if interrupted.iteration == 4:
-            raise _Interrupted
-        return step()
-
-    monkeypatch.setattr(interrupted, "step", failing_step)
-    with pytest.raises(_Interrupted):
-        interrupted.run()
+    _interrupted_run(boundary_config(), tmp_path / "b", cfg, 4, monkeypatch)
     assert (tmp_path / "b" / "checkpoint.pt").exists() and not (tmp_path / "b" / "model.pt").exists()
     resumed = train.Trainer(boundary_config(), [tiny_source()], tmp_path / "b", cfg, progress=False)
     card = resumed.run()
@@ -371,17 +376,7 @@ def test_averaged_weights_are_exported_and_survive_an_interruption(tmp_path, mon
         torch.testing.assert_close(value, mean, msg=name)
         assert not torch.equal(value, snapshots[8][name]), name
 
-    interrupted = train.Trainer(boundary_config(), [tiny_source()], tmp_path / "b", cfg, progress=False)
-    step_b = interrupted.step
-
-    def failing_step():
-        if interrupted.iteration == 5:
-            raise _Interrupted
-        return step_b()
-
-    monkeypatch.setattr(interrupted, "step", failing_step)
-    with pytest.raises(_Interrupted):
-        interrupted.run()
+    _interrupted_run(boundary_config(), tmp_path / "b", cfg, 5, monkeypatch)
     train.Trainer(boundary_config(), [tiny_source()], tmp_path / "b", cfg, progress=False).run()
     resumed, _ = models.load(tmp_path / "b" / "model.pt")
     for (name, a), b in zip(exported.state_dict().items(), resumed.state_dict().values()):
