@@ -12,6 +12,7 @@ void export_graph(py::module_&);
 void export_io(py::module_&);
 void export_metrics(py::module_&);
 void export_segmentation(py::module_&);
+void export_synapses(py::module_&);
 void export_synthetic(py::module_&);
 #ifdef VOXELYTICS_WITH_TORCH
 void export_inference(py::module_&);
@@ -27,6 +28,7 @@ PYBIND11_MODULE(_core, m) {
     export_io(m);
     export_metrics(m);
     export_segmentation(m);
+    export_synapses(m);
     export_synthetic(m);
 #ifdef VOXELYTICS_WITH_TORCH
     export_inference(m);

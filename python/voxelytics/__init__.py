@@ -13,7 +13,7 @@ import importlib.util as _importlib_util
 if _importlib_util.find_spec("torch") is not None:
     import torch as _torch  # noqa: F401
 
-from . import _core, filters, graph, metrics, neurons, synthetic
+from . import _core, filters, graph, metrics, neurons, synapses, synthetic
 from ._core import CorruptDataError
 from .core import Block, BlockGrid, Box
 from .graph import agglomerate, region_graph
@@ -29,6 +29,7 @@ from .segmentation import (
     watershed,
     watershed_seeds,
 )
+from .synapses import assign_partners, detect_synapses
 
 __version__ = _core.__version__
 
@@ -41,7 +42,9 @@ __all__ = [
     "__version__",
     "affinity_watershed",
     "agglomerate",
+    "assign_partners",
     "connected_components",
+    "detect_synapses",
     "distance_transform",
     "distance_watershed",
     "filters",
@@ -52,6 +55,7 @@ __all__ = [
     "relabel_sequential",
     "remap",
     "segment_neurons",
+    "synapses",
     "synthetic",
     "watershed",
     "watershed_seeds",

@@ -1,0 +1,16 @@
+"""Synapses: detection from predicted synapse channels and partner assignment.
+
+>>> import numpy as np
+>>> from voxelytics import synapses
+>>> cleft = np.zeros((8, 8, 4), np.float32, order="F"); cleft[2:4, 2:5, 1:3] = 0.9
+>>> found = synapses.detect_synapses(cleft, threshold=0.5)
+>>> len(found), int(found.synapses["voxels"][0])
+(1, 12)
+"""
+
+from __future__ import annotations
+
+from .detection import Detections, detect_synapses
+from .partners import Partners, assign_partners
+
+__all__ = ["Detections", "Partners", "assign_partners", "detect_synapses"]
