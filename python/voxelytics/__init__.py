@@ -13,8 +13,9 @@ import importlib.util as _importlib_util
 if _importlib_util.find_spec("torch") is not None:
     import torch as _torch  # noqa: F401
 
-from . import _core, filters, graph, metrics, neurons, synapses, synthetic
+from . import _core, connectome, filters, graph, metrics, neurons, synapses, synthetic
 from ._core import CorruptDataError
+from .connectome import Connectome
 from .core import Block, BlockGrid, Box
 from .graph import agglomerate, region_graph
 from .io import Dataset
@@ -37,6 +38,7 @@ __all__ = [
     "Block",
     "BlockGrid",
     "Box",
+    "Connectome",
     "CorruptDataError",
     "Dataset",
     "__version__",
@@ -44,6 +46,7 @@ __all__ = [
     "agglomerate",
     "assign_partners",
     "connected_components",
+    "connectome",
     "detect_synapses",
     "distance_transform",
     "distance_watershed",

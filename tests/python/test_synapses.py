@@ -2,6 +2,8 @@
 block-shape and thread-count independence, detection from ground-truth channels of a synthetic
 volume, and bad input."""
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -104,25 +106,75 @@ def test_uint8_channel_reads_as_quantised_probabilities():
     assert b.synapses["score_max"].max() <= 1.0 and b.synapses["score"].min() >= 0.6 - 1e-9
 
 
-def test_ground_truth_channels_of_a_synthetic_volume_find_its_synapses():
-    """The training targets as predictions: what the pipeline recovers from perfect channels."""
-    volume = synthetic.generate((256, 256, 96), "mouse", 11, progress=False)
+@functools.cache
+def ground_truth_detection(seed):
+    """A synthetic mouse volume and its synapses detected from the training targets as
+    predictions (perfect channels: what the pipeline recovers), with the channels that typing
+    reads: vesicles, image, and the compartment classes one-hot."""
+    volume = synthetic.generate((256, 256, 96), "mouse", seed, progress=False)
     targets = train.synapse_targets(volume.cells, volume.synapses, volume.voxel_size)
+    classes = train.compartment_classes(volume.compartments)
+    features = {"vesicles": targets["vesicles"], "image": volume.image.astype(np.float32) / 255}
+    for k, name in enumerate(("axon", "dendrite", "spine", "soma", "glia")):
+        features[name] = (classes == k).astype(np.float32)
     found = synapses.detect_synapses(
-        targets["cleft"], fragments=volume.cells, features={"vesicles": targets["vesicles"]},
-        voxel_size=volume.voxel_size, min_size=5,
-    )  # fmt: skip
+        targets["cleft"], fragments=volume.cells, features=features, voxel_size=volume.voxel_size, min_size=5
+    )
+    return volume, found, synapses.assign_partners(found)
+
+
+def test_ground_truth_channels_of_a_synthetic_volume_find_its_synapses():
+    volume, found, partners = ground_truth_detection(11)
     truth = volume.synapses
     assert len(truth["id"]) >= 20
     scores = vx.metrics.detection_scores(truth["cleft_position"], found.synapses["position_nm"], 300.0)
     assert scores.recall >= 0.9 and scores.precision >= 0.9  # measured: 0.95, 0.91
-    partners = synapses.assign_partners(found)
     p = partners.table
     scores = vx.metrics.partner_scores(
         truth["pre_position"], truth["post_position"], p["pre_position_nm"], p["post_position_nm"], 400.0,
         true_ids=np.stack([truth["pre"], truth["post"]], 1), predicted_ids=np.stack([p["pre"], p["post"]], 1),
     )  # fmt: skip
     assert scores.f1 >= 0.85  # measured: 0.88
+
+
+def typed_rows(seed):
+    """Features and true types of the detected synapses matched to a true one."""
+    volume, found, partners = ground_truth_detection(seed)
+    names, X = synapses.synapse_features(found, partners)
+    position = found.synapses["position_nm"][(partners.table["synapse"] - 1).astype(int)]
+    matches = vx.metrics.detection_scores(volume.synapses["cleft_position"], position, 400.0).matches
+    kind = {1: "excitatory", 2: "inhibitory"}
+    target = {2: "dendritic-shaft", 3: "spine-head", 4: "soma"}
+    kinds = [kind[int(volume.synapses["type"][t])] for t, _ in matches]
+    compartments = [target[int(volume.synapses["target_compartment"][t])] for t, _ in matches]
+    return names, X[matches[:, 1]], np.array(kinds), np.array(compartments)
+
+
+def test_type_classifier_learns_types_and_round_trips(tmp_path):
+    names, X, kinds, compartments = (np.concatenate(v) if k else v[0] for k, v in
+                                     enumerate(zip(typed_rows(12), typed_rows(13))))  # fmt: skip
+    model = synapses.train_type_model(names, X, kinds, compartments, info={"data": "seeds 12, 13"})
+    _, X_test, kinds_test, compartments_test = typed_rows(11)
+    assert (model.kind.predict(X_test) == kinds_test).mean() >= 0.8  # measured: 0.9
+    assert (model.compartment.predict(X_test) == compartments_test).mean() >= 0.8  # measured: 0.95
+    model.save(tmp_path / "types.json")
+    back = synapses.SynapseTypeModel.load(tmp_path / "types.json")
+    np.testing.assert_array_equal(back.kind.probabilities(X_test), model.kind.probabilities(X_test))
+    volume, found, partners = ground_truth_detection(11)
+    types = synapses.classify_synapses(found, partners, back)
+    assert len(types["kind"]) == len(partners) and set(types["compartment"]) <= set(
+        vx.connectome.COMPARTMENTS
+    )
+    connectome = vx.Connectome.from_partners(found, partners, types)
+    assert len(connectome) == len(partners)
+    assert connectome.column("pre").tolist() == partners.table["pre"].tolist()
+    (tmp_path / "bad.json").write_text('{"format": "other"}')
+    with pytest.raises(ValueError, match="bad.json: format 'other'"):
+        synapses.SynapseTypeModel.load(tmp_path / "bad.json")
+    fragments, cleft, vesicles = two_cells()
+    fewer = synapses.detect_synapses(cleft, fragments=fragments, features={"vesicles": vesicles})
+    with pytest.raises(ValueError, match="type model reads features"):
+        synapses.classify_synapses(fewer, synapses.assign_partners(fewer), back)
 
 
 def test_empty_and_bad_input():

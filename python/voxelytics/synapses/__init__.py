@@ -1,4 +1,4 @@
-"""Synapses: detection from predicted synapse channels and partner assignment.
+"""Synapses: detection from predicted synapse channels, partner assignment and types.
 
 >>> import numpy as np
 >>> from voxelytics import synapses
@@ -12,5 +12,16 @@ from __future__ import annotations
 
 from .detection import Detections, detect_synapses
 from .partners import Partners, assign_partners
+from .types import SoftmaxClassifier, SynapseTypeModel, classify_synapses, synapse_features, train_type_model
 
-__all__ = ["Detections", "Partners", "assign_partners", "detect_synapses"]
+__all__ = [
+    "Detections",
+    "Partners",
+    "SoftmaxClassifier",
+    "SynapseTypeModel",
+    "assign_partners",
+    "classify_synapses",
+    "detect_synapses",
+    "synapse_features",
+    "train_type_model",
+]

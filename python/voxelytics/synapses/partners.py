@@ -23,8 +23,9 @@ __all__ = ["Partners", "assign_partners"]
 class Partners:
     """``table``: one row per kept synapse: ``synapse`` (id of the detection), ``pre``, ``post``
     (segment ids), ``pre_position``/``post_position`` (centroids of the cleft's share in each, in
-    voxels; ``*_nm`` in nm), ``pre_voxels``/``post_voxels``, ``pre_evidence``/``post_evidence``
-    (mean ``pre_feature`` on each side). ``dropped``: synapses left out, by reason."""
+    voxels; ``*_nm`` in nm), ``pre_voxels``/``post_voxels``, and ``pre_<f>``/``post_<f>``: the
+    mean of every feature channel f of the detection on each side. ``dropped``: synapses left
+    out, by reason."""
 
     table: dict[str, np.ndarray]
     dropped: dict[str, int] = field(default_factory=dict)
@@ -72,7 +73,8 @@ def assign_partners(detections: Detections, mapping=None, *, pre_feature: str = 
     synapse, segment = c["synapse"][keep], segment[keep]
     voxels = c["voxels"][keep].astype(np.float64)
     weighted_position = c["position"][keep] * voxels[:, None]
-    weighted_evidence = c[pre_feature][keep] * voxels
+    names = detections.feature_names
+    weighted_features = np.stack([c[f][keep] * voxels for f in names], axis=1).reshape(-1, len(names))
     # Contacts summed per (synapse, segment): several fragments of one segment are one side.
     pairs = np.stack([synapse, segment], axis=1)
     (pair_keys, inverse) = np.unique(pairs, axis=0, return_inverse=True)
@@ -82,9 +84,10 @@ def assign_partners(detections: Detections, mapping=None, *, pre_feature: str = 
     position = np.zeros((len(pair_keys), 3))
     np.add.at(position, inverse, weighted_position)
     position /= sums[:, None]
-    evidence = np.zeros(len(pair_keys))
-    np.add.at(evidence, inverse, weighted_evidence)
-    evidence /= sums
+    features = np.zeros((len(pair_keys), len(names)))
+    np.add.at(features, inverse, weighted_features)
+    features /= sums[:, None]
+    evidence = features[:, names.index(pre_feature)]
     syn_of_pair = pair_keys[:, 0].astype(np.int64)
     # Per synapse: pre = most evidence (ties: more voxels), post = most voxels among the rest.
     n = len(detections.synapses["id"])  # ids are 1..n
@@ -105,9 +108,10 @@ def assign_partners(detections: Detections, mapping=None, *, pre_feature: str = 
         "post_position_nm": position[post].reshape(-1, 3) * vs,
         "pre_voxels": sums[pre].astype(np.uint64),
         "post_voxels": sums[post].astype(np.uint64),
-        "pre_evidence": evidence[pre],
-        "post_evidence": evidence[post],
     }
+    for k, name in enumerate(names):
+        table[f"pre_{name}"] = features[pre, k]
+        table[f"post_{name}"] = features[post, k]
     dropped = {"background": int((~touching).sum()), "pre == post": int((touching & ~kept).sum())}
     return Partners(table, dropped)
 

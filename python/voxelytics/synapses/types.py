@@ -1,0 +1,198 @@
+"""Synapse types: the sign (excitatory / inhibitory: asymmetric / symmetric synapses) and the
+target compartment (dendritic shaft, spine head, soma), each by a softmax (multinomial logistic
+regression) classifier on per-synapse features: the cleft's size, score and shape, and the mean
+of every detection feature channel on its pre- and postsynaptic side (vesicle cloud, image
+intensity, compartment probabilities, ...).
+
+A :class:`SynapseTypeModel` is a small JSON file; :func:`train_type_model` fits one on
+synapses matched to ground truth (``scripts/train_synapse_types.py`` makes the shipped ones),
+:func:`classify_synapses` applies it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import optimize
+
+from ..connectome.connectome import COMPARTMENTS, KINDS
+from .detection import Detections
+from .partners import Partners
+
+__all__ = [
+    "SoftmaxClassifier",
+    "SynapseTypeModel",
+    "classify_synapses",
+    "synapse_features",
+    "train_type_model",
+]
+
+FORMAT = "voxelytics-synapse-types/1"
+
+
+def synapse_features(detections: Detections, partners: Partners) -> tuple[list[str], np.ndarray]:
+    """``(names, X)``: one row per partner row. Sizes are in nm (log), the cleft's extents are
+    the square roots of its covariance's eigenvalues (nm, largest first)."""
+    p = partners.table
+    s = detections.synapses
+    index = (p["synapse"] - 1).astype(np.int64)
+    vs = np.asarray(detections.voxel_size)
+    voxel_volume = float(np.prod(vs))
+    cov = s["covariance"][index]
+    scale = np.array([vs[0] ** 2, vs[1] ** 2, vs[2] ** 2, vs[0] * vs[1], vs[0] * vs[2], vs[1] * vs[2]])
+    c = cov * scale
+    matrices = np.stack(
+        [np.stack([c[:, 0], c[:, 3], c[:, 4]], -1), np.stack([c[:, 3], c[:, 1], c[:, 5]], -1),
+         np.stack([c[:, 4], c[:, 5], c[:, 2]], -1)], -2,
+    ).reshape(-1, 3, 3)  # fmt: skip
+    extents = np.sqrt(np.clip(np.linalg.eigvalsh(matrices)[:, ::-1], 0, None)) if len(c) else np.zeros((0, 3))
+    columns = {
+        "log_volume_nm3": np.log(s["voxels"][index] * voxel_volume),
+        "score": s["score"][index],
+        "score_max": s["score_max"][index],
+        **{f"extent_{k}_nm": extents[:, k] for k in range(3)},
+        "log_pre_share": np.log(p["pre_voxels"] + 1.0) - np.log(s["voxels"][index] + 1.0),
+        "log_post_share": np.log(p["post_voxels"] + 1.0) - np.log(s["voxels"][index] + 1.0),
+    }
+    for name in detections.feature_names:
+        columns[f"mean_{name}"] = s[name][index]
+        columns[f"pre_{name}"] = p[f"pre_{name}"]
+        columns[f"post_{name}"] = p[f"post_{name}"]
+    names = list(columns)
+    return names, np.stack([columns[n] for n in names], axis=1).reshape(-1, len(names)).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class SoftmaxClassifier:
+    """Multinomial logistic regression on standardised features."""
+
+    feature_names: tuple[str, ...]
+    classes: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    weights: np.ndarray  # (features + 1, classes): the last row is the bias
+
+    @classmethod
+    def fit(cls, names, X, labels, classes, *, l2: float = 1e-2) -> SoftmaxClassifier:
+        """Fits on ``X`` (n, features) and ``labels`` (class names); classes weighted by inverse
+        frequency, so a rare class (inhibitory synapses) counts as much as a common one."""
+        X, labels = np.asarray(X, float), np.asarray(labels)
+        y = np.array([classes.index(v) for v in labels], np.int64)
+        mean, scale = X.mean(0), X.std(0)
+        scale[scale == 0] = 1
+        Z = np.c_[(X - mean) / scale, np.ones(len(X))]
+        counts = np.bincount(y, minlength=len(classes)).astype(float)
+        sample_weight = (len(y) / (len(classes) * np.maximum(counts, 1)))[y]
+        onehot = np.eye(len(classes))[y]
+
+        def loss(w):
+            W = w.reshape(Z.shape[1], len(classes))
+            logits = Z @ W
+            logits -= logits.max(1, keepdims=True)
+            logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+            value = -(sample_weight * (onehot * logp).sum(1)).sum() / len(y) + l2 * (W[:-1] ** 2).sum()
+            grad = Z.T @ ((np.exp(logp) - onehot) * sample_weight[:, None]) / len(y)
+            grad[:-1] += 2 * l2 * W[:-1]
+            return value, grad.ravel()
+
+        w0 = np.zeros(Z.shape[1] * len(classes))
+        result = optimize.minimize(loss, w0, jac=True, method="L-BFGS-B", options={"maxiter": 1000})
+        return cls(tuple(names), tuple(classes), mean, scale, result.x.reshape(Z.shape[1], len(classes)))
+
+    def probabilities(self, X) -> np.ndarray:
+        X = np.asarray(X, float).reshape(-1, len(self.feature_names))
+        logits = np.c_[(X - self.mean) / self.scale, np.ones(len(X))] @ self.weights
+        logits -= logits.max(1, keepdims=True)
+        p = np.exp(logits)
+        return p / p.sum(1, keepdims=True)
+
+    def predict(self, X) -> np.ndarray:
+        return np.asarray(self.classes, object)[np.argmax(self.probabilities(X), 1)]
+
+    def to_dict(self) -> dict:
+        return {
+            "feature_names": list(self.feature_names),
+            "classes": list(self.classes),
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+            "weights": self.weights.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SoftmaxClassifier:
+        weights = np.asarray(d["weights"], float)
+        names = tuple(d["feature_names"])
+        if weights.shape != (len(names) + 1, len(d["classes"])):
+            raise ValueError(
+                f"weights of shape {weights.shape} for {len(names)} features, {len(d['classes'])} classes"
+            )
+        return cls(
+            names, tuple(d["classes"]), np.asarray(d["mean"], float), np.asarray(d["scale"], float), weights
+        )
+
+
+@dataclass(frozen=True)
+class SynapseTypeModel:
+    """The two classifiers (``kind``: excitatory / inhibitory; ``compartment``) and what they
+    were trained on (``info``: data, channels, accuracies)."""
+
+    kind: SoftmaxClassifier
+    compartment: SoftmaxClassifier
+    info: dict
+
+    def save(self, path) -> Path:
+        path = Path(path)
+        body = {
+            "format": FORMAT,
+            "info": self.info,
+            "kind": self.kind.to_dict(),
+            "compartment": self.compartment.to_dict(),
+        }
+        path.write_text(json.dumps(body, indent=1) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path) -> SynapseTypeModel:
+        path = Path(path)
+        try:
+            body = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: no synapse type model there") from None
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not JSON ({e})") from None
+        if body.get("format") != FORMAT:
+            raise ValueError(f"{path}: format {body.get('format')!r}, expected {FORMAT!r}")
+        try:
+            kind, compartment = (SoftmaxClassifier.from_dict(body[k]) for k in ("kind", "compartment"))
+            return cls(kind, compartment, body.get("info", {}))
+        except (KeyError, ValueError) as e:
+            raise ValueError(f"{path}: invalid synapse type model ({e})") from None
+
+
+def train_type_model(names, X, kinds, compartments, info=None) -> SynapseTypeModel:
+    """Fits both classifiers on features ``X`` (see :func:`synapse_features`) of synapses with
+    known ``kinds`` (from :data:`KINDS`) and ``compartments`` (from :data:`COMPARTMENTS`)."""
+    return SynapseTypeModel(
+        SoftmaxClassifier.fit(names, X, kinds, KINDS),
+        SoftmaxClassifier.fit(names, X, compartments, COMPARTMENTS),
+        dict(info or {}),
+    )
+
+
+def classify_synapses(
+    detections: Detections, partners: Partners, model: SynapseTypeModel
+) -> dict[str, np.ndarray]:
+    """``{"kind": ..., "compartment": ...}``: names per partner row (the ``types`` argument of
+    :meth:`voxelytics.connectome.Connectome.from_partners`)."""
+    names, X = synapse_features(detections, partners)
+    for classifier in (model.kind, model.compartment):
+        if list(classifier.feature_names) != names:
+            missing = sorted(set(classifier.feature_names) - set(names))
+            raise ValueError(
+                f"the synapse type model reads features {missing or list(classifier.feature_names)}; "
+                f"detect with the channels it was trained with ({model.info.get('channels', 'see its info')})"
+            )
+    return {"kind": model.kind.predict(X), "compartment": model.compartment.predict(X)}
