@@ -10,18 +10,35 @@
 
 from __future__ import annotations
 
+from ..connectome.connectome import COMPARTMENTS, KINDS
 from .detection import Detections, detect_synapses
 from .partners import Partners, assign_partners
-from .types import SoftmaxClassifier, SynapseTypeModel, classify_synapses, synapse_features, train_type_model
+from .settings import SPECIES, SynapseSettings, prediction_channels, settings_for, synapse_stage
+from .types import (
+    SoftmaxClassifier,
+    SynapseTypeModel,
+    classify_synapses,
+    pretrained_type_model,
+    synapse_features,
+    train_type_model,
+)
 
 __all__ = [
+    "COMPARTMENTS",
+    "KINDS",
+    "SPECIES",
     "Detections",
+    "SynapseSettings",
     "Partners",
     "SoftmaxClassifier",
     "SynapseTypeModel",
     "assign_partners",
     "classify_synapses",
     "detect_synapses",
+    "prediction_channels",
+    "pretrained_type_model",
+    "settings_for",
+    "synapse_stage",
     "synapse_features",
     "train_type_model",
 ]

@@ -21,7 +21,7 @@ import numpy as np
 from .._core import synapses as _syn
 from ..core import BlockGrid, Box, progress_bar, resolve_threads
 
-__all__ = ["Detections", "detect_synapses"]
+__all__ = ["Detections", "LayerChannel", "detect_synapses"]
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,59 @@ class Detections:
         )
 
 
+class LayerChannel:
+    """One channel of a webKnossos dataset layer at one mag, sliceable like an [x, y, z] array
+    over the layer's bounding box (in that mag's voxels); what :func:`detect_synapses` reads
+    when given a layer, a mag, or a ``(layer or mag, channel)`` pair."""
+
+    def __init__(self, source, channel: int = 0, mag=(1, 1, 1)):
+        from ..io import Layer, Mag
+
+        if isinstance(source, Layer):
+            source = source.get_mag(mag)
+        if not isinstance(source, Mag):
+            raise TypeError(f"need a dataset Layer or Mag, got {type(source).__name__}")
+        self.mag, self.channel = source, int(channel)
+        layer = source.layer
+        if not 0 <= self.channel < layer.num_channels:
+            raise ValueError(
+                f"layer {layer.name!r} has {layer.num_channels} channel(s), not channel {channel}"
+            )
+        factor = np.asarray(source.factor)
+        box = layer.bounding_box
+        if np.any(np.asarray(box.topleft) % factor) or np.any(np.asarray(box.size) % factor):
+            raise ValueError(
+                f"layer {layer.name!r}: bounding box {box} is not aligned to mag {tuple(factor)}"
+            )
+        self.name = f"layer {layer.name!r} (mag {'-'.join(map(str, factor))}, channel {self.channel})"
+        self.offset = tuple(int(v) for v in np.asarray(box.topleft) // factor)
+        self.shape = tuple(int(v) for v in np.asarray(box.size) // factor)
+        self.voxel_size = tuple(float(v) for v in np.asarray(layer.dataset.voxel_size) * factor)
+        self.dtype = layer.dtype
+
+    def __getitem__(self, index) -> np.ndarray:
+        factor = np.asarray(self.mag.factor)
+        lo = np.array([sl.start for sl in index]) + self.offset
+        hi = np.array([sl.stop for sl in index]) + self.offset
+        data = self.mag.read(
+            Box(tuple(int(v) for v in lo * factor), tuple(int(v) for v in (hi - lo) * factor))
+        )
+        return np.asfortranarray(data[self.channel])
+
+
+def _source(value, mag):
+    """Layers, mags and (layer or mag, channel) pairs become LayerChannels; arrays stay."""
+    from ..io import Layer, Mag
+
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], (Layer, Mag)):
+        return LayerChannel(value[0], value[1], mag)
+    if isinstance(value, (Layer, Mag)):
+        return LayerChannel(value, 0, mag)
+    return value
+
+
 def _volume_shape(source, name: str) -> tuple[int, int, int]:
-    shape = tuple(int(s) for s in np.shape(source))
+    shape = tuple(int(s) for s in (source.shape if isinstance(source, LayerChannel) else np.shape(source)))
     if len(shape) != 3:
         raise ValueError(f"{name} must be an [x, y, z] volume, got shape {shape}")
     return shape
@@ -74,8 +125,9 @@ def detect_synapses(
     max_size: int | None = None,
     fragments=None,
     features: Mapping[str, object] | None = None,
-    voxel_size=(1.0, 1.0, 1.0),
-    offset=(0, 0, 0),
+    voxel_size=None,
+    offset=None,
+    mag=(1, 1, 1),
     block_shape=None,
     connectivity: int = 26,
     threads: int | None = None,
@@ -86,18 +138,40 @@ def detect_synapses(
     writes them) of ``min_size`` to ``max_size`` voxels, under 6, 18 or 26 ``connectivity``.
 
     ``cleft``, ``fragments`` (unsigned ids, 0 = none) and each of ``features`` (name -> channel,
-    read as float32, e.g. ``{"vesicles": pred[1]}``) are [x, y, z] volumes of one shape: numpy
-    arrays or anything sliceable (zarr arrays), read one block of ``block_shape`` at a time
-    (``None``: the whole volume at once). ``offset`` (voxels) and ``voxel_size`` (nm) place the
-    volume: positions are reported in the coordinates of the dataset it was cut from.
+    read as float32, uint8 ones as value / 255; e.g. ``{"vesicles": pred[1]}``) are [x, y, z]
+    volumes of one shape: numpy arrays, anything sliceable (zarr arrays), or webKnossos dataset
+    layers (a
+    :class:`voxelytics.io.Layer` or ``Mag``, or a ``(layer, channel)`` pair, read at ``mag``; they
+    must cover one bounding box), read one block of ``block_shape`` at a time (``None``: the
+    whole volume at once). ``offset`` (voxels) and ``voxel_size`` (nm) place the volume, so that
+    positions are in the coordinates of the dataset it was cut from; for layers both default to
+    the layer's (bounding box and voxel size at ``mag``), for arrays to (0, 0, 0) and 1 nm.
     """
+    cleft = _source(cleft, mag)
+    fragments = None if fragments is None else _source(fragments, mag)
+    features = {name: _source(channel, mag) for name, channel in (features or {}).items()}
     shape = _volume_shape(cleft, "cleft")
-    if fragments is not None and _volume_shape(fragments, "fragments") != shape:
-        raise ValueError(f"fragments have shape {np.shape(fragments)}, the cleft channel {shape}")
-    features = dict(features or {})
-    for name, channel in features.items():
-        if _volume_shape(channel, f"feature {name!r}") != shape:
-            raise ValueError(f"feature {name!r} has shape {np.shape(channel)}, the cleft channel {shape}")
+    named = [("fragments", fragments)] + [(f"feature {n!r}", c) for n, c in features.items()]
+    for name, source in named:
+        if source is None:
+            continue
+        if _volume_shape(source, name) != shape:
+            raise ValueError(
+                f"{_described(source, name)} has shape {np.shape(source)}, the cleft channel {shape}"
+            )
+        if isinstance(source, LayerChannel) != isinstance(cleft, LayerChannel) or (
+            isinstance(source, LayerChannel) and source.offset != cleft.offset
+        ):
+            raise ValueError(
+                f"{_described(source, name)} is not aligned with the cleft channel "
+                f"({_described(cleft, 'cleft')}): offsets {getattr(source, 'offset', None)} and "
+                f"{getattr(cleft, 'offset', None)}"
+            )
+    if isinstance(cleft, LayerChannel):
+        offset = cleft.offset if offset is None else offset
+        voxel_size = cleft.voxel_size if voxel_size is None else voxel_size
+    offset = (0, 0, 0) if offset is None else offset
+    voxel_size = (1.0, 1.0, 1.0) if voxel_size is None else voxel_size
     if not 0.0 <= threshold <= 1.0 or not np.isfinite(threshold):
         raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
     if min_size < 1 or (max_size is not None and max_size < min_size):
@@ -123,12 +197,24 @@ def detect_synapses(
                 bad = np.argwhere(~np.isfinite(score))[0] + np.asarray(core.topleft)
                 raise ValueError(f"NaN or Inf in the cleft channel at voxel {tuple(int(v) for v in bad)}")
             ids = None if fragments is None else _unsigned(_block(fragments, core))
-            channels = [np.asarray(_block(features[n], core), np.float32) for n in names]
+            channels = [_feature(_block(features[n], core)) for n in names]
             detector.add(
                 _syn.block_pieces(score, threshold, ids, channels, core.topleft, shape, connectivity, threads)
             )
     found = detector.finish(min_size, np.iinfo(np.uint64).max if max_size is None else max_size)
     return _tables(found, names, voxel_size, offset, threshold)
+
+
+def _feature(values: np.ndarray) -> np.ndarray:
+    """Feature values as float32; uint8 ones are quantised probabilities (or 8-bit intensities),
+    read as value / 255 like the cleft channel."""
+    if values.dtype == np.uint8:
+        return np.asfortranarray(values, np.float32) / np.float32(255)
+    return np.asfortranarray(values, np.float32)
+
+
+def _described(source, name: str) -> str:
+    return source.name if isinstance(source, LayerChannel) else name
 
 
 def _unsigned(ids: np.ndarray) -> np.ndarray:

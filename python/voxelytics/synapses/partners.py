@@ -2,8 +2,11 @@
 
 A cleft component straddles the contact of two cells. Its contacts with fragments, read through
 a fragment -> segment mapping, give the segments it touches; the presynaptic one is the segment
-whose share of the cleft carries the most vesicle-cloud signal (the mean of the ``pre_feature``
-channel there), the postsynaptic one the largest share among the others. Synapses that touch no
+whose share of the cleft has the most presynaptic evidence: the mean of the vesicle-cloud
+channel (``pre_feature``) there, minus the mean length of the post-to-pre direction vectors
+(``post_feature``, capped at 1: they are set on the postsynaptic side only, and decide where
+the cleft lies too far from the vesicle cloud to overlap it); the postsynaptic segment is the
+largest share among the others. Synapses that touch no
 segment, or only one (pre == post), are dropped and counted by reason.
 """
 
@@ -58,10 +61,17 @@ def _segments_of(fragments: np.ndarray, mapping) -> np.ndarray:
     return table[fragments].astype(np.uint64)
 
 
-def assign_partners(detections: Detections, mapping=None, *, pre_feature: str = "vesicles") -> Partners:
+def assign_partners(
+    detections: Detections,
+    mapping=None,
+    *,
+    pre_feature: str = "vesicles",
+    post_feature: str | None = "direction",
+) -> Partners:
     """Pre- and postsynaptic segments of every synapse in ``detections`` (which must have been
-    detected with fragments and a ``pre_feature`` channel) under a fragment -> segment
-    ``mapping`` (see :func:`_segments_of`; e.g. one agglomeration state's)."""
+    detected with fragments and a ``pre_feature`` channel; ``post_feature`` is used where the
+    detection has it) under a fragment -> segment ``mapping`` (see :func:`_segments_of`; e.g.
+    one agglomeration state's)."""
     if pre_feature not in detections.feature_names:
         raise ValueError(
             f"partner assignment reads the {pre_feature!r} channel, but the detection has features "
@@ -88,6 +98,8 @@ def assign_partners(detections: Detections, mapping=None, *, pre_feature: str = 
     np.add.at(features, inverse, weighted_features)
     features /= sums[:, None]
     evidence = features[:, names.index(pre_feature)]
+    if post_feature in names:
+        evidence = evidence - np.minimum(features[:, names.index(post_feature)], 1.0)
     syn_of_pair = pair_keys[:, 0].astype(np.int64)
     # Per synapse: pre = most evidence (ties: more voxels), post = most voxels among the rest.
     n = len(detections.synapses["id"])  # ids are 1..n

@@ -172,6 +172,15 @@ class SynapseTypeModel:
             raise ValueError(f"{path}: invalid synapse type model ({e})") from None
 
 
+def pretrained_type_model(name: str = "mouse") -> SynapseTypeModel:
+    """A shipped type model (``weights/<name>.json``, made by scripts/train_synapse_types.py)."""
+    path = Path(__file__).parent / "weights" / f"{name}.json"
+    if not path.exists():
+        shipped = sorted(p.stem for p in path.parent.glob("*.json"))
+        raise ValueError(f"no shipped synapse type model {name!r}; shipped: {shipped}")
+    return SynapseTypeModel.load(path)
+
+
 def train_type_model(names, X, kinds, compartments, info=None) -> SynapseTypeModel:
     """Fits both classifiers on features ``X`` (see :func:`synapse_features`) of synapses with
     known ``kinds`` (from :data:`KINDS`) and ``compartments`` (from :data:`COMPARTMENTS`)."""
