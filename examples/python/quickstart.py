@@ -4,13 +4,16 @@
    voxelytics.synthetic (SBEM voxels, 11.24 x 11.24 x 30 nm)
 2. predict: the shipped ``mouse`` network (voxelytics.models.pretrained, trained on other seeds
    of the same preset by scripts/train_models.py) run tiled through LibTorch (voxelytics' C++
-   inference path); its boundary map feeds the segmentation
+   inference path); its boundary map feeds the segmentation, its synapse channels the synapses
 3. segment: distance-transform watershed fragments (block-invariant steepest ascent) and
    hierarchical agglomeration by mean boundary value; the state at ``--threshold`` is the
    segmentation
-4. connectome: the ground-truth synapses read through the predicted segmentation
-5. evaluate segmentation (VOI, adapted Rand, expected run length) and connectome (edge precision,
-   recall) against the ground truth; write a JSON report
+4. synapses: detected on the cleft channel (with their contacts to the fragments), partners
+   assigned through the agglomeration state's fragment -> segment mapping, typed by the shipped
+   synapse type model; the connectome written as Parquet and CSV (``quickstart_connectome/``)
+5. evaluate segmentation (VOI, adapted Rand, expected run length), synapses (detection and
+   partner F1, type accuracy) and connectome (edge precision, recall) against the ground truth;
+   write a JSON report
 
 Run: python examples/python/quickstart.py [--out examples/out]
 """
@@ -25,8 +28,9 @@ from pathlib import Path
 import numpy as np
 
 import voxelytics as vx
-from voxelytics import models
+from voxelytics import models, synapses
 from voxelytics.inference import Predictor
+from voxelytics.synapses.evaluation import evaluate_synapses
 
 
 def main() -> None:
@@ -50,7 +54,8 @@ def main() -> None:
     t = time.perf_counter()
     path = Path(args.model) if args.model.endswith(".pt") else models.pretrained(args.model)
     predictor = Predictor(path)  # normalises the uint8 image as the model card says
-    boundary = predictor.predict(vol.image)[predictor.channels("boundaries")[0]]
+    prediction = predictor.predict(vol.image)
+    boundary = prediction[predictor.channels("boundaries")[0]]
     timings["predict"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -62,17 +67,23 @@ def main() -> None:
     timings["segment"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    vs = np.array(vol.voxel_size)
-    syn = vol.synapses
-
-    def segment_at(positions):
-        return seg[tuple(np.floor(positions / vs).astype(int).T)]
-
-    true_edges = _edge_list(syn["pre"], syn["post"])
-    predicted_edges = _edge_list(segment_at(syn["pre_position"]), segment_at(syn["post_position"]))
-    connectome = vx.metrics.connectome_scores(
-        true_edges, predicted_edges, vx.metrics.match_by_overlap(gt, seg)
+    settings = synapses.settings_for(args.preset)
+    cleft, features = synapses.prediction_channels(prediction, predictor.channels, vol.image)
+    found, partners = synapses.synapse_stage(
+        cleft,
+        features,
+        fragments,
+        vol.voxel_size,
+        settings,
+        agglomeration.mapping(thresholds.index(args.threshold)),
     )
+    types = synapses.classify_synapses(found, partners, synapses.pretrained_type_model("mouse"))
+    connectome = vx.Connectome.from_partners(found, partners, types)
+    connectome.write(args.out / "quickstart_connectome")
+    timings["synapses"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    synapse_scores = evaluate_synapses(vol, found, partners, types, seg, settings.max_distance_nm)
     scores = vx.metrics.segmentation_scores(gt, seg, ignore_labels=())
     states = {}  # every agglomeration state's scores: which threshold suits this data
     for threshold, segmentation in zip(thresholds, agglomeration.apply_all(fragments)):
@@ -89,8 +100,10 @@ def main() -> None:
         "model": {"name": predictor.card.name, "version": predictor.card.version, "file": str(path)},
         "ground_truth": {
             "cells": int(len(np.unique(gt))),
-            "synapses": int(len(syn["id"])),
-            "connectome_edges": len(true_edges),
+            "synapses": int(len(vol.synapses["id"])),
+            "connectome_edges": int(
+                len(np.unique(np.stack([vol.synapses["pre"], vol.synapses["post"]], 1), axis=0))
+            ),
         },
         "fragments": int(n_fragments),
         "segments_found": int(n),
@@ -103,23 +116,39 @@ def main() -> None:
             "erl_nm": round(erl.erl, 1),
             "erl_of_perfect_segmentation_nm": round(erl.max_erl, 1),
         },
+        "synapses": {
+            "detected": len(found),
+            "with_partners": len(partners),
+            "dropped": partners.dropped,
+            **{
+                k: round(synapse_scores[k], 4)
+                for k in (
+                    "detection_precision",
+                    "detection_recall",
+                    "detection_f1",
+                    "partner_f1",
+                    "kind_accuracy",
+                    "compartment_accuracy",
+                )
+            },
+        },  # fmt: skip
         "connectome": {
-            "predicted_edges": len(predicted_edges),
-            "edge_precision": round(connectome.edge_precision, 4),
-            "edge_recall": round(connectome.edge_recall, 4),
+            "predicted_edges": connectome.edges.num_rows,
+            "edge_precision": round(synapse_scores["edge_precision"], 4),
+            "edge_recall": round(synapse_scores["edge_recall"], 4),
+            "weight_correlation": round(synapse_scores["weight_correlation"], 4),
         },
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "voxelytics_version": vx.__version__,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "quickstart_report.json").write_text(json.dumps(report, indent=2) + "\n")
-    np.savetxt(args.out / "quickstart_connectome.csv", np.array(predicted_edges).reshape(-1, 3), fmt="%d",
-               delimiter=",", header="pre_segment,post_segment,synapses", comments="")  # fmt: skip
     np.savez_compressed(
         args.out / "quickstart_volumes.npz", image=vol.image, segmentation=seg, ground_truth=gt
     )
 
     truth, seg_report, conn = report["ground_truth"], report["segmentation"], report["connectome"]
+    syn = report["synapses"]
     print("synthetic EM:   {} voxels, {cells} cells, {synapses} synapses".format(args.shape, **truth))
     print(f"model:          {predictor.card.name} ({path})")
     print(f"fragments: {n_fragments}, segments at threshold {args.threshold}: {n}")
@@ -130,23 +159,18 @@ def main() -> None:
     )
     print(f"                ERL {erl.erl / 1000:.2f} um of {erl.max_erl / 1000:.2f} um possible")
     print(
+        "synapses:       {detected} detected, {with_partners} with partners; detection F1 {detection_f1}, "
+        "partner F1 {partner_f1}, sign accuracy {kind_accuracy}, "
+        "compartment accuracy {compartment_accuracy}".format(**syn)
+    )
+    print(
         "connectome:     {predicted_edges} edges, precision {edge_precision}, recall {edge_recall}".format(
             **conn
         )
     )
+    print(f"                {args.out / 'quickstart_connectome'} (Parquet + CSV)")
     print("timings:        " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
     print(f"report:         {args.out / 'quickstart_report.json'}")
-
-
-def _edge_list(pre, post) -> list[tuple[int, int, int]]:
-    """(pre, post, synapse count) per connected pair; pairs touching background (0) or within one
-    segment are no connection."""
-    pairs = np.stack([np.asarray(pre, np.int64), np.asarray(post, np.int64)], axis=1)
-    pairs = pairs[(pairs != 0).all(axis=1) & (pairs[:, 0] != pairs[:, 1])]
-    if len(pairs) == 0:
-        return []
-    unique, counts = np.unique(pairs, axis=0, return_counts=True)
-    return [(int(a), int(b), int(c)) for (a, b), c in zip(unique, counts)]
 
 
 if __name__ == "__main__":

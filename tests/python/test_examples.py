@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import voxelytics as vx
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -20,6 +22,13 @@ def test_quickstart_writes_a_report_with_real_scores(tmp_path):
     assert seg["voi_split"] >= 0 and seg["voi_merge"] >= 0 and 0 <= seg["adapted_rand_error"] <= 1
     assert 0 < seg["erl_of_perfect_segmentation_nm"]
     assert 0 <= report["connectome"]["edge_recall"] <= 1
+    syn = report["synapses"]
+    assert syn["with_partners"] <= syn["detected"] and 0 <= syn["detection_f1"] <= 1
+    connectome = vx.Connectome.read(tmp_path / "quickstart_connectome")  # detected synapses, typed
+    assert len(connectome) == syn["with_partners"]
+    assert set(connectome.column("kind")) <= {"excitatory", "inhibitory"}
+    edges = (tmp_path / "quickstart_connectome" / "edges.csv").read_text()
     assert (
-        (tmp_path / "quickstart_connectome.csv").read_text().startswith("pre_segment,post_segment,synapses")
+        edges.startswith('"pre","post","synapses"')
+        and connectome.edges.num_rows == report["connectome"]["predicted_edges"]
     )

@@ -172,6 +172,17 @@ def test_type_classifier_learns_types_and_round_trips(tmp_path):
         synapses.classify_synapses(fewer, synapses.assign_partners(fewer), back)
 
 
+def test_shipped_type_model_reads_the_channels_prediction_channels_gives():
+    model = synapses.pretrained_type_model("mouse")
+    assert model.kind.classes == synapses.KINDS and model.compartment.classes == synapses.COMPARTMENTS
+    assert model.info["training_accuracy"]["kind"] > 0.5 and "seeds" in model.info["data"]
+    names = set(model.kind.feature_names)
+    for channel in ("vesicles", "axon", "dendrite", "spine", "soma", "glia", "image"):
+        assert {f"pre_{channel}", f"post_{channel}"} <= names
+    with pytest.raises(ValueError, match="no shipped synapse type model 'fly'"):
+        synapses.pretrained_type_model("fly")
+
+
 def test_dataset_layers_give_the_table_of_the_arrays(tmp_path):
     fragments, cleft, vesicles = two_cells((40, 24, 12))
     fragments[20:] = 4

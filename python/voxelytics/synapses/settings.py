@@ -35,9 +35,12 @@ class SynapseSettings:
         return max(1, int(round(self.min_size_nm3 / float(np.prod(voxel_size)))))
 
 
+# The threshold and minimum size: the best detection F1 of the shipped mouse network's cleft
+# channel on a validation volume (mouse seed 202, none of the evaluation seeds), a sweep of
+# thresholds 0.1-0.7 and sizes 1e5-8e5 nm^3 (scripts/evaluate_synapses.py reports the result).
 SPECIES = {
-    "mouse": SynapseSettings(expected_density=1.0),
-    "human": SynapseSettings(expected_density=0.4),
+    "mouse": SynapseSettings(threshold=0.1, min_size_nm3=1.0e5, expected_density=1.0),
+    "human": SynapseSettings(threshold=0.1, min_size_nm3=1.0e5, expected_density=0.4),
 }
 
 
@@ -49,18 +52,12 @@ def settings_for(species: str) -> SynapseSettings:
 
 
 def prediction_channels(prediction: np.ndarray, channels, image=None) -> tuple[np.ndarray, dict]:
-    """The cleft channel and the feature channels (vesicles, the length of the post-to-pre
-    direction vectors, compartments, and the image when given) of a prediction ``(C, x, y, z)``
-    whose heads' channels ``channels(head)`` gives (e.g.
-    :meth:`voxelytics.inference.Predictor.channels`)."""
+    """The cleft channel and the feature channels (vesicles, compartments, and the image when
+    given) of a prediction ``(C, x, y, z)`` whose heads' channels ``channels(head)`` gives (e.g.
+    :meth:`voxelytics.inference.Predictor.channels`). The direction head is left out: it is
+    trained on postsynaptic voxels only, so its vectors elsewhere say nothing about the side."""
     synapse = channels("synapses")
     features = {"vesicles": prediction[synapse[1]]}
-    try:
-        direction = channels("direction")
-    except KeyError:
-        direction = []
-    if direction:
-        features["direction"] = np.sqrt(sum(prediction[c].astype(np.float32) ** 2 for c in direction))
     try:
         compartments = channels("compartments")
     except KeyError:
