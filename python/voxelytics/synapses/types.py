@@ -197,11 +197,13 @@ def classify_synapses(
     """``{"kind": ..., "compartment": ...}``: names per partner row (the ``types`` argument of
     :meth:`voxelytics.connectome.Connectome.from_partners`)."""
     names, X = synapse_features(detections, partners)
+    columns = []
     for classifier in (model.kind, model.compartment):
-        if list(classifier.feature_names) != names:
-            missing = sorted(set(classifier.feature_names) - set(names))
+        missing = [n for n in classifier.feature_names if n not in names]
+        if missing:
             raise ValueError(
-                f"the synapse type model reads features {missing or list(classifier.feature_names)}; "
-                f"detect with the channels it was trained with ({model.info.get('channels', 'see its info')})"
+                f"the synapse type model reads features {missing} that the detection does not have; detect "
+                f"with the channels it was trained with ({model.info.get('channels', 'see its info')})"
             )
-    return {"kind": model.kind.predict(X), "compartment": model.compartment.predict(X)}
+        columns.append(X[:, [names.index(n) for n in classifier.feature_names]])
+    return {"kind": model.kind.predict(columns[0]), "compartment": model.compartment.predict(columns[1])}
