@@ -56,8 +56,13 @@ def peer_detection(cleft, fragments, features, threshold, min_size, voxel_size):
     }
     inside = (labels > 0) & (fragments > 0)
     component, fragment = labels[inside], fragments[inside]
-    pairs, pair_of = np.unique(np.stack([component, fragment], 1), axis=0, return_inverse=True)
+    key = component.astype(np.uint64) * np.uint64(int(fragment.max(initial=0)) + 1) + fragment.astype(
+        np.uint64
+    )
+    keys, pair_of = np.unique(key, return_inverse=True)  # one integer per pair: faster than axis=0
     pair_of = pair_of.reshape(-1)
+    width = np.uint64(int(fragment.max(initial=0)) + 1)
+    pairs = np.stack([keys // width, keys % width], 1)
     contacts = {"voxels": np.bincount(pair_of, minlength=len(pairs))}
     for name, channel in features.items():
         table[name] = np.asarray(ndimage.mean(channel, labels, index))

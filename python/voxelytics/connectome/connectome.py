@@ -103,9 +103,15 @@ class Connectome:
         """The neuron graph as a pyarrow Table (see the class docs), sorted by (pre, post)."""
         import pyarrow as pa
 
-        pre, post = self.column("pre"), self.column("post")
-        pairs, inverse = np.unique(np.stack([pre, post], 1).reshape(-1, 2), axis=0, return_inverse=True)
-        inverse = inverse.reshape(-1)
+        pre, post = self.column("pre").astype(np.uint64), self.column("post").astype(np.uint64)
+        # Pairs as one sort of (pre, post) (np.unique(axis=0) is many times slower).
+        order = np.lexsort((post, pre))
+        first = np.r_[True, (pre[order][1:] != pre[order][:-1]) | (post[order][1:] != post[order][:-1])][
+            : len(pre)
+        ]
+        inverse = np.empty(len(pre), np.int64)
+        inverse[order] = np.cumsum(first) - 1
+        pairs = np.stack([pre[order][first], post[order][first]], 1).reshape(-1, 2)
         columns = {
             "pre": pairs[:, 0].astype(np.uint64),
             "post": pairs[:, 1].astype(np.uint64),
