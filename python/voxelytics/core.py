@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from ._core.core import Block, BlockGrid, Box
 
-__all__ = ["Block", "BlockGrid", "Box", "progress_bar", "resolve_threads", "shifted_slices"]
+__all__ = ["Block", "BlockGrid", "Box", "progress_bar", "resolve_threads", "shifted_slices", "unique_pairs"]
 
 
 def resolve_threads(threads: int | None) -> int:
@@ -45,3 +47,17 @@ def shifted_slices(shape, offset) -> tuple[tuple[slice, ...], tuple[slice, ...]]
     here = tuple(slice(max(-int(o), 0), max(n - max(int(o), 0), 0)) for n, o in zip(shape, offset))
     there = tuple(slice(min(max(int(o), 0), n), max(n + min(int(o), 0), 0)) for n, o in zip(shape, offset))
     return here, there
+
+
+def unique_pairs(a, b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct pairs (a[i], b[i]) of two id arrays: ``(pairs, inverse, order)`` with
+    ``pairs`` (k, 2) uint64 sorted by (a, b), ``inverse`` the pair of each i, and ``order`` the
+    stable sort of the inputs by pair (what np.unique(axis=0) gives, many times faster)."""
+    a, b = np.asarray(a).astype(np.uint64, copy=False), np.asarray(b).astype(np.uint64, copy=False)
+    order = np.lexsort((b, a))
+    sa, sb = a[order], b[order]
+    first = np.ones(len(sa), bool)
+    first[1:] = (sa[1:] != sa[:-1]) | (sb[1:] != sb[:-1])
+    inverse = np.empty(len(sa), np.int64)
+    inverse[order] = np.cumsum(first) - 1
+    return np.stack([sa[first], sb[first]], 1).reshape(-1, 2), inverse, order

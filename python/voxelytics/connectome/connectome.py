@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core import unique_pairs
 from . import webknossos
 
 #: Synapse types: the sign (excitatory / inhibitory) and the target compartment; the
@@ -22,6 +23,15 @@ SYNAPSE_COLUMNS = (
     *(f"{s}_{a}" for s in ("position", "pre", "post") for a in _COORDS),
     *(f"{s}_{a}_nm" for s in ("position", "pre", "post") for a in _COORDS),
 )  # fmt: skip
+
+
+def _position_columns(which: str, positions, voxel_size) -> dict[str, np.ndarray]:
+    """``<which>_x`` .. ``<which>_z`` (voxels) and ``<which>_x_nm`` .. of (n, 3) positions."""
+    positions = np.asarray(positions, float).reshape(-1, 3)
+    vs = np.asarray(voxel_size, float)
+    columns = {f"{which}_{axis}": positions[:, a] for a, axis in enumerate(_COORDS)}
+    columns.update({f"{which}_{axis}_nm": positions[:, a] * vs[a] for a, axis in enumerate(_COORDS)})
+    return columns
 
 
 class Connectome:
@@ -71,16 +81,12 @@ class Connectome:
             "score": s["score"][index],
             "voxels": s["voxels"][index].astype(np.uint64),
         }
-        vs = np.asarray(detections.voxel_size)
-        for name, where in (
+        for which, where in (
             ("position", s["position"][index]),
             ("pre", p["pre_position"]),
             ("post", p["post_position"]),
         ):
-            where = np.asarray(where, float).reshape(-1, 3)
-            for a, axis in enumerate(_COORDS):
-                columns[f"{name}_{axis}"] = where[:, a]
-                columns[f"{name}_{axis}_nm"] = where[:, a] * vs[a]
+            columns.update(_position_columns(which, where, detections.voxel_size))
         return cls({k: columns[k] for k in SYNAPSE_COLUMNS}, detections.voxel_size)
 
     # -- access
@@ -103,15 +109,7 @@ class Connectome:
         """The neuron graph as a pyarrow Table (see the class docs), sorted by (pre, post)."""
         import pyarrow as pa
 
-        pre, post = self.column("pre").astype(np.uint64), self.column("post").astype(np.uint64)
-        # Pairs as one sort of (pre, post) (np.unique(axis=0) is many times slower).
-        order = np.lexsort((post, pre))
-        first = np.r_[True, (pre[order][1:] != pre[order][:-1]) | (post[order][1:] != post[order][:-1])][
-            : len(pre)
-        ]
-        inverse = np.empty(len(pre), np.int64)
-        inverse[order] = np.cumsum(first) - 1
-        pairs = np.stack([pre[order][first], post[order][first]], 1).reshape(-1, 2)
+        pairs, inverse, _ = unique_pairs(self.column("pre"), self.column("post"))
         columns = {
             "pre": pairs[:, 0].astype(np.uint64),
             "post": pairs[:, 1].astype(np.uint64),
@@ -222,7 +220,6 @@ class Connectome:
         order = np.argsort(arrays["synapse_ids"])
         positions = arrays["synapse_positions"].astype(float).reshape(-1, 3)[order]
         n = len(order)
-        vs = np.asarray(voxel_size, float)
         columns = {
             "id": arrays["synapse_ids"][order],
             "pre": arrays["synapse_to_src_agglomerate"][order],
@@ -233,8 +230,6 @@ class Connectome:
             "voxels": np.zeros(n, np.uint64),
         }
         for which in ("position", "pre", "post"):
-            for a, axis in enumerate(_COORDS):
-                columns[f"{which}_{axis}"] = positions[:, a]
-                columns[f"{which}_{axis}_nm"] = positions[:, a] * vs[a]
+            columns.update(_position_columns(which, positions, voxel_size))
         mapping = attributes.get("metadata/mapping_name", attributes.get("mapping_name"))
         return cls({k: columns[k] for k in SYNAPSE_COLUMNS}, voxel_size), mapping

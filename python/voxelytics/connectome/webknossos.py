@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core import unique_pairs
 from ..io import ZarrArray
 
 SCHEMA_VERSION = 1
@@ -55,21 +56,23 @@ def connectome_arrays(src, dst, positions, types, ids) -> dict[str, np.ndarray]:
     """The attachment's arrays for synapses (src agglomerate, dst agglomerate, position in
     voxels (S, 3), type index, id), in any order."""
     src, dst = np.asarray(src, np.uint64), np.asarray(dst, np.uint64)
-    order = np.lexsort((np.asarray(ids, np.uint64), dst, src))  # by pair, then id
+    by_id = np.argsort(np.asarray(ids, np.uint64), kind="stable")
+    pairs, inverse, order = unique_pairs(src[by_id], dst[by_id])  # by pair, then id (stable)
+    order = by_id[order]
     src, dst = src[order], dst[order]
     n = int(max(src.max(initial=0), dst.max(initial=0))) + 1
-    new_pair = np.r_[True, (src[1:] != src[:-1]) | (dst[1:] != dst[:-1])] if len(src) else np.zeros(0, bool)
-    starts = np.flatnonzero(new_pair)
-    pair_src, pair_dst = src[starts], dst[starts]
+    pair_src, pair_dst = pairs[:, 0], pairs[:, 1]
+    offsets = np.zeros(len(pairs) + 1, np.uint64)
+    np.cumsum(np.bincount(inverse, minlength=len(pairs)), out=offsets[1:])
     csr_indptr = np.zeros(n + 1, np.uint64)
     np.cumsum(np.bincount(pair_src.astype(np.int64), minlength=n), out=csr_indptr[1:])
-    csc_order = np.lexsort((np.arange(len(starts)), pair_dst))  # pairs by dst, src order kept
+    csc_order = np.lexsort((np.arange(len(pairs)), pair_dst))  # pairs by dst, src order kept
     csc_indptr = np.zeros(n + 1, np.uint64)
     np.cumsum(np.bincount(pair_dst.astype(np.int64), minlength=n), out=csc_indptr[1:])
     return {
         "CSR_indptr": csr_indptr,
         "CSR_indices": pair_dst.astype(np.uint64),
-        "agglomerate_pair_offsets": np.r_[starts, len(src)].astype(np.uint64),
+        "agglomerate_pair_offsets": offsets,
         "CSC_indptr": csc_indptr,
         "CSC_agglomerate_pair": csc_order.astype(np.uint64),
         "synapse_positions": np.rint(np.asarray(positions, float).reshape(-1, 3)[order]).astype(np.uint64),

@@ -20,6 +20,7 @@ import numpy as np
 
 from .._core import synapses as _syn
 from ..core import BlockGrid, Box, progress_bar, resolve_threads
+from ..segmentation import _label_array, _slices
 
 __all__ = ["Detections", "LayerChannel", "detect_synapses"]
 
@@ -114,7 +115,7 @@ def _volume_shape(source, name: str) -> tuple[int, int, int]:
 
 
 def _block(source, box: Box) -> np.ndarray:
-    return np.asarray(source[tuple(slice(a, a + s) for a, s in zip(box.topleft, box.size))])
+    return np.asarray(source[_slices(box, None)])
 
 
 def detect_synapses(
@@ -196,7 +197,7 @@ def detect_synapses(
             if score.dtype == np.float32 and not np.isfinite(np.sum(score)):
                 bad = np.argwhere(~np.isfinite(score))[0] + np.asarray(core.topleft)
                 raise ValueError(f"NaN or Inf in the cleft channel at voxel {tuple(int(v) for v in bad)}")
-            ids = None if fragments is None else _unsigned(_block(fragments, core))
+            ids = None if fragments is None else _label_array(_block(fragments, core))
             channels = [_feature(_block(features[n], core)) for n in names]
             detector.add(
                 _syn.block_pieces(score, threshold, ids, channels, core.topleft, shape, connectivity, threads)
@@ -215,16 +216,6 @@ def _feature(values: np.ndarray) -> np.ndarray:
 
 def _described(source, name: str) -> str:
     return source.name if isinstance(source, LayerChannel) else name
-
-
-def _unsigned(ids: np.ndarray) -> np.ndarray:
-    if ids.dtype.kind == "i":
-        if ids.size and ids.min() < 0:
-            raise ValueError("fragments must not be negative")
-        return ids.view(ids.dtype.str.replace("i", "u"))
-    if ids.dtype.kind != "u":
-        raise TypeError(f"fragments must hold integer ids, got dtype {ids.dtype}")
-    return ids
 
 
 def _tables(found: dict, names, voxel_size, offset, threshold) -> Detections:

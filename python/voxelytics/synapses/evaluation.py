@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import metrics
+from ..core import unique_pairs
 from .detection import Detections
 from .partners import Partners
 from .settings import COMPARTMENT_CHANNELS
@@ -109,7 +110,5 @@ def evaluate_synapses(
 
 
 def _edges(pre, post) -> np.ndarray:
-    pairs, counts = np.unique(
-        np.stack([np.asarray(pre), np.asarray(post)], 1).reshape(-1, 2), axis=0, return_counts=True
-    )
-    return np.c_[pairs, counts].astype(np.float64).reshape(-1, 3)
+    pairs, inverse, _ = unique_pairs(pre, post)
+    return np.c_[pairs, np.bincount(inverse, minlength=len(pairs))].astype(np.float64).reshape(-1, 3)

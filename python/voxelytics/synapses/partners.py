@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core import unique_pairs
 from .detection import Detections
 
 __all__ = ["Partners", "assign_partners"]
@@ -86,9 +87,7 @@ def assign_partners(
     names = detections.feature_names
     weighted_features = np.stack([c[f][keep] * voxels for f in names], axis=1).reshape(-1, len(names))
     # Contacts summed per (synapse, segment): several fragments of one segment are one side.
-    pairs = np.stack([synapse, segment], axis=1)
-    (pair_keys, inverse) = np.unique(pairs, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
+    pair_keys, inverse, _ = unique_pairs(synapse, segment)
     sums = np.zeros(len(pair_keys))
     np.add.at(sums, inverse, voxels)
     position = np.zeros((len(pair_keys), 3))
