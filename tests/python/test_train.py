@@ -452,3 +452,13 @@ def test_unbalanced_bce_weights_every_voxel_alike():
     balanced = head_loss("sigmoid", logits, target, mask)  # the one positive counts as much as both negatives
     expected = 0.5 * per_voxel[..., 0] + 0.25 * (per_voxel[..., 1] + per_voxel[..., 2])
     assert balanced.item() == pytest.approx(expected.item())
+    weighted = head_loss("sigmoid", logits, target, mask, positive_weight=10.0)  # the positive counts 10x
+    expected = (10 * per_voxel[..., 0] + per_voxel[..., 1] + per_voxel[..., 2]) / 3
+    assert weighted.item() == pytest.approx(expected.item())
+
+
+def test_per_head_loss_options_must_name_sigmoid_heads(tmp_path):
+    for key, value in (("positive_weights", {"boundary": 5.0}), ("unbalanced_heads", ("affinities",))):
+        cfg = train.TrainConfig(patch_shape=(28, 28, 12), **{key: value})
+        with pytest.raises(ValueError, match=f"TrainConfig.{key} names .*not sigmoid heads.*boundaries"):
+            train.Trainer(boundary_config(), [tiny_source()], tmp_path, cfg, progress=False)

@@ -52,6 +52,7 @@ class TrainConfig:
     synapse_focus: float = 0.0  # fraction of crops centred on a synapse (see Sampler)
     head_weights: dict = field(default_factory=dict)  # head name -> loss weight (default 1)
     unbalanced_heads: tuple = ()  # sigmoid heads trained with plain BCE (see train.loss)
+    positive_weights: dict = field(default_factory=dict)  # sigmoid head -> BCE weight of its positives
     augment: Augment = field(default_factory=Augment)
     threads: int | None = None
 
@@ -125,6 +126,14 @@ class Trainer:
             if models.config_from_card(card) != self.net.config:
                 raise ValueError(f"init model {init} has another architecture than the network to train")
             self.net.load_state_dict(loaded.state_dict())
+        sigmoid_heads = {h.name for h in self.net.config.heads if h.activation == "sigmoid"}
+        for key in ("unbalanced_heads", "positive_weights"):
+            unknown = sorted(set(getattr(self.config, key)) - sigmoid_heads)
+            if unknown:
+                raise ValueError(
+                    f"TrainConfig.{key} names {unknown}: not sigmoid heads of the network "
+                    f"(those are {sorted(sigmoid_heads)})"
+                )
         if self.config.keep_best is not None and validate is None:
             raise ValueError(f"TrainConfig.keep_best={self.config.keep_best!r} needs a validate function")
         if self.config.schedule not in ("cosine", "constant"):
@@ -231,7 +240,14 @@ class Trainer:
             else:
                 target = torch.stack([_tensor(s[h.name]) for s in samples])
                 mask = torch.stack([_tensor(s[h.name + "_mask"]) for s in samples])
-            loss = head_loss(h.activation, part, target, mask, h.name not in self.config.unbalanced_heads)
+            loss = head_loss(
+                h.activation,
+                part,
+                target,
+                mask,
+                h.name not in self.config.unbalanced_heads,
+                self.config.positive_weights.get(h.name),
+            )
             losses[h.name] = float(loss.detach())
             total = total + self.config.head_weights.get(h.name, 1.0) * loss
         for group in self.optimizer.param_groups:
