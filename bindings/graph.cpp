@@ -10,6 +10,7 @@
 #include "detail/vec3_caster.hpp"
 #include "voxelytics/graph/agglomeration.hpp"
 #include "voxelytics/graph/region_graph.hpp"
+#include "voxelytics/graph/seeded_cut.hpp"
 
 namespace py = pybind11;
 using namespace vx::bindings;
@@ -109,6 +110,21 @@ py::array_t<std::uint64_t> merge_small(const U64Array& edges,
     return to_numpy(std::move(segments));
 }
 
+/// `edges`: (m, 2) node indices; returns per node the smallest node index of its piece.
+py::array_t<std::uint64_t> seeded_cut(const U64Array& edges,
+                                      const py::array_t<double, py::array::c_style | py::array::forcecast>& scores,
+                                      const U64Array& seeds) {
+    const auto pairs = edge_pairs(edges, static_cast<std::size_t>(scores.size()), "seeded_cut");
+    const auto score = to_vector(scores);
+    const auto seed = to_vector(seeds);
+    std::vector<std::uint64_t> pieces;
+    {
+        const py::gil_scoped_release nogil;
+        pieces = vx::graph::seeded_cut(pairs, score, seed);
+    }
+    return to_numpy(std::move(pieces));
+}
+
 py::dict agglomerate(const U64Array& edges,
                      const py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast>& count,
                      const py::array_t<double, py::array::c_style | py::array::forcecast>& sum,
@@ -168,6 +184,7 @@ void export_graph(py::module_& parent) {
           py::arg("threads"), py::arg("core") = py::none());
     m.def("merge_small", &merge_small, py::arg("edges"), py::arg("min"), py::arg("nodes"), py::arg("sizes"),
           py::arg("size_threshold"), py::arg("min_strength"));
+    m.def("seeded_cut", &seeded_cut, py::arg("edges"), py::arg("scores"), py::arg("seeds"));
     m.def("region_graph", &region_graph, py::arg("fragments"), py::arg("boundary"), py::arg("bins"), py::arg("threads"),
           py::arg("core") = py::none());
     m.def("agglomerate", &agglomerate, py::arg("edges"), py::arg("count"), py::arg("sum"), py::arg("min"),

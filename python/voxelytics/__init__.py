@@ -13,7 +13,7 @@ import importlib.util as _importlib_util
 if _importlib_util.find_spec("torch") is not None:
     import torch as _torch  # noqa: F401
 
-from . import _core, connectome, filters, graph, metrics, neurons, synapses, synthetic
+from . import _core, connectome, filters, graph, metrics, neurons, somata, synapses, synthetic
 from ._core import CorruptDataError
 from .connectome import Connectome
 from .core import Block, BlockGrid, Box
@@ -30,6 +30,7 @@ from .segmentation import (
     watershed,
     watershed_seeds,
 )
+from .somata import detect_somata, soma_exclusion
 from .synapses import assign_partners, detect_synapses
 
 __version__ = _core.__version__
@@ -47,6 +48,7 @@ __all__ = [
     "assign_partners",
     "connected_components",
     "connectome",
+    "detect_somata",
     "detect_synapses",
     "distance_transform",
     "distance_watershed",
@@ -58,6 +60,8 @@ __all__ = [
     "relabel_sequential",
     "remap",
     "segment_neurons",
+    "soma_exclusion",
+    "somata",
     "synapses",
     "synthetic",
     "watershed",

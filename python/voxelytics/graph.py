@@ -43,6 +43,7 @@ __all__ = [
     "merge",
     "merge_small",
     "region_graph",
+    "seeded_cut",
 ]
 
 
@@ -274,3 +275,28 @@ def agglomerate(
         str(scoring), float(quantile), thresholds.tolist(),
     )  # fmt: skip
     return Agglomeration(thresholds=thresholds, nodes=graph.nodes, **d)
+
+
+def seeded_cut(nodes, edges, scores, seeds) -> np.ndarray:
+    """A seeded watershed on a graph (see ``vx::graph::seeded_cut``): ``edges`` ((m, 2) ids of
+    ``nodes``) in increasing ``scores`` join their ends' pieces unless both pieces hold different
+    ``seeds`` (one per node, 0 = none), so two seeds are split at the weakest edge (the highest
+    score) of the strongest path between them. Returns per node the smallest node id of its
+    piece; a piece without a seed is a connected component of the edges.
+
+    >>> seeded_cut([1, 2, 3], [[1, 2], [2, 3]], [0.2, 0.7], [5, 0, 6]).tolist()
+    [1, 1, 3]
+    """
+    nodes = np.asarray(nodes, np.uint64)
+    edges = np.asarray(edges, np.uint64).reshape(-1, 2)
+    seeds = np.asarray(seeds, np.uint64)
+    if nodes.ndim != 1 or seeds.shape != nodes.shape:
+        raise ValueError(f"seeded_cut: {len(seeds)} seeds for {len(nodes)} nodes")
+    if len(nodes) > 1 and (nodes[1:] <= nodes[:-1]).any():
+        raise ValueError("seeded_cut: nodes must be sorted and unique")
+    where = np.searchsorted(nodes, edges)
+    if len(edges) and (where.max() >= len(nodes) or (nodes[where] != edges).any()):
+        bad = edges[(where >= len(nodes)) | (nodes[np.minimum(where, len(nodes) - 1)] != edges)][0]
+        raise ValueError(f"seeded_cut: edge end {int(bad)} is not one of the nodes")
+    pieces = _graph.seeded_cut(where.astype(np.uint64), np.asarray(scores, np.float64), seeds)
+    return nodes[pieces.astype(np.int64)]

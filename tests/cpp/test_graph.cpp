@@ -6,6 +6,7 @@
 #include "catch.hpp"
 #include "voxelytics/graph/agglomeration.hpp"
 #include "voxelytics/graph/region_graph.hpp"
+#include "voxelytics/graph/seeded_cut.hpp"
 #include "voxelytics/graph/union_find.hpp"
 
 TEST_CASE("UnionFind roots are the smallest element whatever the merge order") {
@@ -194,4 +195,22 @@ TEST_CASE("merge_small joins fragments below the size threshold along their stro
     CHECK(vx::graph::merge_small(g, 0, 0.0) == std::vector<std::uint64_t>{1, 2, 3, 4});
     g.edges[1] = {2, 5};
     CHECK_THROWS_AS(vx::graph::merge_small(g, 5, 0.0), vx::InvalidArgument);
+}
+
+TEST_CASE("seeded_cut splits two seeds at the weakest edge of the strongest path between them") {
+    // A chain 0-1-2-3-4 with somata (seeds 7 and 9) at its ends, plus a weak shortcut 0-4 and a
+    // node 5 hanging off 2; node 6 is on no edge.
+    const std::vector<std::pair<std::uint64_t, std::uint64_t>> edges{{0, 1}, {1, 2}, {2, 3}, {3, 4}, {0, 4}, {2, 5}};
+    const std::vector<double> scores{0.1, 0.2, 0.6, 0.3, 0.9, 0.05};
+    const std::vector<std::uint64_t> seeds{7, 0, 0, 0, 9, 0, 0};
+    const auto piece = vx::graph::seeded_cut(edges, scores, seeds);
+    CHECK(piece == std::vector<std::uint64_t>{0, 0, 0, 3, 3, 0, 6});  // cut at 2-3 (0.6), not at 0-4
+    // without seeds: connected components
+    CHECK(vx::graph::seeded_cut(edges, scores, std::vector<std::uint64_t>(7, 0)) ==
+          std::vector<std::uint64_t>{0, 0, 0, 0, 0, 0, 6});
+    // three seeds on a star: three pieces, each centre edge cut where it is weakest
+    const std::vector<std::pair<std::uint64_t, std::uint64_t>> star{{0, 1}, {0, 2}, {0, 3}};
+    CHECK(vx::graph::seeded_cut(star, {0.5, 0.2, 0.8}, {0, 1, 2, 3}) == std::vector<std::uint64_t>{0, 1, 0, 3});
+    CHECK_THROWS_AS(vx::graph::seeded_cut(edges, {0.1}, seeds), vx::InvalidArgument);
+    CHECK_THROWS_AS(vx::graph::seeded_cut({{0, 9}}, {0.1}, seeds), vx::InvalidArgument);
 }

@@ -1,0 +1,7 @@
+"""Somata and soma exclusion: somata detected from a soma channel or a segmentation's thick cores
+(:mod:`.detection`), merge errors corrected on the agglomeration graph (:mod:`.exclusion`)."""
+
+from .detection import Somata, detect_somata
+from .exclusion import REASONS, SomaExclusion, soma_exclusion
+
+__all__ = ["REASONS", "SomaExclusion", "Somata", "detect_somata", "soma_exclusion"]

@@ -1,0 +1,235 @@
+"""Soma exclusion: automatic correction of merge errors on the agglomeration graph.
+
+A segment holding two or more somata is split between them by a seeded watershed on its part of
+the region graph (:func:`voxelytics.graph.seeded_cut`: each soma's fragments are a seed; edges in
+increasing score join pieces that do not hold different somata), so each piece keeps one soma and
+the cut falls on the weakest edge of the strongest path between two somata. Then, with compartment
+predictions per fragment, every *branch* of a segment (a component of it once its somatic fragments
+are removed) that holds both axon and dendrite fragments is cut between the two the same way: an
+axon and a dendrite of one neuron meet only at its soma, so a branch that has both is two cells
+touching. Of a cut branch, the piece with the most contact to the rest of its segment stays in it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..graph import RegionGraph, seeded_cut
+from ..synapses.partners import _segments_of
+from .detection import Somata
+
+__all__ = ["SomaExclusion", "soma_exclusion", "REASONS"]
+
+#: Codes of the ``reason`` column of :attr:`SomaExclusion.cuts`.
+REASONS = {"somata": 1, "axon_dendrite": 2}
+
+
+@dataclass(frozen=True)
+class SomaExclusion:
+    """The corrected agglomeration state: ``segments[i]`` is the new segment of fragment
+    ``nodes[i]``, ``before[i]`` the one it was in. A split segment keeps its id for its largest
+    piece; the other pieces get new ids above every id of ``before``. ``cuts``: per removed edge
+    (an edge inside a segment of ``before`` between two pieces) ``segment`` (of ``before``),
+    ``u``, ``v`` (fragments), ``score``, ``reason`` (:data:`REASONS`) and, with fragment
+    positions, ``position_nm`` (the midpoint of the two)."""
+
+    nodes: np.ndarray
+    before: np.ndarray
+    segments: np.ndarray
+    cuts: dict[str, np.ndarray]
+
+    def mapping(self) -> dict[int, int]:
+        """Fragment id -> corrected segment id."""
+        return dict(zip(self.nodes.tolist(), self.segments.tolist()))
+
+    def table(self) -> np.ndarray:
+        """The corrected segments as an array indexed by fragment id (0 -> 0), the form
+        :func:`voxelytics.assign_partners` and :func:`voxelytics.segmentation.remap` take."""
+        out = np.zeros(int(self.nodes.max(initial=0)) + 1, np.uint64)
+        out[self.nodes.astype(np.int64)] = self.segments
+        return out
+
+    @property
+    def split_segments(self) -> np.ndarray:
+        """The segments of ``before`` that were split, sorted."""
+        return np.unique(self.cuts["segment"])
+
+    def __repr__(self) -> str:
+        reasons = {name: int((self.cuts["reason"] == code).sum()) for name, code in REASONS.items()}
+        return f"SomaExclusion({len(self.split_segments)} segments split, edges cut: {reasons})"
+
+
+def _edge_scores(graph: RegionGraph, scoring: str, quantile: float) -> np.ndarray:
+    if scoring == "mean":
+        return graph.mean
+    if scoring in ("max", "min"):
+        return getattr(graph, scoring).astype(np.float64)
+    if scoring == "quantile":
+        return graph.quantile(quantile)
+    raise ValueError(f"scoring must be mean, max, min or quantile, got {scoring!r}")
+
+
+def _soma_seeds(somata: Somata, nodes, sizes, seed_share: float) -> np.ndarray:
+    """Per node the soma it belongs to (0: none): fragments with at least ``seed_share`` of their
+    voxels in a soma, and each soma's fragment of largest overlap; a fragment in two somata goes
+    to the one it shares more voxels with."""
+    c = somata.contacts
+    seeds = np.zeros(len(nodes), np.uint64)
+    if not len(c["soma"]) or not len(nodes):
+        return seeds
+    fragment = c["fragment"].astype(np.uint64)
+    where = np.minimum(np.searchsorted(nodes, fragment), len(nodes) - 1)
+    missing = nodes[where] != fragment
+    if missing.any():
+        raise ValueError(
+            f"soma {int(c['soma'][missing][0])} touches fragment {int(fragment[missing][0])}, which is "
+            "not a node of the graph: were the somata detected on other fragments?"
+        )
+    voxels = c["voxels"].astype(np.float64)
+    order = np.lexsort((-voxels, c["soma"]))
+    best_of_soma = np.zeros(len(order), bool)
+    best_of_soma[order[np.r_[True, c["soma"][order][1:] != c["soma"][order][:-1]]]] = True
+    rows = np.flatnonzero(best_of_soma | (voxels >= seed_share * sizes[where]))
+    rows = rows[np.lexsort((-voxels[rows], where[rows]))]  # per fragment the larger share first
+    rows = rows[np.r_[True, where[rows][1:] != where[rows][:-1]]]
+    seeds[where[rows]] = c["soma"][rows].astype(np.uint64)
+    return seeds
+
+
+def _compartment_classes(compartments, nodes, confidence: float):
+    """(axon, dendrite, soma) masks per node from ``compartments`` = (fragment ids, (n, 5) mean
+    probabilities of axon, dendrite, spine, soma, glia) or None."""
+    none = np.zeros(len(nodes), bool)
+    if compartments is None:
+        return none, none, none
+    ids, probs = np.asarray(compartments[0], np.uint64), np.asarray(compartments[1], np.float64)
+    if probs.ndim != 2 or probs.shape[0] != len(ids) or probs.shape[1] < 4:
+        raise ValueError(
+            "compartments must be (fragment ids, (n, 5) probabilities of axon, dendrite, spine, soma, glia), "
+            f"got {len(ids)} ids and probabilities shaped {probs.shape}"
+        )
+    order = np.argsort(ids)
+    ids, probs = ids[order], probs[order]
+    at = np.minimum(np.searchsorted(ids, nodes), max(len(ids) - 1, 0))
+    known = ids[at] == nodes if len(ids) else none
+    p = np.where(known[:, None], probs[at] if len(ids) else 0.0, 0.0)
+    return p[:, 0] >= confidence, p[:, 1] + p[:, 2] >= confidence, p[:, 3] >= confidence
+
+
+def _keys(*columns) -> np.ndarray:
+    """A compact label per row of equal column values."""
+    return np.unique(np.stack(columns, axis=1), axis=0, return_inverse=True)[1].ravel()
+
+
+def soma_exclusion(
+    graph: RegionGraph,
+    mapping,
+    somata: Somata,
+    *,
+    compartments=None,
+    scoring: str = "mean",
+    quantile: float = 0.5,
+    seed_share: float = 0.5,
+    confidence: float = 0.6,
+    min_class_voxels: int = 0,
+    fragment_positions=None,
+) -> SomaExclusion:
+    """Soma exclusion (see the module docs) on the region ``graph`` of the fragments, at the
+    agglomeration state ``mapping`` (fragment -> segment: a dict or an array indexed by fragment
+    id; fragments it does not name keep their id), with ``somata`` detected on those fragments.
+
+    ``compartments``: (fragment ids, (n, 5) mean probabilities of axon, dendrite, spine, soma,
+    glia per fragment, e.g. from the CNN's compartments head), enabling the axon-dendrite cut; a
+    fragment is axonal (dendritic: dendrite + spine; somatic) where that probability reaches
+    ``confidence``, and a branch is cut when it holds more than ``min_class_voxels`` of each.
+    Edge scores: the contacts' boundary statistic ``scoring`` (as in agglomeration: low = one
+    neuron). ``fragment_positions``: (n, 3) nm per graph node, for the cuts' positions."""
+    nodes = np.asarray(graph.nodes, np.uint64)
+    sizes = np.asarray(graph.sizes, np.float64)
+    before = _segments_of(nodes, mapping).astype(np.uint64)
+    if len(graph.edges):
+        where = np.searchsorted(nodes, graph.edges)
+        if where.max() >= len(nodes) or (nodes[where] != graph.edges).any():
+            raise ValueError("soma_exclusion: every edge end of the graph must be one of its nodes")
+    else:
+        where = np.zeros((0, 2), np.int64)
+    scores = _edge_scores(graph, scoring, quantile)
+    u, v = where[:, 0], where[:, 1]
+    inside = before[u] == before[v]
+    seeds = _soma_seeds(somata, nodes, sizes, seed_share)
+
+    # 1. segments with two or more somata: split between them
+    pairs = np.unique(np.stack([before[seeds > 0], seeds[seeds > 0]], axis=1), axis=0)
+    segment_ids, counts = np.unique(pairs[:, 0], return_counts=True)
+    multi = np.isin(before, segment_ids[counts >= 2])
+    sel = inside & multi[u]
+    pieces = seeded_cut(nodes, graph.edges[sel], scores[sel], np.where(multi, seeds, 0))
+    state = _keys(before, np.where(multi, pieces, 0))
+
+    # 2. branches holding both axon and dendrite: cut between the two
+    axon, dendrite, somatic = _compartment_classes(compartments, nodes, confidence)
+    somatic |= seeds > 0
+    branch_edges = (state[u] == state[v]) & ~somatic[u] & ~somatic[v]
+    branches = np.searchsorted(nodes, seeded_cut(nodes, graph.edges[branch_edges], scores[branch_edges],
+                                                 np.zeros(len(nodes), np.uint64)))  # fmt: skip
+    branch_axon = np.bincount(branches, weights=sizes * (axon & ~somatic), minlength=len(nodes))
+    branch_dendrite = np.bincount(branches, weights=sizes * (dendrite & ~somatic), minlength=len(nodes))
+    mixed = (branch_axon > min_class_voxels) & (branch_dendrite > min_class_voxels) & (branch_axon > 0)
+    mixed &= branch_dendrite > 0
+    in_mixed = mixed[branches] & ~somatic
+    labels = np.where(in_mixed & axon, 2 * branches + 1, np.where(in_mixed & dendrite, 2 * branches + 2, 0))
+    sel = branch_edges & in_mixed[u]
+    parts = seeded_cut(nodes, graph.edges[sel], scores[sel], labels.astype(np.uint64))
+    part = np.where(in_mixed, np.searchsorted(nodes, parts) + 1, 0)
+    # the piece of each cut branch with the most contact to the rest of its segment stays in it
+    rest = (state[u] == state[v]) & (in_mixed[u] != in_mixed[v])
+    piece_of = np.where(in_mixed[u[rest]], part[u[rest]], part[v[rest]])
+    contact = np.bincount(piece_of, weights=graph.count[rest].astype(np.float64), minlength=len(nodes) + 1)
+    best = np.full(len(nodes), -1.0)
+    np.maximum.at(best, branches[in_mixed], contact[part[in_mixed]])
+    stays = in_mixed & (contact[part] > 0) & (contact[part] == best[branches])
+    # (equal contact of two pieces: the one with the smaller fragment id stays)
+    first_stay = np.full(len(nodes), np.iinfo(np.int64).max)
+    np.minimum.at(first_stay, branches[stays], part[stays])
+    stays &= part == first_stay[branches]
+    state2 = _keys(state, np.where(in_mixed & ~stays, part, 0))
+
+    segments = _name_pieces(before, state2, sizes)
+    cut = inside & (segments[u] != segments[v])
+    cuts = {
+        "segment": before[u[cut]],
+        "u": nodes[u[cut]],
+        "v": nodes[v[cut]],
+        "score": scores[cut],
+        "reason": np.where(
+            state[u[cut]] != state[v[cut]], REASONS["somata"], REASONS["axon_dendrite"]
+        ).astype(np.uint8),
+    }
+    if fragment_positions is not None:
+        positions = np.asarray(fragment_positions, np.float64)
+        if positions.shape != (len(nodes), 3):
+            raise ValueError(f"fragment_positions must be ({len(nodes)}, 3), got {positions.shape}")
+        cuts["position_nm"] = (positions[u[cut]] + positions[v[cut]]) / 2
+    return SomaExclusion(nodes, before, segments, cuts)
+
+
+def _name_pieces(before: np.ndarray, pieces: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Segment ids for ``pieces`` (compact labels refining ``before``): the largest piece of each
+    segment keeps its id (ties: the piece with the first node), the others get ids after the
+    largest of ``before``, in the order of their segment and first node."""
+    out = before.copy()
+    if not len(before):
+        return out
+    volume = np.bincount(pieces, weights=sizes)
+    first = np.full(pieces.max() + 1, len(before))
+    np.minimum.at(first, pieces, np.arange(len(before)))
+    piece_segment = before[first]
+    order = np.lexsort((first, -volume, piece_segment))  # per segment: largest piece first
+    keeps = np.r_[True, piece_segment[order][1:] != piece_segment[order][:-1]]
+    new_pieces = order[~keeps]
+    new_pieces = new_pieces[np.lexsort((first[new_pieces], piece_segment[new_pieces]))]
+    name = piece_segment.copy()
+    name[new_pieces] = before.max() + 1 + np.arange(len(new_pieces), dtype=np.uint64)
+    return name[pieces]
