@@ -294,8 +294,10 @@ def seeded_cut(nodes, edges, scores, seeds) -> np.ndarray:
         raise ValueError(f"seeded_cut: {len(seeds)} seeds for {len(nodes)} nodes")
     if len(nodes) > 1 and (nodes[1:] <= nodes[:-1]).any():
         raise ValueError("seeded_cut: nodes must be sorted and unique")
-    where = np.searchsorted(nodes, edges)
-    if len(edges) and (where.max() >= len(nodes) or (nodes[where] != edges).any()):
+    consecutive = len(nodes) and nodes[0] == 1 and nodes[-1] == len(nodes)  # ids 1..n: index, no search
+    where = edges.astype(np.int64) - 1 if consecutive else np.searchsorted(nodes, edges)
+    if len(edges) and (where.max() >= len(nodes) or where.min() < 0 or (nodes[where] != edges).any()):
+        where = np.searchsorted(nodes, edges)
         bad = edges[(where >= len(nodes)) | (nodes[np.minimum(where, len(nodes) - 1)] != edges)][0]
         raise ValueError(f"seeded_cut: edge end {int(bad)} is not one of the nodes")
     pieces = _graph.seeded_cut(where.astype(np.uint64), np.asarray(scores, np.float64), seeds)

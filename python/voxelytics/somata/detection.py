@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core import unique_pairs
 from ..segmentation import distance_transform
 from ..synapses.detection import detect_synapses
 from ..synapses.partners import _segments_of
@@ -46,8 +47,8 @@ class Somata:
             return out
         segment = _segments_of(c["fragment"].astype(np.uint64), mapping)
         key = c["soma"].astype(np.uint64)
-        pairs, inverse = np.unique(np.stack([key, segment], axis=1), axis=0, return_inverse=True)
-        voxels = np.bincount(inverse.ravel(), weights=c["voxels"], minlength=len(pairs))
+        pairs, inverse, _ = unique_pairs(key, segment)
+        voxels = np.bincount(inverse, weights=c["voxels"], minlength=len(pairs))
         order = np.lexsort((pairs[:, 1], -voxels, pairs[:, 0]))  # per soma the most voxels first
         first = np.ones(len(order), bool)
         first[1:] = pairs[order[1:], 0] != pairs[order[:-1], 0]

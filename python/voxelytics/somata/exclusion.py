@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core import unique_pairs
 from ..graph import RegionGraph, seeded_cut
 from ..synapses.partners import _segments_of
 from .detection import Somata
@@ -118,9 +119,16 @@ def _compartment_classes(compartments, nodes, confidence: float):
     return p[:, 0] >= confidence, p[:, 1] + p[:, 2] >= confidence, p[:, 3] >= confidence
 
 
-def _keys(*columns) -> np.ndarray:
-    """A compact label per row of equal column values."""
-    return np.unique(np.stack(columns, axis=1), axis=0, return_inverse=True)[1].ravel()
+def _index(nodes: np.ndarray, ids) -> np.ndarray:
+    """The positions of ``ids`` in the sorted ``nodes`` (ids 1..n: the id minus one, no search)."""
+    if len(nodes) and nodes[0] == 1 and nodes[-1] == len(nodes):
+        return np.asarray(ids).astype(np.int64) - 1
+    return np.searchsorted(nodes, ids)
+
+
+def _keys(a, b) -> np.ndarray:
+    """A compact label per distinct pair (a[i], b[i])."""
+    return unique_pairs(a, b)[1]
 
 
 def soma_exclusion(
@@ -150,8 +158,8 @@ def soma_exclusion(
     sizes = np.asarray(graph.sizes, np.float64)
     before = _segments_of(nodes, mapping).astype(np.uint64)
     if len(graph.edges):
-        where = np.searchsorted(nodes, graph.edges)
-        if where.max() >= len(nodes) or (nodes[where] != graph.edges).any():
+        where = _index(nodes, graph.edges)
+        if where.max() >= len(nodes) or where.min() < 0 or (nodes[where] != graph.edges).any():
             raise ValueError("soma_exclusion: every edge end of the graph must be one of its nodes")
     else:
         where = np.zeros((0, 2), np.int64)
@@ -161,7 +169,7 @@ def soma_exclusion(
     seeds = _soma_seeds(somata, nodes, sizes, seed_share)
 
     # 1. segments with two or more somata: split between them
-    pairs = np.unique(np.stack([before[seeds > 0], seeds[seeds > 0]], axis=1), axis=0)
+    pairs = unique_pairs(before[seeds > 0], seeds[seeds > 0])[0]
     segment_ids, counts = np.unique(pairs[:, 0], return_counts=True)
     multi = np.isin(before, segment_ids[counts >= 2])
     sel = inside & multi[u]
@@ -172,7 +180,7 @@ def soma_exclusion(
     axon, dendrite, somatic = _compartment_classes(compartments, nodes, confidence)
     somatic |= seeds > 0
     branch_edges = (state[u] == state[v]) & ~somatic[u] & ~somatic[v]
-    branches = np.searchsorted(nodes, seeded_cut(nodes, graph.edges[branch_edges], scores[branch_edges],
+    branches = _index(nodes, seeded_cut(nodes, graph.edges[branch_edges], scores[branch_edges],
                                                  np.zeros(len(nodes), np.uint64)))  # fmt: skip
     branch_axon = np.bincount(branches, weights=sizes * (axon & ~somatic), minlength=len(nodes))
     branch_dendrite = np.bincount(branches, weights=sizes * (dendrite & ~somatic), minlength=len(nodes))
@@ -182,7 +190,7 @@ def soma_exclusion(
     labels = np.where(in_mixed & axon, 2 * branches + 1, np.where(in_mixed & dendrite, 2 * branches + 2, 0))
     sel = branch_edges & in_mixed[u]
     parts = seeded_cut(nodes, graph.edges[sel], scores[sel], labels.astype(np.uint64))
-    part = np.where(in_mixed, np.searchsorted(nodes, parts) + 1, 0)
+    part = np.where(in_mixed, _index(nodes, parts) + 1, 0)
     # the piece of each cut branch with the most contact to the rest of its segment stays in it
     rest = (state[u] == state[v]) & (in_mixed[u] != in_mixed[v])
     piece_of = np.where(in_mixed[u[rest]], part[u[rest]], part[v[rest]])

@@ -38,15 +38,16 @@ inline std::vector<std::uint64_t> seeded_cut(const std::vector<std::pair<std::ui
         if (std::isnan(scores[e]))
             throw InvalidArgument("seeded_cut: the score of edge " + std::to_string(e) + " is NaN");
     }
-    std::vector<std::uint32_t> order(edges.size());
-    std::iota(order.begin(), order.end(), 0u);
-    std::stable_sort(order.begin(), order.end(),
-                     [&](std::uint32_t a, std::uint32_t b) { return scores[a] < scores[b]; });
+    // (score, edge) pairs sorted together: one pass over contiguous keys, ties by edge index
+    std::vector<std::pair<double, std::uint32_t>> order(edges.size());
+    for (std::size_t e = 0; e < edges.size(); ++e) order[e] = {scores[e], static_cast<std::uint32_t>(e)};
+    std::sort(order.begin(), order.end());
 
     std::vector<std::uint64_t> parent(n);
     std::iota(parent.begin(), parent.end(), std::uint64_t{0});
     std::vector<std::uint64_t> seed = seeds;  // valid at roots: the piece's seed, 0 for none
-    for (const std::uint32_t e : order) {
+    for (const auto& [score, e] : order) {
+        (void)score;
         const std::uint64_t a = find_root(parent, edges[e].first), b = find_root(parent, edges[e].second);
         if (a == b || (seed[a] != 0 && seed[b] != 0 && seed[a] != seed[b])) continue;
         const std::uint64_t s = seed[a] != 0 ? seed[a] : seed[b];

@@ -1,0 +1,181 @@
+"""Soma exclusion on a large agglomeration graph: voxelytics vs the same cut with networkx.
+
+The graph: fragments on a --side^3 grid (default 100: 1 million fragments, ~3 million edges, random
+distinct contact scores), agglomerated into --segments slabs (super-mergers of 100,000 fragments
+each), with --somata somata per slab (one fragment each) and random compartment classes
+(axon / dendrite / unsure) per fragment. voxelytics: ``vx.soma_exclusion`` (C++ seeded cut, numpy
+around it). networkx, the tool a user would reach for: the same two cuts written with
+``networkx.Graph`` and ``networkx.utils.UnionFind`` (edges sorted by score, pieces holding
+different seeds not joined; branches from ``networkx.connected_components`` of the graph without
+somatic fragments). Both give the same partition (checked). Peak memory: the maximum resident set
+size of a fresh process per run.
+
+Run: python benchmarks/bench_soma_exclusion.py [--side 100] [--segments 10] [--somata 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import resource
+import time
+
+import networkx as nx
+import numpy as np
+
+import voxelytics as vx
+from voxelytics.graph import RegionGraph
+from voxelytics.somata import Somata
+
+
+def make_problem(side: int, n_segments: int, n_somata: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    n = side**3
+    index = np.arange(n).reshape(side, side, side)
+    pairs = [(index[:-1], index[1:]), (index[:, :-1], index[:, 1:]), (index[:, :, :-1], index[:, :, 1:])]
+    edges = np.concatenate([np.stack([a.ravel(), b.ravel()], 1) for a, b in pairs]) + 1
+    edges = edges[np.lexsort((edges[:, 1], edges[:, 0]))].astype(np.uint64)
+    m = len(edges)
+    scores = rng.permutation(m) / m
+    graph = RegionGraph(
+        edges=edges, count=np.full(m, 10, np.uint64), sum=10 * scores, min=scores.astype(np.float32),
+        max=scores.astype(np.float32), histogram=np.zeros((m, 0), np.uint32),
+        nodes=np.arange(1, n + 1, dtype=np.uint64), sizes=np.full(n, 100, np.uint64),
+    )  # fmt: skip
+    segment = (np.arange(n) // side**2 * n_segments // side + 1).astype(np.uint64)  # slabs along x
+    mapping = np.concatenate([[0], segment]).astype(np.uint64)
+    soma_fragments = np.concatenate(
+        [
+            rng.choice(np.flatnonzero(segment == s) + 1, n_somata, replace=False)
+            for s in range(1, n_segments + 1)
+        ]
+    ).astype(np.uint64)
+    k = len(soma_fragments)
+    ids = np.arange(1, k + 1, dtype=np.uint64)
+    somata = Somata(
+        {"id": ids, "position": np.zeros((k, 3)), "position_nm": np.zeros((k, 3)), "voxels": np.full(k, 100),
+         "volume_nm3": np.full(k, 1e11), "score": np.ones(k)},
+        {"soma": ids, "fragment": soma_fragments, "voxels": np.full(k, 100)}, (1.0, 1.0, 1.0),
+    )  # fmt: skip
+    classes = rng.choice(3, n, p=[0.3, 0.3, 0.4])  # axon, dendrite, unsure
+    probs = np.zeros((n, 5))
+    probs[classes == 0, 0] = 0.9
+    probs[classes == 1, 1] = 0.9
+    probs[classes == 2, :2] = 0.45
+    return graph, mapping, somata, (graph.nodes, probs)
+
+
+def voxelytics_cut(graph, mapping, somata, compartments):
+    return vx.soma_exclusion(graph, mapping, somata, compartments=compartments).segments
+
+
+def seeded_kruskal(G, order_edges, seed_of):
+    """Edges in increasing score join pieces unless both hold different seeds (networkx)."""
+    uf = nx.utils.UnionFind(G.nodes)
+    seed = dict(seed_of)
+    for a, b in order_edges:
+        ra, rb = uf[a], uf[b]
+        if ra == rb or (seed.get(ra) and seed.get(rb) and seed[ra] != seed[rb]):
+            continue
+        s = seed.get(ra) or seed.get(rb)
+        uf.union(ra, rb)
+        seed[uf[ra]] = s
+    return uf
+
+
+def networkx_cut(graph, mapping, somata, compartments):
+    """The same partition as soma_exclusion, written with networkx."""
+    before = mapping[graph.nodes.astype(np.int64)]
+    edges = graph.edges.tolist()
+    scores = graph.mean
+    order = np.argsort(scores, kind="stable")
+    seeds = dict(zip(somata.contacts["fragment"].tolist(), somata.contacts["soma"].tolist()))
+    seg = dict(zip(graph.nodes.tolist(), before.tolist()))
+    multi = {
+        s
+        for s, c in zip(
+            *np.unique(before[somata.contacts["fragment"].astype(np.int64) - 1], return_counts=True)
+        )
+        if c >= 2
+    }
+    G = nx.Graph()
+    G.add_nodes_from(graph.nodes.tolist())
+    inside = [edges[k] for k in order if seg[edges[k][0]] == seg[edges[k][1]] and seg[edges[k][0]] in multi]
+    uf = seeded_kruskal(G, inside, seeds)
+    state = {f: (seg[f], uf[f] if seg[f] in multi else 0) for f in G.nodes}
+    probs = compartments[1]
+    axon = {f for f, p in zip(graph.nodes.tolist(), probs[:, 0]) if p >= 0.6}
+    dendrite = {f for f, p in zip(graph.nodes.tolist(), probs[:, 1] + probs[:, 2]) if p >= 0.6}
+    B = nx.Graph()
+    B.add_nodes_from(f for f in G.nodes if f not in seeds)
+    B.add_edges_from((a, b) for a, b in edges if state[a] == state[b] and a not in seeds and b not in seeds)
+    labels, in_mixed = {}, set()
+    for k, branch in enumerate(nx.connected_components(B)):
+        if branch & axon and branch & dendrite:
+            in_mixed |= branch
+            labels.update({f: 2 * k + 1 for f in branch & axon})
+            labels.update({f: 2 * k + 2 for f in branch & dendrite})
+    mixed_edges = [edges[k] for k in order if edges[k][0] in in_mixed and edges[k][1] in in_mixed
+                   and state[edges[k][0]] == state[edges[k][1]]]  # fmt: skip
+    parts = seeded_kruskal(B.subgraph(in_mixed), mixed_edges, labels)
+    piece = {f: parts[f] for f in in_mixed}
+    first = {}
+    for f in sorted(in_mixed):
+        first.setdefault(piece[f], f)
+    branch_of = {
+        f: k for k, branch in enumerate(nx.connected_components(B.subgraph(in_mixed))) for f in branch
+    }
+    contact = {}
+    for (a, b), c in zip(edges, graph.count.tolist()):
+        if state[a] == state[b] and (a in in_mixed) != (b in in_mixed):
+            x = a if a in in_mixed else b
+            contact[piece[x]] = contact.get(piece[x], 0) + c
+    best = {}  # per branch: (most contact, smallest first fragment) of its pieces
+    for f in in_mixed:
+        r = piece[f]
+        if contact.get(r, 0) > 0:
+            key = (-contact[r], first[r])
+            best[branch_of[f]] = min(best.get(branch_of[f], key), key)
+    stays = {f for f in in_mixed if contact.get(piece[f], 0) > 0 and best[branch_of[f]][1] == first[piece[f]]}
+    return {f: (*state[f], first[piece[f]] if f in in_mixed and f not in stays else 0) for f in G.nodes}
+
+
+def run(name, side, n_segments, n_somata, queue):
+    problem = make_problem(side, n_segments, n_somata)
+    t0 = time.perf_counter()
+    result = (voxelytics_cut if name == "voxelytics" else networkx_cut)(*problem)
+    elapsed = time.perf_counter() - t0
+    if name == "networkx":  # the partition as one label per node
+        keys = {}
+        result = np.array([keys.setdefault(result[f], len(keys)) for f in problem[0].nodes.tolist()])
+    queue.put((elapsed, result))
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--side", type=int, default=100)
+    parser.add_argument("--segments", type=int, default=10)
+    parser.add_argument("--somata", type=int, default=3)
+    args = parser.parse_args()
+    ctx = multiprocessing.get_context("spawn")
+    print(f"graph: {args.side**3:,} fragments, {args.segments} segments with {args.somata} somata each")
+    times, partitions = {}, {}
+    for name in ("voxelytics", "networkx"):
+        queue = ctx.Queue()
+        job = ctx.Process(target=run, args=(name, args.side, args.segments, args.somata, queue))
+        job.start()
+        times[name], partitions[name] = queue.get()
+        job.join()
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child so far
+        print(f"  {name:10s} {times[name]:7.2f} s  max RSS of the runs so far {peak:6.0f} MB, "
+              f"{len(np.unique(partitions[name])):,} segments after")  # fmt: skip
+    a, b = partitions["voxelytics"], partitions["networkx"]
+    pairs = len(np.unique(np.stack([np.unique(a, return_inverse=True)[1].ravel(), b], 1), axis=0))
+    assert pairs == len(np.unique(a)) == len(np.unique(b)), "the two partitions differ"
+    print(f"  same partition; voxelytics {times['networkx'] / times['voxelytics']:.1f}x faster than networkx")
+
+
+if __name__ == "__main__":
+    main()
