@@ -75,6 +75,7 @@ def detect_somata(
     min_radius_nm: float = 1500.0,
     voxel_size=None,
     offset=None,
+    connectivity: int = 6,
     block_shape=None,
     threads: int | None = None,
     progress: bool | None = None,
@@ -85,14 +86,18 @@ def detect_somata(
     hundreds). Without a channel, from ``segmentation`` (an [x, y, z] label array): the
     components of the voxels at least ``min_radius_nm`` inside their segment (neurites are
     thinner: axons ~0.1 um, dendrites < 1 um in radius), each soma's volume that of the ball of
-    its largest inner radius. ``fragments`` (defaults to ``segmentation``) give the contacts."""
+    its largest inner radius. ``fragments`` (defaults to ``segmentation``) give the contacts.
+    ``connectivity`` 6 by default: somata are thick, and face neighbours keep two somata that
+    touch apart across a one-voxel membrane, where diagonal ones would join them."""
     if (soma is None) == (segmentation is None):
         raise ValueError("detect_somata needs either a soma channel or a segmentation")
     if min_volume_nm3 < 0 or min_radius_nm <= 0:
         raise ValueError(
             f"need min_volume_nm3 >= 0 and min_radius_nm > 0, got {min_volume_nm3}, {min_radius_nm}"
         )
-    kwargs = dict(block_shape=block_shape, threads=threads, progress=progress, offset=offset)
+    kwargs = dict(
+        block_shape=block_shape, threads=threads, progress=progress, offset=offset, connectivity=connectivity
+    )
     if soma is not None:
         vs = (1.0, 1.0, 1.0) if voxel_size is None and isinstance(soma, np.ndarray) else voxel_size
         found = detect_synapses(
