@@ -163,24 +163,35 @@ def _combine(edges, count, sum, min, max, histogram, nodes, sizes) -> RegionGrap
     )
 
 
+def _positions(nodes: np.ndarray, ids) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of ``ids`` in the sorted, unique ``nodes`` and whether each id is one of them
+    (positions of missing ids are arbitrary). Ids 1..n are indexed, not searched."""
+    ids = np.asarray(ids)
+    if not len(nodes):
+        return np.zeros(ids.shape, np.int64), np.zeros(ids.shape, bool)
+    if nodes[0] == 1 and nodes[-1] == len(nodes):
+        where = ids.astype(np.int64) - 1
+    else:
+        where = np.searchsorted(nodes, ids)
+    where = np.clip(where, 0, len(nodes) - 1)
+    return where, nodes[where] == ids
+
+
 def contract(graph: RegionGraph, nodes, segments) -> RegionGraph:
     """The graph after merging each of ``nodes`` into ``segments`` (e.g. from :func:`merge_small`
     or an agglomeration state): edges inside a segment vanish, edges between two segments
     combine, sizes add up. The same graph as :func:`region_graph` of the relabelled volume (sums
     up to rounding), without another pass over the voxels."""
     nodes, segments = np.asarray(nodes, np.uint64), np.asarray(segments, np.uint64)
-    if len(nodes) and nodes[0] == 1 and nodes[-1] == len(nodes):  # ids 1..n: index, no search
-        where = graph.edges.astype(np.int64) - 1
-    else:
-        where = np.searchsorted(nodes, graph.edges)
-    if len(graph.edges) and (where.max() >= len(nodes) or (nodes[where] != graph.edges).any()):
+    where, found = _positions(nodes, graph.edges)
+    if not found.all():
         raise ValueError("contract: every edge end must be one of nodes")
     ends = segments[where]
     keep = ends[:, 0] != ends[:, 1]
     a, b = ends[keep, 0], ends[keep, 1]
     ends = np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1)  # (np.sort per row is slow)
-    node_where = np.searchsorted(nodes, graph.nodes)
-    if len(graph.nodes) and (node_where.max() >= len(nodes) or (nodes[node_where] != graph.nodes).any()):
+    node_where, found = _positions(nodes, graph.nodes)
+    if not found.all():
         raise ValueError("contract: every node of the graph must be one of nodes")
     return _combine(
         ends, graph.count[keep], graph.sum[keep], graph.min[keep], graph.max[keep],
@@ -294,11 +305,8 @@ def seeded_cut(nodes, edges, scores, seeds) -> np.ndarray:
         raise ValueError(f"seeded_cut: {len(seeds)} seeds for {len(nodes)} nodes")
     if len(nodes) > 1 and (nodes[1:] <= nodes[:-1]).any():
         raise ValueError("seeded_cut: nodes must be sorted and unique")
-    consecutive = len(nodes) and nodes[0] == 1 and nodes[-1] == len(nodes)  # ids 1..n: index, no search
-    where = edges.astype(np.int64) - 1 if consecutive else np.searchsorted(nodes, edges)
-    if len(edges) and (where.max() >= len(nodes) or where.min() < 0 or (nodes[where] != edges).any()):
-        where = np.searchsorted(nodes, edges)
-        bad = edges[(where >= len(nodes)) | (nodes[np.minimum(where, len(nodes) - 1)] != edges)][0]
-        raise ValueError(f"seeded_cut: edge end {int(bad)} is not one of the nodes")
+    where, found = _positions(nodes, edges)
+    if not found.all():
+        raise ValueError(f"seeded_cut: edge end {int(edges[~found][0])} is not one of the nodes")
     pieces = _graph.seeded_cut(where.astype(np.uint64), np.asarray(scores, np.float64), seeds)
     return nodes[pieces.astype(np.int64)]

@@ -17,7 +17,7 @@ import numpy as np
 from ..core import unique_pairs
 from ..segmentation import distance_transform
 from ..synapses.detection import detect_synapses
-from ..synapses.partners import _segments_of
+from ..synapses.partners import _best_per_group, _segments_of
 
 __all__ = ["Somata", "detect_somata"]
 
@@ -49,11 +49,10 @@ class Somata:
         key = c["soma"].astype(np.uint64)
         pairs, inverse, _ = unique_pairs(key, segment)
         voxels = np.bincount(inverse, weights=c["voxels"], minlength=len(pairs))
-        order = np.lexsort((pairs[:, 1], -voxels, pairs[:, 0]))  # per soma the most voxels first
-        first = np.ones(len(order), bool)
-        first[1:] = pairs[order[1:], 0] != pairs[order[:-1], 0]
-        best = order[first]
-        out[(pairs[best, 0] - 1).astype(np.int64)] = pairs[best, 1]
+        best = _best_per_group(
+            pairs[:, 0].astype(np.int64), np.arange(len(pairs)), (-voxels, pairs[:, 1]), len(self)
+        )
+        out[best >= 0] = pairs[best[best >= 0], 1]
         return out
 
     def per_segment(self, mapping=None) -> dict[int, list[int]]:
@@ -130,7 +129,7 @@ def detect_somata(
     renumber = np.zeros(len(ids) + 1, np.uint64)
     renumber[ids[keep].astype(np.int64)] = somata["id"]
     c = found.contacts
-    kept = keep[(c["synapse"] - 1).astype(np.int64)] if len(c["synapse"]) else np.zeros(0, bool)
+    kept = keep[(c["synapse"] - 1).astype(np.int64)]
     contacts = {
         "soma": renumber[c["synapse"][kept].astype(np.int64)],
         "fragment": c["fragment"][kept].astype(np.uint64),

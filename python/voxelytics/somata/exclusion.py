@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core import unique_pairs
-from ..graph import RegionGraph, seeded_cut
-from ..synapses.partners import _segments_of
+from ..graph import RegionGraph, _positions, seeded_cut
+from ..synapses.partners import _best_per_group, _segments_of
 from .detection import Somata
 
 __all__ = ["SomaExclusion", "soma_exclusion", "REASONS"]
@@ -81,20 +81,20 @@ def _soma_seeds(somata: Somata, nodes, sizes, seed_share: float) -> np.ndarray:
     if not len(c["soma"]) or not len(nodes):
         return seeds
     fragment = c["fragment"].astype(np.uint64)
-    where = np.minimum(np.searchsorted(nodes, fragment), len(nodes) - 1)
-    missing = nodes[where] != fragment
-    if missing.any():
+    where, found = _positions(nodes, fragment)
+    if not found.all():
         raise ValueError(
-            f"soma {int(c['soma'][missing][0])} touches fragment {int(fragment[missing][0])}, which is "
+            f"soma {int(c['soma'][~found][0])} touches fragment {int(fragment[~found][0])}, which is "
             "not a node of the graph: were the somata detected on other fragments?"
         )
     voxels = c["voxels"].astype(np.float64)
-    order = np.lexsort((-voxels, c["soma"]))
-    best_of_soma = np.zeros(len(order), bool)
-    best_of_soma[order[np.r_[True, c["soma"][order][1:] != c["soma"][order][:-1]]]] = True
-    rows = np.flatnonzero(best_of_soma | (voxels >= seed_share * sizes[where]))
-    rows = rows[np.lexsort((-voxels[rows], where[rows]))]  # per fragment the larger share first
-    rows = rows[np.r_[True, where[rows][1:] != where[rows][:-1]]]
+    soma = c["soma"].astype(np.int64)
+    best_of_soma = _best_per_group(soma, np.arange(len(soma)), (-voxels,), int(soma.max()))
+    claimed = voxels >= seed_share * sizes[where]
+    claimed[best_of_soma[best_of_soma >= 0]] = True
+    # per fragment the soma it shares the most voxels with
+    rows = _best_per_group(where + 1, np.flatnonzero(claimed), (-voxels,), len(nodes))
+    rows = rows[rows >= 0]
     seeds[where[rows]] = c["soma"][rows].astype(np.uint64)
     return seeds
 
@@ -117,13 +117,6 @@ def _compartment_classes(compartments, nodes, confidence: float):
     known = ids[at] == nodes if len(ids) else none
     p = np.where(known[:, None], probs[at] if len(ids) else 0.0, 0.0)
     return p[:, 0] >= confidence, p[:, 1] + p[:, 2] >= confidence, p[:, 3] >= confidence
-
-
-def _index(nodes: np.ndarray, ids) -> np.ndarray:
-    """The positions of ``ids`` in the sorted ``nodes`` (ids 1..n: the id minus one, no search)."""
-    if len(nodes) and nodes[0] == 1 and nodes[-1] == len(nodes):
-        return np.asarray(ids).astype(np.int64) - 1
-    return np.searchsorted(nodes, ids)
 
 
 def _keys(a, b) -> np.ndarray:
@@ -157,12 +150,9 @@ def soma_exclusion(
     nodes = np.asarray(graph.nodes, np.uint64)
     sizes = np.asarray(graph.sizes, np.float64)
     before = _segments_of(nodes, mapping).astype(np.uint64)
-    if len(graph.edges):
-        where = _index(nodes, graph.edges)
-        if where.max() >= len(nodes) or where.min() < 0 or (nodes[where] != graph.edges).any():
-            raise ValueError("soma_exclusion: every edge end of the graph must be one of its nodes")
-    else:
-        where = np.zeros((0, 2), np.int64)
+    where, found = _positions(nodes, graph.edges.reshape(-1, 2))
+    if not found.all():
+        raise ValueError("soma_exclusion: every edge end of the graph must be one of its nodes")
     scores = _edge_scores(graph, scoring, quantile)
     u, v = where[:, 0], where[:, 1]
     inside = before[u] == before[v]
@@ -180,28 +170,26 @@ def soma_exclusion(
     axon, dendrite, somatic = _compartment_classes(compartments, nodes, confidence)
     somatic |= seeds > 0
     branch_edges = (state[u] == state[v]) & ~somatic[u] & ~somatic[v]
-    branches = _index(nodes, seeded_cut(nodes, graph.edges[branch_edges], scores[branch_edges],
-                                                 np.zeros(len(nodes), np.uint64)))  # fmt: skip
+    branches = _positions(nodes, seeded_cut(nodes, graph.edges[branch_edges], scores[branch_edges],
+                                                 np.zeros(len(nodes), np.uint64)))[0]  # fmt: skip
     branch_axon = np.bincount(branches, weights=sizes * (axon & ~somatic), minlength=len(nodes))
     branch_dendrite = np.bincount(branches, weights=sizes * (dendrite & ~somatic), minlength=len(nodes))
-    mixed = (branch_axon > min_class_voxels) & (branch_dendrite > min_class_voxels) & (branch_axon > 0)
-    mixed &= branch_dendrite > 0
+    least = max(min_class_voxels, 0)  # at least one voxel of each
+    mixed = (branch_axon > least) & (branch_dendrite > least)
     in_mixed = mixed[branches] & ~somatic
     labels = np.where(in_mixed & axon, 2 * branches + 1, np.where(in_mixed & dendrite, 2 * branches + 2, 0))
     sel = branch_edges & in_mixed[u]
     parts = seeded_cut(nodes, graph.edges[sel], scores[sel], labels.astype(np.uint64))
-    part = np.where(in_mixed, _index(nodes, parts) + 1, 0)
+    part = np.where(in_mixed, _positions(nodes, parts)[0] + 1, 0)
     # the piece of each cut branch with the most contact to the rest of its segment stays in it
     rest = (state[u] == state[v]) & (in_mixed[u] != in_mixed[v])
     piece_of = np.where(in_mixed[u[rest]], part[u[rest]], part[v[rest]])
     contact = np.bincount(piece_of, weights=graph.count[rest].astype(np.float64), minlength=len(nodes) + 1)
-    best = np.full(len(nodes), -1.0)
-    np.maximum.at(best, branches[in_mixed], contact[part[in_mixed]])
-    stays = in_mixed & (contact[part] > 0) & (contact[part] == best[branches])
-    # (equal contact of two pieces: the one with the smaller fragment id stays)
-    first_stay = np.full(len(nodes), np.iinfo(np.int64).max)
-    np.minimum.at(first_stay, branches[stays], part[stays])
-    stays &= part == first_stay[branches]
+    # (of equal contact, the piece with the smaller fragment id)
+    touching = np.flatnonzero(in_mixed & (contact[part] > 0))
+    best = _best_per_group(branches + 1, touching, (-contact[part], part), len(nodes))
+    staying_part = np.where(best >= 0, part[best], -1)
+    stays = in_mixed & (part == staying_part[branches])
     state2 = _keys(state, np.where(in_mixed & ~stays, part, 0))
 
     segments = _name_pieces(before, state2, sizes)
