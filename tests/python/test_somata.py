@@ -167,3 +167,40 @@ def test_detect_somata_from_a_channel_and_from_the_segmentation_alone():
     assert thick.segments().tolist() == [1]
     with pytest.raises(ValueError, match="either a soma channel or a segmentation"):
         vx.detect_somata()
+
+
+def test_fragment_means_averages_each_channel_over_each_fragments_voxels():
+    fragments = np.zeros((4, 3, 2), np.uint64)
+    fragments[:2] = 5
+    fragments[2:, :, 0] = 9
+    a = np.arange(24, dtype=np.float32).reshape(4, 3, 2)
+    ids, means = vx.somata.fragment_means(fragments, [a, 2 * a])
+    assert ids.tolist() == [5, 9]
+    expected = [a[:2].mean(), a[2:, :, 0].mean()]
+    np.testing.assert_allclose(means, np.stack([expected, 2 * np.asarray(expected)], axis=1), rtol=1e-6)
+    sparse = np.where(fragments == 9, np.uint64(10**12), fragments)  # sparse ids take the unique path
+    ids, means2 = vx.somata.fragment_means(sparse, np.stack([a, 2 * a]))
+    assert ids.tolist() == [5, 10**12]
+    np.testing.assert_allclose(means2, means)
+    with pytest.raises(ValueError, match="channel 1 has shape"):
+        vx.somata.fragment_means(fragments, [a, a[:2]])
+
+
+def test_mergers_count_two_soma_and_foreign_axon_dendrite_segments():
+    from types import SimpleNamespace
+
+    from voxelytics.somata.evaluation import mergers
+    from voxelytics.synthetic import COMPARTMENTS
+
+    # Three cells along x, each a soma voxel, an axon voxel and a dendrite voxel.
+    cells = np.repeat(np.arange(1, 4), 3).reshape(9, 1, 1)
+    kinds = [COMPARTMENTS["soma"], COMPARTMENTS["axon"], COMPARTMENTS["dendrite"]] * 3
+    volume = SimpleNamespace(cells=cells, compartments=np.asarray(kinds, np.uint8).reshape(9, 1, 1))
+    assert mergers(volume, cells) == {"two_soma": 0, "axon_dendrite": 0, "somata": 3}
+    merged = np.where(cells == 2, 1, cells)  # cells 1 and 2 in one segment
+    assert mergers(volume, merged) == {"two_soma": 1, "axon_dendrite": 2, "somata": 3}
+    axon_joined = cells.copy()
+    axon_joined[4] = 3  # cell 2's axon in cell 3's segment: one foreign axon-dendrite pair
+    assert mergers(volume, axon_joined) == {"two_soma": 0, "axon_dendrite": 1, "somata": 3}
+    with pytest.raises(ValueError, match="min_share"):
+        mergers(volume, cells, min_share=0.2)

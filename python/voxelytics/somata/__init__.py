@@ -2,6 +2,6 @@
 (:mod:`.detection`), merge errors corrected on the agglomeration graph (:mod:`.exclusion`)."""
 
 from .detection import Somata, detect_somata
-from .exclusion import REASONS, SomaExclusion, soma_exclusion
+from .exclusion import REASONS, SomaExclusion, fragment_means, soma_exclusion
 
-__all__ = ["REASONS", "SomaExclusion", "Somata", "detect_somata", "soma_exclusion"]
+__all__ = ["REASONS", "SomaExclusion", "Somata", "detect_somata", "fragment_means", "soma_exclusion"]

@@ -21,7 +21,7 @@ from ..graph import RegionGraph, _positions, seeded_cut
 from ..synapses.partners import _best_per_group, _segments_of
 from .detection import Somata
 
-__all__ = ["SomaExclusion", "soma_exclusion", "REASONS"]
+__all__ = ["SomaExclusion", "fragment_means", "soma_exclusion", "REASONS"]
 
 #: Codes of the ``reason`` column of :attr:`SomaExclusion.cuts`.
 REASONS = {"somata": 1, "axon_dendrite": 2}
@@ -47,7 +47,7 @@ class SomaExclusion:
 
     def table(self) -> np.ndarray:
         """The corrected segments as an array indexed by fragment id (0 -> 0), the form
-        :func:`voxelytics.assign_partners` and :func:`voxelytics.segmentation.remap` take."""
+        :func:`voxelytics.assign_partners` takes (``remap`` takes ``(nodes, segments)``)."""
         out = np.zeros(int(self.nodes.max(initial=0)) + 1, np.uint64)
         out[self.nodes.astype(np.int64)] = self.segments
         return out
@@ -60,6 +60,30 @@ class SomaExclusion:
     def __repr__(self) -> str:
         reasons = {name: int((self.cuts["reason"] == code).sum()) for name, code in REASONS.items()}
         return f"SomaExclusion({len(self.split_segments)} segments split, edges cut: {reasons})"
+
+
+def fragment_means(fragments, channels) -> tuple[np.ndarray, np.ndarray]:
+    """Per fragment of ``fragments`` ([x, y, z] labels, 0 = background) the mean of each of
+    ``channels`` (a sequence of arrays of its shape, or a [C, x, y, z] array) over its voxels:
+    ``(fragment ids, (n, C) means)``, e.g. the compartments head's probabilities summarised as
+    :func:`soma_exclusion` takes them."""
+    labels = np.asarray(fragments)
+    channels = [np.asarray(c) for c in channels]
+    for k, c in enumerate(channels):
+        if c.shape != labels.shape:
+            raise ValueError(f"channel {k} has shape {c.shape}, the fragments {labels.shape}")
+    flat = labels.ravel(order="F").astype(np.int64, copy=False)
+    if flat.size and flat.max() >= 4 * flat.size:  # sparse ids: compact them first
+        ids, flat = np.unique(flat, return_inverse=True)
+    else:
+        ids = np.arange(flat.max() + 1 if flat.size else 0)
+    counts = np.bincount(flat, minlength=len(ids))
+    sums = [np.bincount(flat, weights=c.ravel(order="F"), minlength=len(ids)) for c in channels]
+    present = counts > 0
+    means = np.stack(sums, axis=1).reshape(len(ids), len(channels))[present] / counts[present, None]
+    ids = ids[present]
+    keep = ids != 0
+    return ids[keep].astype(np.uint64), means[keep]
 
 
 def _edge_scores(graph: RegionGraph, scoring: str, quantile: float) -> np.ndarray:

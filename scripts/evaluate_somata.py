@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Quality of soma exclusion on held-out synthetic volumes with super-mergers.
+
+    python3 scripts/evaluate_somata.py [--model PT] [--shape X Y Z] [--over 0.2]
+
+For `mouse` (seed 17) and `human` (seed 18) with several somata in view (`min_somata`), the
+shipped CNN's affinities give the fragments and the region graph, and mean agglomeration the
+states; the state `--over` above the best (lowest VOI) threshold merges too much. Soma exclusion
+runs on it from ground-truth predictions (the soma mask, per-fragment compartment shares) and
+from the CNN's (soma head, compartments head averaged per fragment). Before and after: two-soma
+and axon-dendrite mergers (voxelytics.somata.evaluation), VOI split/merge, ERL, and the connectome
+edge precision/recall of the synapses (ground-truth channels) assigned through each state.
+Prints a table and writes <out>/evaluation-somata.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+import voxelytics as vx
+from voxelytics import models, synapses, synthetic
+from voxelytics.inference import Predictor
+from voxelytics.somata.evaluation import ground_truth_compartments, ground_truth_soma_channel, mergers
+from voxelytics.synapses.evaluation import evaluate_synapses, ground_truth_channels
+from voxelytics.train.validation import THRESHOLDS
+
+ROOT = Path(__file__).resolve().parents[1]
+HELD_OUT = {"mouse": 17, "human": 18}
+MIN_SOMATA = 6
+
+
+def scores(volume, segmentation, mapping, found) -> dict:
+    s = vx.metrics.segmentation_scores(volume.cells, segmentation, ignore_labels=(0,))
+    partners = synapses.assign_partners(found, mapping)
+    c = evaluate_synapses(volume, found, partners, None, segmentation)
+    return {
+        **mergers(volume, segmentation),
+        "voi_split": s.voi_split,
+        "voi_merge": s.voi_merge,
+        "erl_nm": volume.run_length(segmentation).erl,
+        "edge_precision": c["edge_precision"],
+        "edge_recall": c["edge_recall"],
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default=None, help="CNN (default: the shipped mouse model)")
+    parser.add_argument("--shape", type=int, nargs=3, default=(256, 256, 96))
+    parser.add_argument("--over", type=float, default=0.2, help="threshold above the best state's")
+    parser.add_argument("--presets", nargs="+", default=list(HELD_OUT))
+    parser.add_argument("--cache", default=None, help="folder to keep the CNN's predictions in")
+    parser.add_argument("--out", default=str(ROOT / "build" / "models"))
+    args = parser.parse_args()
+    model = args.model or models.pretrained("mouse")
+    rows = {}
+    for preset in args.presets:
+        t0 = time.time()
+        seed = HELD_OUT[preset]
+        volume = synthetic.generate(tuple(args.shape), preset, seed, progress=False, min_somata=MIN_SOMATA)
+        cached = (
+            Path(args.cache) / f"{preset}-{seed}-{'x'.join(map(str, args.shape))}.npy" if args.cache else None
+        )
+        predictor = Predictor(model, batch=2)
+        if cached is not None and cached.exists():
+            pred = np.load(cached)
+        else:
+            pred = predictor.predict(volume.image)
+            if cached is not None:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                np.save(cached, pred)
+        affinities = np.asfortranarray(pred[predictor.channels("affinities")[:3]])
+        fragments, _ = vx.affinity_watershed(affinities)
+        graph = vx.region_graph(fragments, affinities=affinities, bins=0)
+        agg = vx.agglomerate(graph, list(THRESHOLDS))
+        states = agg.apply_all(fragments)
+        voi = [vx.metrics.segmentation_scores(volume.cells, s, ignore_labels=(0,)).voi for s in states]
+        best = int(np.argmin(voi))
+        k = int(np.argmin(np.abs(np.asarray(THRESHOLDS) - min(THRESHOLDS[best] + args.over, THRESHOLDS[-1]))))
+        before = dict(zip(agg.nodes.tolist(), agg.segments[k].tolist()))
+        cleft, features = ground_truth_channels(volume)
+        settings = synapses.settings_for(preset)
+        found = synapses.detect_synapses(
+            cleft, threshold=settings.threshold, min_size=settings.min_size_voxels(volume.voxel_size),
+            fragments=fragments, features=features, voxel_size=volume.voxel_size,
+        )  # fmt: skip
+        base = f"{preset}, threshold {THRESHOLDS[k]} (best {THRESHOLDS[best]})"
+        rows[f"{base}, before"] = scores(volume, states[k], before, found)
+        soma_channels = {
+            "ground truth": ground_truth_soma_channel(volume),
+            "CNN": pred[predictor.channels("soma")[0]],
+        }
+        comp_channels = {
+            "ground truth": ground_truth_compartments(volume, fragments),
+            "CNN": vx.somata.fragment_means(fragments, pred[predictor.channels("compartments")]),
+        }
+        for source in ("ground truth", "CNN"):
+            somata = vx.detect_somata(
+                np.asfortranarray(soma_channels[source]), fragments=fragments, voxel_size=volume.voxel_size
+            )
+            result = vx.soma_exclusion(graph, before, somata, compartments=comp_channels[source])
+            after = vx.segmentation.remap(fragments, (result.nodes, result.segments))
+            row = scores(volume, after, result.table(), found)
+            row["somata_detected"] = len(somata)
+            row["cuts"] = {
+                name: int((result.cuts["reason"] == code).sum()) for name, code in vx.somata.REASONS.items()
+            }
+            rows[f"{base}, after ({source})"] = row
+        print(f"{preset}: {time.time() - t0:.0f} s", flush=True)
+    keys = list(dict.fromkeys(k for r in rows.values() for k in r))
+    print(" | ".join(["", *keys]))
+    for name, row in rows.items():
+        print(
+            " | ".join(
+                [
+                    name,
+                    *(f"{v:.3f}" if isinstance(v, float) else str(v) for v in (row.get(k, "") for k in keys)),
+                ]
+            )
+        )
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "evaluation-somata.json").write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
