@@ -13,8 +13,9 @@ import importlib.util as _importlib_util
 if _importlib_util.find_spec("torch") is not None:
     import torch as _torch  # noqa: F401
 
-from . import _core, connectome, filters, graph, metrics, neurons, somata, synapses, synthetic
+from . import _core, cells, connectome, filters, graph, metrics, neurons, somata, synapses, synthetic
 from ._core import CorruptDataError
+from .cells import cell_features, classify_cells
 from .connectome import Connectome
 from .core import Block, BlockGrid, Box
 from .graph import agglomerate, region_graph
@@ -46,6 +47,9 @@ __all__ = [
     "affinity_watershed",
     "agglomerate",
     "assign_partners",
+    "cell_features",
+    "cells",
+    "classify_cells",
     "connected_components",
     "connectome",
     "detect_somata",

@@ -10,12 +10,12 @@
 
 from __future__ import annotations
 
+from ..classifier import SoftmaxClassifier
 from ..connectome.connectome import COMPARTMENTS, KINDS
 from .detection import Detections, detect_synapses
 from .partners import Partners, assign_partners
 from .settings import SPECIES, SynapseSettings, prediction_channels, settings_for, synapse_stage
 from .types import (
-    SoftmaxClassifier,
     SynapseTypeModel,
     classify_synapses,
     pretrained_type_model,

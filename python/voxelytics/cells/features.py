@@ -1,0 +1,189 @@
+"""Per-segment features for cell typing: shape (volume, extents, depth), somata, the compartment
+head's mean probabilities and the synapses a segment makes and receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..core import unique_pairs
+from ..segmentation import distance_transform
+from ..somata.detection import Somata
+from ..synapses.partners import Partners, _segments_of
+
+__all__ = ["CellFeatures", "cell_features"]
+
+#: Compartment head channels, in its order (see ``voxelytics.train.compartment_classes``).
+COMPARTMENT_CHANNELS = ("axon", "dendrite", "spine", "soma", "glia")
+
+
+@dataclass(frozen=True)
+class CellFeatures:
+    """``X[i]`` holds the features ``names`` of segment ``segments[i]`` (sorted ids)."""
+
+    segments: np.ndarray
+    names: tuple[str, ...]
+    X: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.segments)
+
+    def column(self, name: str) -> np.ndarray:
+        try:
+            return self.X[:, self.names.index(name)]
+        except ValueError:
+            raise KeyError(f"no feature {name!r}; features: {list(self.names)}") from None
+
+
+def _sums(labels: np.ndarray, weights: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Nonzero labels of a flat array, their voxel counts and the sum of each of ``weights``."""
+    if labels.size and labels.max() >= 4 * labels.size:  # sparse ids: compact them first
+        ids, index = np.unique(labels, return_inverse=True)
+    else:
+        index = labels.astype(np.int64, copy=False)
+        ids = np.arange(int(index.max()) + 1 if index.size else 0, dtype=np.uint64)
+    counts = np.bincount(index, minlength=len(ids))
+    sums = [np.bincount(index, weights=w, minlength=len(ids)) for w in weights]
+    keep = (counts > 0) & (ids != 0)
+    return ids[keep].astype(np.uint64), counts[keep], [s[keep] for s in sums]
+
+
+def _per_segment(segments: np.ndarray, keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Sum of ``values`` over rows with ``keys`` equal to each of the sorted ``segments``."""
+    at = np.searchsorted(segments, keys)
+    hit = at < len(segments)
+    hit[hit] = segments[at[hit]] == keys[hit]
+    return np.bincount(at[hit], weights=values[hit], minlength=len(segments))
+
+
+def cell_features(
+    fragments,
+    mapping=None,
+    *,
+    voxel_size=(1.0, 1.0, 1.0),
+    compartments=None,
+    somata: Somata | None = None,
+    partners: Partners | None = None,
+    synapse_types: dict | None = None,
+    threads: int | None = None,
+) -> CellFeatures:
+    """Features of every segment of ``fragments`` ([x, y, z] labels) under a fragment -> segment
+    ``mapping`` (None, an array indexed by fragment id or a dict, as
+    :func:`voxelytics.assign_partners` takes):
+
+    - shape: ``log_volume_nm3``, ``log_extent_{0,1,2}_nm`` (square roots of the voxel
+      coordinates' covariance eigenvalues, largest first), ``log_mean_depth_nm`` /
+      ``log_max_depth_nm`` (distance from the segment's voxels to its boundary: how thick it is);
+    - ``compartments`` ([5, x, y, z] probabilities of the compartments head): ``p_<channel>``,
+      their mean over the segment;
+    - ``somata`` (detected on the same fragments): ``somata`` (how many have most of their
+      voxels in the segment) and ``soma_share`` (the segment's share in somata);
+    - ``partners`` (made under the same mapping) and ``synapse_types`` (``kind`` and
+      ``compartment`` names per partner row, as :func:`voxelytics.classify_synapses` gives):
+      ``log_synapses_in`` / ``_out`` (per um^3), ``output_share``, ``inhibitory_in`` /
+      ``inhibitory_out`` and ``spine_in`` (shares of inputs and outputs; 0 without synapses).
+    """
+    labels = np.asarray(fragments)
+    if labels.ndim != 3:
+        raise ValueError(f"fragments must be a 3D label volume, got shape {labels.shape}")
+    vs = np.asarray(voxel_size, float)
+    flat = _segments_of(labels.ravel(order="F").astype(np.uint64, copy=False), mapping)
+    segmentation = flat.reshape(labels.shape, order="F")
+    depth = distance_transform(segmentation, tuple(vs), threads=threads).ravel(order="F").astype(np.float64)
+    x, y, z = (c.ravel(order="F") * s for c, s in zip(np.indices(labels.shape, np.float64), vs))
+    weights = [x, y, z, x * x, y * y, z * z, x * y, x * z, y * z, depth]
+    if compartments is not None:
+        compartments = np.asarray(compartments)
+        if compartments.shape != (len(COMPARTMENT_CHANNELS), *labels.shape):
+            raise ValueError(
+                f"compartments must be [{len(COMPARTMENT_CHANNELS)}, x, y, z] probabilities "
+                f"({', '.join(COMPARTMENT_CHANNELS)}) of the fragments' shape {labels.shape}, "
+                f"got {compartments.shape}"
+            )
+        weights += [c.ravel(order="F").astype(np.float64) for c in compartments]
+    segments, counts, sums = _sums(flat, weights)
+    n = counts.astype(np.float64)
+    mean = np.stack(sums[:3], 1) / n[:, None]
+    c = np.stack(sums[3:9], 1) / n[:, None]
+    c[:, :3] -= mean**2
+    c[:, 3] -= mean[:, 0] * mean[:, 1]
+    c[:, 4] -= mean[:, 0] * mean[:, 2]
+    c[:, 5] -= mean[:, 1] * mean[:, 2]
+    cov = np.stack(
+        [np.stack([c[:, 0], c[:, 3], c[:, 4]], -1), np.stack([c[:, 3], c[:, 1], c[:, 5]], -1),
+         np.stack([c[:, 4], c[:, 5], c[:, 2]], -1)], -2,
+    ).reshape(-1, 3, 3)  # fmt: skip
+    extents = np.sqrt(np.clip(np.linalg.eigvalsh(cov)[:, ::-1], 0, None)) if len(n) else np.zeros((0, 3))
+    voxel_nm3 = float(np.prod(vs))
+    max_depth = _max_per_segment(segments, flat, depth)
+    columns = {
+        "log_volume_nm3": np.log(n * voxel_nm3),
+        **{f"log_extent_{k}_nm": np.log1p(extents[:, k]) for k in range(3)},
+        "log_mean_depth_nm": np.log1p(sums[9] / n),
+        "log_max_depth_nm": np.log1p(max_depth),
+    }
+    if compartments is not None:
+        for k, name in enumerate(COMPARTMENT_CHANNELS):
+            columns[f"p_{name}"] = sums[10 + k] / n
+    if somata is not None:
+        columns.update(_soma_columns(somata, mapping, segments, n))
+    if partners is not None:
+        columns.update(_synapse_columns(partners, synapse_types, segments, n * voxel_nm3 / 1e9))
+    names = tuple(columns)
+    X = np.stack([columns[k] for k in names], 1).reshape(len(segments), len(names))
+    return CellFeatures(segments, names, X)
+
+
+def _max_per_segment(segments: np.ndarray, flat: np.ndarray, values: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(segments))
+    at = np.searchsorted(segments, flat)
+    hit = (at < len(segments)) & (flat != 0)
+    hit[hit] = segments[at[hit]] == flat[hit]
+    np.maximum.at(out, at[hit], values[hit])
+    return out
+
+
+def _soma_columns(somata: Somata, mapping, segments: np.ndarray, voxels: np.ndarray) -> dict:
+    c = somata.contacts
+    segment = _segments_of(c["fragment"].astype(np.uint64), mapping)
+    pairs, inverse, _ = unique_pairs(c["soma"].astype(np.uint64), segment)
+    held = np.bincount(inverse, weights=c["voxels"].astype(np.float64), minlength=len(pairs))
+    soma_voxels = _per_segment(segments, pairs[:, 1], held)
+    # Each soma counts for the segment holding most of it.
+    order = np.lexsort((-held, pairs[:, 0]))
+    first = np.r_[True, pairs[order][1:, 0] != pairs[order][:-1, 0]]
+    best = pairs[order][first]
+    return {
+        "somata": _per_segment(segments, best[:, 1], np.ones(len(best))),
+        "soma_share": soma_voxels / voxels,
+    }
+
+
+def _synapse_columns(partners: Partners, types: dict | None, segments: np.ndarray, um3: np.ndarray) -> dict:
+    t = partners.table
+    pre, post = t["pre"].astype(np.uint64), t["post"].astype(np.uint64)
+    ones = np.ones(len(pre))
+    n_in, n_out = _per_segment(segments, post, ones), _per_segment(segments, pre, ones)
+    columns = {
+        "log_synapses_in": np.log1p(n_in / um3),
+        "log_synapses_out": np.log1p(n_out / um3),
+        "output_share": np.divide(n_out, n_in + n_out, out=np.zeros(len(segments)), where=n_in + n_out > 0),
+    }
+    if types is not None:
+        kind, target = np.asarray(types["kind"]), np.asarray(types["compartment"])
+        if len(kind) != len(pre) or len(target) != len(pre):
+            raise ValueError(
+                f"synapse_types must name {len(pre)} partner rows, got {len(kind)} and {len(target)}"
+            )
+        inhibitory = (kind == "inhibitory").astype(np.float64)
+
+        def share(keys, hits, total):
+            return np.divide(
+                _per_segment(segments, keys, hits), total, out=np.zeros(len(segments)), where=total > 0
+            )
+
+        columns["inhibitory_in"] = share(post, inhibitory, n_in)
+        columns["inhibitory_out"] = share(pre, inhibitory, n_out)
+        columns["spine_in"] = share(post, (target == "spine-head").astype(np.float64), n_in)
+    return columns
