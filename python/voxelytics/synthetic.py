@@ -552,6 +552,16 @@ def _preset(preset, overrides) -> Preset:
     return dataclasses.replace(preset, **{k: v for k, v in overrides.items() if v is not None})
 
 
+def _fill(b, kind: str, target_nm: float, patience: int = 100) -> None:
+    """Neurites of ``kind`` until their length reaches ``target_nm``, or until ``patience``
+    neurites in a row find no room (somata filling a small volume leave none)."""
+    length, idle = 0.0, 0
+    while length < target_nm and idle < patience:
+        grown = b.neurite(kind, length)
+        idle = idle + 1 if grown - length < 1.0 else 0
+        length = grown
+
+
 def make_scene(shape, preset="mouse", seed: int = 0, **overrides) -> Scene:
     """Builds the scene of a volume of ``shape`` voxels (x, y, z); see the module docs."""
     shape = tuple(int(s) for s in shape)
@@ -565,12 +575,8 @@ def make_scene(shape, preset="mouse", seed: int = 0, **overrides) -> Scene:
     glia_count = max(2, int(b.rng.poisson(p.glia_density * margin_volume_um3)))
     b.glia = b.rng.uniform(b.lo, b.hi, size=(glia_count, 3))
     b.somata()
-    length = 0.0
-    while length < p.dendrite_density * margin_volume_um3 * 1000:
-        length = b.neurite("dendrite", length)
-    length = 0.0
-    while length < p.axon_density * margin_volume_um3 * 1000:
-        length = b.neurite("axon", length)
+    _fill(b, "dendrite", p.dendrite_density * margin_volume_um3 * 1000)
+    _fill(b, "axon", p.axon_density * margin_volume_um3 * 1000)
     glia_ids = np.arange(b.next_cell, b.next_cell + glia_count, dtype=np.uint64)
     for g in glia_ids:
         b.cell_type[int(g)] = CELL_TYPES["glia"]

@@ -183,3 +183,24 @@ def test_bad_input(tmp_path):
     (tmp_path / "bad" / "zarr.json").write_text('{"zarr_format": 3, "node_type": "group", "attributes": {}}')
     with pytest.raises(ValueError, match="not a voxelytics connectome group"):
         Connectome.read_webknossos(tmp_path / "bad")
+
+
+def test_cell_classes_join_the_synapse_and_edge_tables(tmp_path):
+    c = Connectome(table([1, 1, 2, 5], [2, 2, 1, 1]))
+    cells = {"segment": np.array([2, 1], np.uint64), "type": np.array(["inhibitory", "excitatory"], object),
+             "compartment": np.array(["dendrite", "axon"], object)}  # fmt: skip
+    typed = c.with_cells(cells)
+    assert typed.column("pre_type").tolist() == ["excitatory", "excitatory", "inhibitory", "unknown"]
+    assert typed.column("post_class").tolist() == ["dendrite", "dendrite", "axon", "axon"]
+    edges = typed.edges.to_pydict()
+    assert list(zip(edges["pre"], edges["post"], edges["pre_type"], edges["post_type"])) == [
+        (1, 2, "excitatory", "inhibitory"),
+        (2, 1, "inhibitory", "excitatory"),
+        (5, 1, "unknown", "excitatory"),
+    ]
+    again = typed.with_cells({"segment": np.array([5], np.uint64), "type": ["glia"], "compartment": ["glia"]})
+    assert again.column("pre_type").tolist() == ["unknown", "unknown", "unknown", "glia"]
+    assert (
+        Connectome.read(typed.write(tmp_path)).column("post_type").tolist()
+        == typed.column("post_type").tolist()
+    )

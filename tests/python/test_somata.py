@@ -204,3 +204,23 @@ def test_mergers_count_two_soma_and_foreign_axon_dendrite_segments():
     assert mergers(volume, axon_joined) == {"two_soma": 0, "axon_dendrite": 1, "somata": 3}
     with pytest.raises(ValueError, match="min_share"):
         mergers(volume, cells, min_share=0.2)
+
+
+def test_a_fragment_flooding_two_touching_somata_is_split_on_the_membrane_between_them():
+    fragments = np.ones((21, 8, 8), np.uint64, order="F")
+    fragments[:, 6:] = 2  # a second fragment with one soma stays whole
+    soma = np.zeros(fragments.shape, np.float32, order="F")
+    soma[1:10, 1:5, 1:5] = 0.9
+    soma[11:20, 1:5, 1:5] = 0.8
+    soma[10, 1:5, 1:5] = 0.3  # the membrane
+    soma[5:15, 6:8, 2:6] = 0.9
+    out, parent = vx.somata.split_fragments(fragments, soma, min_volume_nm3=50)
+    assert parent.tolist() == [0, 1, 2, 1]
+    assert np.all(out[1:10, 1:5, 1:5] == 1) and np.all(out[11:20, 1:5, 1:5] == 3)
+    assert set(np.unique(out[:, :6]).tolist()) == {1, 3}
+    assert np.all(out[:, 6:] == 2)
+    # Small soma components (a false positive in a neurite) do not split.
+    same, parent = vx.somata.split_fragments(fragments, soma, min_volume_nm3=200)
+    assert np.array_equal(same, fragments) and parent.tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match="soma channel has shape"):
+        vx.somata.split_fragments(fragments, soma[:4])

@@ -232,3 +232,18 @@ def test_run_length_along_the_skeletons(mouse):
     split[: split.shape[0] // 2] += 100000  # every cell crossing x = half is cut in two
     cut = mouse.run_length(split)
     assert cut.max_erl == pytest.approx(perfect.max_erl) and 0 < cut.erl < 0.9 * perfect.erl
+
+
+def test_filling_stops_when_no_neurite_finds_room():
+    from voxelytics.synthetic import _fill
+
+    class Full:  # a volume with no room left: every neurite adds nothing
+        calls = 0
+
+        def neurite(self, kind, length):
+            self.calls += 1
+            return length + (500.0 if self.calls <= 3 else 0.0)
+
+    b = Full()
+    _fill(b, "axon", 1e9, patience=7)
+    assert b.calls == 3 + 7

@@ -11,11 +11,9 @@ from ..core import unique_pairs
 from ..segmentation import distance_transform
 from ..somata.detection import Somata
 from ..synapses.partners import Partners, _segments_of
+from ..synapses.settings import COMPARTMENT_CHANNELS
 
 __all__ = ["CellFeatures", "cell_features"]
-
-#: Compartment head channels, in its order (see ``voxelytics.train.compartment_classes``).
-COMPARTMENT_CHANNELS = ("axon", "dendrite", "spine", "soma", "glia")
 
 
 @dataclass(frozen=True)

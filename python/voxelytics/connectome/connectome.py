@@ -89,6 +89,29 @@ class Connectome:
             columns.update(_position_columns(which, where, detections.voxel_size))
         return cls({k: columns[k] for k in SYNAPSE_COLUMNS}, detections.voxel_size)
 
+    def with_cells(self, cells: dict) -> Connectome:
+        """A copy whose synapses (and so edges) carry the class of their pre- and postsynaptic
+        segments: ``pre_type``/``post_type`` and ``pre_class``/``post_class`` from ``cells``
+        (``segment``, ``type``, ``compartment`` columns, as
+        :func:`voxelytics.classify_cells` gives; segments it does not name are "unknown")."""
+        segments = np.asarray(cells["segment"], np.uint64)
+        order = np.argsort(segments)
+        segments = segments[order]
+        columns = {}
+        for side in ("pre", "post"):
+            ids = self.column(side)
+            at = np.minimum(np.searchsorted(segments, ids), max(len(segments) - 1, 0))
+            known = (segments[at] == ids) if len(segments) else np.zeros(len(ids), bool)
+            for source, target in (("type", "type"), ("compartment", "class")):
+                names = np.asarray(cells[source], object)[order]
+                columns[f"{side}_{target}"] = np.where(known, names[at] if len(names) else UNKNOWN, UNKNOWN)
+        table = self.synapses
+        for name, values in columns.items():
+            if name in table.column_names:
+                table = table.drop_columns([name])
+            table = table.append_column(name, _string_array(values))
+        return Connectome(table, self.voxel_size)
+
     # -- access
     def __len__(self) -> int:
         return self.synapses.num_rows
@@ -120,6 +143,10 @@ class Connectome:
             values = self.column(column)
             for name in names:
                 columns[name] = np.bincount(inverse, values == name, len(pairs)).astype(np.uint64)
+        first = np.unique(inverse, return_index=True)[1]  # a segment's class is the same on all its rows
+        for name in ("pre_type", "post_type", "pre_class", "post_class"):
+            if name in self.synapses.column_names:
+                columns[name] = _string_array(self.column(name)[first])
         return pa.table(columns)
 
     def to_scipy(self, weight: str = "synapses"):
@@ -233,3 +260,9 @@ class Connectome:
             columns.update(_position_columns(which, positions, voxel_size))
         mapping = attributes.get("metadata/mapping_name", attributes.get("mapping_name"))
         return cls({k: columns[k] for k in SYNAPSE_COLUMNS}, voxel_size), mapping
+
+
+def _string_array(values):
+    import pyarrow as pa
+
+    return pa.array([str(v) for v in values], pa.string())
