@@ -137,3 +137,28 @@ def test_true_cell_classes_of_segments():
     np.testing.assert_allclose(got["purity"], [1, 2 / 3, 1, 1])
     with pytest.raises(ValueError, match="segments must all be labels"):
         true_cell_classes(volume, segmentation, np.array([9]))
+
+
+def test_the_shipped_model_reads_the_features_the_full_pipeline_computes():
+    f = rod_and_cube()
+    compartments = np.full((5, *f.shape), 0.2, np.float32)
+    somata = Somata(
+        {"id": np.zeros(0, np.uint64), "position": np.zeros((0, 3)), "position_nm": np.zeros((0, 3)),
+         "voxels": np.zeros(0), "volume_nm3": np.zeros(0), "score": np.zeros(0)},
+        {"soma": np.zeros(0, np.uint64), "fragment": np.zeros(0, np.uint64), "voxels": np.zeros(0)},
+        (1.0, 1.0, 1.0),
+    )  # fmt: skip
+    partners = Partners(
+        {"synapse": np.arange(1, 2), "pre": np.array([1], np.uint64), "post": np.array([3], np.uint64)}
+    )
+    types = {"kind": np.array(["inhibitory"]), "compartment": np.array(["soma"])}
+    features = vx.cell_features(
+        f, compartments=compartments, somata=somata, partners=partners, synapse_types=types
+    )
+    model = vx.cells.pretrained_cell_model("mouse")
+    assert set(model.type.feature_names) == set(features.names)
+    got = vx.classify_cells(features)
+    assert got["segment"].tolist() == [1, 2, 3]
+    assert set(got["type"]) <= set(vx.cells.CELL_TYPES) and set(got["compartment"]) <= set(
+        vx.cells.CELL_CLASSES
+    )

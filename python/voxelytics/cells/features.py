@@ -150,7 +150,7 @@ def _soma_columns(somata: Somata, mapping, segments: np.ndarray, voxels: np.ndar
     soma_voxels = _per_segment(segments, pairs[:, 1], held)
     # Each soma counts for the segment holding most of it.
     order = np.lexsort((-held, pairs[:, 0]))
-    first = np.r_[True, pairs[order][1:, 0] != pairs[order][:-1, 0]]
+    first = np.r_[True, pairs[order][1:, 0] != pairs[order][:-1, 0]][: len(pairs)]  # none without somata
     best = pairs[order][first]
     return {
         "somata": _per_segment(segments, best[:, 1], np.ones(len(best))),
