@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _predictions import cached_prediction
 
 import voxelytics as vx
 from voxelytics import models, synapses, synthetic
@@ -67,17 +68,10 @@ def main():
         volume = synthetic.generate(
             tuple(args.shape), preset, seed, progress=False, min_somata=MIN_SOMATA[preset]
         )
-        cached = (
-            Path(args.cache) / f"{preset}-{seed}-{'x'.join(map(str, args.shape))}.npy" if args.cache else None
-        )
         predictor = Predictor(model, batch=2)
-        if cached is not None and cached.exists():
-            pred = np.load(cached)
-        else:
-            pred = predictor.predict(volume.image)
-            if cached is not None:
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                np.save(cached, pred)
+        pred = cached_prediction(
+            predictor, volume.image, args.cache, f"{preset}-{seed}-{'x'.join(map(str, args.shape))}"
+        )
         affinities = np.asfortranarray(pred[predictor.channels("affinities")[:3]])
         fragments, _ = vx.affinity_watershed(affinities)
         graph = vx.region_graph(fragments, affinities=affinities, bins=0)

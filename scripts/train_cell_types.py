@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _predictions import cached_prediction
 
 import voxelytics as vx
 from voxelytics import models, synapses, synthetic
@@ -37,14 +38,9 @@ MIN_SOMATA = {"mouse": 3, "human": 3}
 def labelled_features(preset, seed, shape, predictor, cache, min_volume_um3):
     """(features, true classes) of one volume's segments."""
     volume = synthetic.generate(shape, preset, seed, progress=False, min_somata=MIN_SOMATA[preset])
-    cached = Path(cache) / f"{preset}-{seed}-{'x'.join(map(str, shape))}-cells.npy" if cache else None
-    if cached is not None and cached.exists():
-        pred = np.load(cached)
-    else:
-        pred = predictor.predict(volume.image)
-        if cached is not None:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            np.save(cached, pred)
+    pred = cached_prediction(
+        predictor, volume.image, cache, f"{preset}-{seed}-{'x'.join(map(str, shape))}-cells"
+    )
     affinities = np.asfortranarray(pred[predictor.channels("affinities")[:3]])
     fragments, _ = vx.affinity_watershed(affinities)
     agg = vx.agglomerate(vx.region_graph(fragments, affinities=affinities, bins=0), list(THRESHOLDS))

@@ -4,12 +4,14 @@ to ship as JSON: the synapse types (:mod:`voxelytics.synapses.types`) and the ce
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy import optimize
 
-__all__ = ["SoftmaxClassifier"]
+__all__ = ["SoftmaxClassifier", "load_classifiers", "save_classifiers"]
 
 
 @dataclass(frozen=True)
@@ -79,3 +81,29 @@ class SoftmaxClassifier:
         return cls(
             names, tuple(d["classes"]), np.asarray(d["mean"], float), np.asarray(d["scale"], float), weights
         )
+
+
+def save_classifiers(path, format: str, info: dict, classifiers: dict[str, SoftmaxClassifier]) -> Path:
+    """Writes named classifiers and their ``info`` as one JSON file of ``format``."""
+    path = Path(path)
+    body = {"format": format, "info": info, **{k: c.to_dict() for k, c in classifiers.items()}}
+    path.write_text(json.dumps(body, indent=1) + "\n")
+    return path
+
+
+def load_classifiers(path, format: str, names, what: str) -> tuple[list[SoftmaxClassifier], dict]:
+    """The classifiers ``names`` and the info of a :func:`save_classifiers` file; errors name
+    the file and say it is no ``what``."""
+    path = Path(path)
+    try:
+        body = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no {what} there") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not JSON ({e})") from None
+    if body.get("format") != format:
+        raise ValueError(f"{path}: format {body.get('format')!r}, expected {format!r}")
+    try:
+        return [SoftmaxClassifier.from_dict(body[k]) for k in names], body.get("info", {})
+    except (KeyError, ValueError) as e:
+        raise ValueError(f"{path}: invalid {what} ({e})") from None

@@ -5,13 +5,12 @@ soma-bearing piece of a neuron, glia), shipped as one small JSON file
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..classifier import SoftmaxClassifier
+from ..classifier import SoftmaxClassifier, load_classifiers, save_classifiers
 from .features import CellFeatures
 
 __all__ = ["CELL_CLASSES", "CELL_TYPES", "CellTypeModel", "classify_cells", "pretrained_cell_model"]
@@ -42,28 +41,14 @@ class CellTypeModel:
         )
 
     def save(self, path) -> Path:
-        path = Path(path)
-        body = {"format": FORMAT, "info": self.info, "type": self.type.to_dict(),
-                "compartment": self.compartment.to_dict()}  # fmt: skip
-        path.write_text(json.dumps(body, indent=1) + "\n")
-        return path
+        return save_classifiers(path, FORMAT, self.info, {"type": self.type, "compartment": self.compartment})
 
     @classmethod
     def load(cls, path) -> CellTypeModel:
-        path = Path(path)
-        try:
-            body = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{path}: no cell type model there") from None
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not JSON ({e})") from None
-        if body.get("format") != FORMAT:
-            raise ValueError(f"{path}: format {body.get('format')!r}, expected {FORMAT!r}")
-        try:
-            kind, compartment = (SoftmaxClassifier.from_dict(body[k]) for k in ("type", "compartment"))
-        except (KeyError, ValueError) as e:
-            raise ValueError(f"{path}: invalid cell type model ({e})") from None
-        return cls(kind, compartment, body.get("info", {}))
+        (first, compartment), info = load_classifiers(
+            path, FORMAT, ("type", "compartment"), "cell type model"
+        )
+        return cls(first, compartment, info)
 
 
 def pretrained_cell_model(name: str = "mouse") -> CellTypeModel:

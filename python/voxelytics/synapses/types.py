@@ -11,13 +11,12 @@ synapses matched to ground truth (``scripts/train_synapse_types.py`` makes the s
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..classifier import SoftmaxClassifier
+from ..classifier import SoftmaxClassifier, load_classifiers, save_classifiers
 from ..connectome.connectome import COMPARTMENTS, KINDS
 from .detection import Detections
 from .partners import Partners
@@ -75,32 +74,14 @@ class SynapseTypeModel:
     info: dict
 
     def save(self, path) -> Path:
-        path = Path(path)
-        body = {
-            "format": FORMAT,
-            "info": self.info,
-            "kind": self.kind.to_dict(),
-            "compartment": self.compartment.to_dict(),
-        }
-        path.write_text(json.dumps(body, indent=1) + "\n")
-        return path
+        return save_classifiers(path, FORMAT, self.info, {"kind": self.kind, "compartment": self.compartment})
 
     @classmethod
     def load(cls, path) -> SynapseTypeModel:
-        path = Path(path)
-        try:
-            body = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{path}: no synapse type model there") from None
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not JSON ({e})") from None
-        if body.get("format") != FORMAT:
-            raise ValueError(f"{path}: format {body.get('format')!r}, expected {FORMAT!r}")
-        try:
-            kind, compartment = (SoftmaxClassifier.from_dict(body[k]) for k in ("kind", "compartment"))
-            return cls(kind, compartment, body.get("info", {}))
-        except (KeyError, ValueError) as e:
-            raise ValueError(f"{path}: invalid synapse type model ({e})") from None
+        (first, compartment), info = load_classifiers(
+            path, FORMAT, ("kind", "compartment"), "synapse type model"
+        )
+        return cls(first, compartment, info)
 
 
 def pretrained_type_model(name: str = "mouse") -> SynapseTypeModel:
