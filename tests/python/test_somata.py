@@ -224,3 +224,17 @@ def test_a_fragment_flooding_two_touching_somata_is_split_on_the_membrane_betwee
     assert np.array_equal(same, fragments) and parent.tolist() == [0, 1, 2]
     with pytest.raises(ValueError, match="soma channel has shape"):
         vx.somata.split_fragments(fragments, soma[:4])
+
+
+def test_a_soma_cut_by_the_volume_face_needs_only_a_share_of_the_minimum_volume():
+    channel = np.zeros((30, 30, 30), np.float32, order="F")
+    channel[0:4, 10:14, 10:14] = 0.9  # 64 voxels at the x = 0 face: a cap of a soma outside
+    channel[20:24, 10:14, 10:14] = 0.9  # 64 voxels inside: a blob, too small for a soma
+    found = vx.detect_somata(channel, min_volume_nm3=100)
+    assert found.somata["position"][:, 0].tolist() == [1.5]
+    assert len(vx.detect_somata(channel, min_volume_nm3=100, border_fraction=1.0)) == 0
+    assert len(vx.detect_somata(channel, min_volume_nm3=60)) == 2
+    shifted = vx.detect_somata(channel, min_volume_nm3=100, offset=(5, 0, 0), block_shape=(16, 16, 16))
+    assert shifted.somata["position"][:, 0].tolist() == [6.5]
+    with pytest.raises(ValueError, match="border_fraction"):
+        vx.detect_somata(channel, border_fraction=0)

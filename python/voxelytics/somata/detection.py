@@ -72,6 +72,7 @@ def detect_somata(
     threshold: float = 0.5,
     min_volume_nm3: float = 1e9,
     min_radius_nm: float = 1500.0,
+    border_fraction: float = 0.25,
     voxel_size=None,
     offset=None,
     connectivity: int = 6,
@@ -87,12 +88,15 @@ def detect_somata(
     thinner: axons ~0.1 um, dendrites < 1 um in radius), each soma's volume that of the ball of
     its largest inner radius. ``fragments`` (defaults to ``segmentation``) give the contacts.
     ``connectivity`` 6 by default: somata are thick, and face neighbours keep two somata that
-    touch apart across a one-voxel membrane, where diagonal ones would join them."""
+    touch apart across a one-voxel membrane, where diagonal ones would join them. A component
+    touching the volume's faces is a soma cut by them: it needs only ``border_fraction`` of the
+    minimum volume (a cap of a 6 um soma 1 um deep is 17 um^3; a neurite's blob stays far below)."""
     if (soma is None) == (segmentation is None):
         raise ValueError("detect_somata needs either a soma channel or a segmentation")
-    if min_volume_nm3 < 0 or min_radius_nm <= 0:
+    if min_volume_nm3 < 0 or min_radius_nm <= 0 or not 0 < border_fraction <= 1:
         raise ValueError(
-            f"need min_volume_nm3 >= 0 and min_radius_nm > 0, got {min_volume_nm3}, {min_radius_nm}"
+            "need min_volume_nm3 >= 0, min_radius_nm > 0 and 0 < border_fraction <= 1, got "
+            f"{min_volume_nm3}, {min_radius_nm}, {border_fraction}"
         )
     kwargs = dict(
         block_shape=block_shape, threads=threads, progress=progress, offset=offset, connectivity=connectivity
@@ -114,7 +118,12 @@ def detect_somata(
         found = detect_synapses(channel, threshold=0.25, fragments=fragments, voxel_size=vs, **kwargs)
         radius = found.synapses["score_max"] * cap
         volume = 4.0 / 3.0 * np.pi * radius**3
-    keep = volume >= min_volume_nm3
+    source = soma if soma is not None else labels
+    lo = np.asarray(found.offset, np.int64)
+    hi = lo + np.asarray(source.shape[-3:], np.int64)
+    top, size = found.synapses["box_topleft"], found.synapses["box_size"]
+    at_border = np.any(top <= lo, axis=1) | np.any(top + size >= hi, axis=1)
+    keep = volume >= np.where(at_border, border_fraction, 1.0) * min_volume_nm3
     ids = found.synapses["id"]
     somata = {
         "id": np.arange(1, int(keep.sum()) + 1, dtype=np.uint64),
