@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core import unique_pairs
+from ..core import label_sums
 from ..segmentation import distance_transform
 from ..somata.detection import Somata
 from ..synapses.partners import Partners, _segments_of
@@ -32,19 +32,6 @@ class CellFeatures:
             return self.X[:, self.names.index(name)]
         except ValueError:
             raise KeyError(f"no feature {name!r}; features: {list(self.names)}") from None
-
-
-def _sums(labels: np.ndarray, weights: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """Nonzero labels of a flat array, their voxel counts and the sum of each of ``weights``."""
-    if labels.size and labels.max() >= 4 * labels.size:  # sparse ids: compact them first
-        ids, index = np.unique(labels, return_inverse=True)
-    else:
-        index = labels.astype(np.int64, copy=False)
-        ids = np.arange(int(index.max()) + 1 if index.size else 0, dtype=np.uint64)
-    counts = np.bincount(index, minlength=len(ids))
-    sums = [np.bincount(index, weights=w, minlength=len(ids)) for w in weights]
-    keep = (counts > 0) & (ids != 0)
-    return ids[keep].astype(np.uint64), counts[keep], [s[keep] for s in sums]
 
 
 def _per_segment(segments: np.ndarray, keys: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -100,7 +87,7 @@ def cell_features(
                 f"got {compartments.shape}"
             )
         weights += [c.ravel(order="F").astype(np.float64) for c in compartments]
-    segments, counts, sums = _sums(flat, weights)
+    segments, counts, sums = label_sums(flat, weights)
     n = counts.astype(np.float64)
     mean = np.stack(sums[:3], 1) / n[:, None]
     c = np.stack(sums[3:9], 1) / n[:, None]
@@ -145,17 +132,9 @@ def _max_per_segment(segments: np.ndarray, flat: np.ndarray, values: np.ndarray)
 def _soma_columns(somata: Somata, mapping, segments: np.ndarray, voxels: np.ndarray) -> dict:
     c = somata.contacts
     segment = _segments_of(c["fragment"].astype(np.uint64), mapping)
-    pairs, inverse, _ = unique_pairs(c["soma"].astype(np.uint64), segment)
-    held = np.bincount(inverse, weights=c["voxels"].astype(np.float64), minlength=len(pairs))
-    soma_voxels = _per_segment(segments, pairs[:, 1], held)
-    # Each soma counts for the segment holding most of it.
-    order = np.lexsort((-held, pairs[:, 0]))
-    first = np.r_[True, pairs[order][1:, 0] != pairs[order][:-1, 0]][: len(pairs)]  # none without somata
-    best = pairs[order][first]
-    return {
-        "somata": _per_segment(segments, best[:, 1], np.ones(len(best))),
-        "soma_share": soma_voxels / voxels,
-    }
+    held = _per_segment(segments, segment, c["voxels"].astype(np.float64))
+    home = somata.segments(mapping)  # each soma counts for the segment holding most of it
+    return {"somata": _per_segment(segments, home, np.ones(len(home))), "soma_share": held / voxels}
 
 
 def _synapse_columns(partners: Partners, types: dict | None, segments: np.ndarray, um3: np.ndarray) -> dict:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core import unique_pairs
+from ..core import label_sums, unique_pairs
 from ..graph import RegionGraph, _positions, seeded_cut
 from ..synapses.partners import _best_per_group, _segments_of
 from .detection import Somata
@@ -72,18 +72,8 @@ def fragment_means(fragments, channels) -> tuple[np.ndarray, np.ndarray]:
     for k, c in enumerate(channels):
         if c.shape != labels.shape:
             raise ValueError(f"channel {k} has shape {c.shape}, the fragments {labels.shape}")
-    flat = labels.ravel(order="F").astype(np.int64, copy=False)
-    if flat.size and flat.max() >= 4 * flat.size:  # sparse ids: compact them first
-        ids, flat = np.unique(flat, return_inverse=True)
-    else:
-        ids = np.arange(flat.max() + 1 if flat.size else 0)
-    counts = np.bincount(flat, minlength=len(ids))
-    sums = [np.bincount(flat, weights=c.ravel(order="F"), minlength=len(ids)) for c in channels]
-    present = counts > 0
-    means = np.stack(sums, axis=1).reshape(len(ids), len(channels))[present] / counts[present, None]
-    ids = ids[present]
-    keep = ids != 0
-    return ids[keep].astype(np.uint64), means[keep]
+    ids, counts, sums = label_sums(labels.ravel(order="F"), [c.ravel(order="F") for c in channels])
+    return ids, np.stack(sums, axis=1).reshape(len(ids), len(channels)) / counts[:, None]
 
 
 def _edge_scores(graph: RegionGraph, scoring: str, quantile: float) -> np.ndarray:
