@@ -226,6 +226,20 @@ def test_a_fragment_flooding_two_touching_somata_is_split_on_the_membrane_betwee
         vx.somata.split_fragments(fragments, soma[:4])
 
 
+def test_a_fragment_flooding_a_soma_and_a_passing_neurite_is_split_at_the_soma_surface():
+    fragments = np.ones((30, 10, 10), np.uint64, order="F")
+    soma = np.zeros(fragments.shape, np.float32, order="F")
+    soma[2:12, 2:8, 2:8] = 0.9  # the soma; the rest of the fragment a neurite flooded with it
+    out, parent = vx.somata.split_fragments(fragments, soma, min_volume_nm3=50, min_rest_nm3=100)
+    assert parent.tolist() == [0, 1, 1]
+    assert np.all(out[2:12, 2:8, 2:8] == 1)
+    assert out[1, 4, 4] == 1 and out[12, 4, 4] == 1  # its surface, one voxel out, stays with the soma
+    assert np.all(out[16:] == 2)
+    # A rest smaller than min_rest_nm3 (the soma's own surface) stays with the soma.
+    same, parent = vx.somata.split_fragments(fragments, soma, min_volume_nm3=50, min_rest_nm3=3000)
+    assert np.array_equal(same, fragments) and parent.tolist() == [0, 1]
+
+
 def test_a_soma_cut_by_the_volume_face_needs_only_a_share_of_the_minimum_volume():
     channel = np.zeros((30, 30, 30), np.float32, order="F")
     channel[0:4, 10:14, 10:14] = 0.9  # 64 voxels at the x = 0 face: a cap of a soma outside

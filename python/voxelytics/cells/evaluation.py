@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import unique_pairs
+from ..graph import _positions
 from ..synthetic import CELL_TYPES as _TYPE_CODES
 from ..synthetic import COMPARTMENTS as _CODES
 
@@ -36,8 +37,8 @@ def true_cell_classes(volume, segmentation, segments: np.ndarray) -> dict[str, n
         np.searchsorted(segment_ids, pairs[:, 0]), weights=voxels, minlength=len(first)
     )
     segments = np.asarray(segments, np.uint64)
-    at = np.minimum(np.searchsorted(segment_ids, segments), max(len(first) - 1, 0))
-    if len(segments) and (not len(first) or np.any(segment_ids[at] != segments)):
+    at, found = _positions(segment_ids, segments)
+    if not found.all():
         raise ValueError("segments must all be labels of the segmentation")
     best = first[at]
     cell = pairs[best, 1]

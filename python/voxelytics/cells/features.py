@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core import label_sums
+from ..graph import _positions
 from ..segmentation import distance_transform
 from ..somata.detection import Somata
 from ..synapses.partners import Partners, _segments_of
@@ -36,9 +37,7 @@ class CellFeatures:
 
 def _per_segment(segments: np.ndarray, keys: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Sum of ``values`` over rows with ``keys`` equal to each of the sorted ``segments``."""
-    at = np.searchsorted(segments, keys)
-    hit = at < len(segments)
-    hit[hit] = segments[at[hit]] == keys[hit]
+    at, hit = _positions(segments, keys)
     return np.bincount(at[hit], weights=values[hit], minlength=len(segments))
 
 
@@ -122,9 +121,7 @@ def cell_features(
 
 def _max_per_segment(segments: np.ndarray, flat: np.ndarray, values: np.ndarray) -> np.ndarray:
     out = np.zeros(len(segments))
-    at = np.searchsorted(segments, flat)
-    hit = (at < len(segments)) & (flat != 0)
-    hit[hit] = segments[at[hit]] == flat[hit]
+    at, hit = _positions(segments, flat)
     np.maximum.at(out, at[hit], values[hit])
     return out
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core import unique_pairs
+from ..graph import _positions
 from . import webknossos
 
 #: Synapse types: the sign (excitatory / inhibitory) and the target compartment; the
@@ -100,8 +101,7 @@ class Connectome:
         columns = {}
         for side in ("pre", "post"):
             ids = self.column(side)
-            at = np.minimum(np.searchsorted(segments, ids), max(len(segments) - 1, 0))
-            known = (segments[at] == ids) if len(segments) else np.zeros(len(ids), bool)
+            at, known = _positions(segments, ids)
             for source, target in (("type", "type"), ("compartment", "class")):
                 names = np.asarray(cells[source], object)[order]
                 columns[f"{side}_{target}"] = np.where(known, names[at] if len(names) else UNKNOWN, UNKNOWN)

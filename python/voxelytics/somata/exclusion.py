@@ -127,8 +127,7 @@ def _compartment_classes(compartments, nodes, confidence: float):
         )
     order = np.argsort(ids)
     ids, probs = ids[order], probs[order]
-    at = np.minimum(np.searchsorted(ids, nodes), max(len(ids) - 1, 0))
-    known = ids[at] == nodes if len(ids) else none
+    at, known = _positions(ids, nodes)
     p = np.where(known[:, None], probs[at] if len(ids) else 0.0, 0.0)
     return p[:, 0] >= confidence, p[:, 1] + p[:, 2] >= confidence, p[:, 3] >= confidence
 

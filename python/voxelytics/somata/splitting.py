@@ -1,6 +1,6 @@
-"""Fragments that hold two somata, split between them before agglomeration: where two somata
-touch, a watershed fragment can flood across the membrane between them, and no cut of the
-agglomeration graph can then keep them apart."""
+"""Fragments that hold a soma and more, split at the soma's surface before agglomeration: where
+two somata touch, or a neurite passes a soma, a watershed fragment can flood across the membrane
+between them, and no cut of the agglomeration graph can then part them."""
 
 from __future__ import annotations
 
@@ -19,15 +19,19 @@ def split_fragments(
     *,
     threshold: float = 0.5,
     min_volume_nm3: float = 2.5e8,
+    min_rest_nm3: float = 2.5e7,
     voxel_size=(1.0, 1.0, 1.0),
     boundary=None,
     threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Splits every fragment of ``fragments`` ([x, y, z] labels) that holds two or more
-    components of ``soma >= threshold`` (face-connected, each at least ``min_volume_nm3`` of the
-    fragment) by a seeded watershed from those components on ``boundary`` (default
-    ``1 - soma``: the pieces meet where the soma probability is lowest, on the membrane between
-    the somata). The first piece keeps the fragment's id, the others get new ids above all.
+    """Splits every fragment of ``fragments`` ([x, y, z] labels) that holds a soma and anything
+    else: its seeds are the components of ``soma >= threshold`` in it (face-connected, each at
+    least ``min_volume_nm3``) and the components of the rest of it (more than two voxels from
+    the soma: a neurite flooded together with it; each at least ``min_rest_nm3``); a fragment with two or more
+    seeds is split by a seeded watershed from them on ``boundary`` (default ``1 - soma``), so two
+    somata part on the membrane between them and a neurite at the soma's surface. Agglomeration then
+    rejoins a soma with its own neurites, whose contact has no membrane. The first piece keeps
+    the fragment's id, the others get new ids above all.
 
     Returns ``(split fragments, parent)``: ``parent[i]`` is the fragment that id ``i`` came from
     (``parent[i] == i`` for the ids that were there before; 0 for unused ids)."""
@@ -45,22 +49,33 @@ def split_fragments(
     c, f = components.ravel(order="F"), inside.ravel(order="F")
     pairs, inverse, _ = unique_pairs(f[c > 0], c[c > 0])
     big = np.bincount(inverse, minlength=len(pairs)) >= min_voxels
-    fragment_of_big = pairs[big, 0]
-    ids, count = np.unique(fragment_of_big, return_counts=True)
-    to_split = ids[count >= 2]
-    if not len(to_split):
+    with_soma = np.unique(pairs[big, 0])
+    if not len(with_soma):
         return labels, parent
-    big_components = set(pairs[big, 1].tolist())
+    big_components = pairs[big, 1]
+    min_rest = max(1, int(np.ceil(min_rest_nm3 / float(np.prod(voxel_size)))))
     boundary = (1.0 - soma) if boundary is None else np.asarray(boundary)
     out = labels.copy(order="F")
     pieces = []
-    boxes = ndimage.find_objects(np.where(np.isin(labels, to_split), labels, 0).astype(np.int64))
-    for fragment in to_split.tolist():
+    boxes = ndimage.find_objects(np.where(np.isin(labels, with_soma), labels, 0).astype(np.int64))
+    for fragment in with_soma.tolist():
         box = boxes[fragment - 1]
         mask = labels[box] == fragment
-        seeds_in = components[box] * mask
-        keep = np.isin(seeds_in, list(big_components))
-        seeds, _ = connected_components(np.asfortranarray(np.where(keep, seeds_in, 0)), 6, threads=threads)
+        somatic = np.isin(components[box] * mask, big_components)
+        seeds, n = connected_components(np.asfortranarray(somatic.astype(np.uint8)), 6, threads=threads)
+        # the rest's seeds keep two voxels from the soma, so that its surface (the membrane, low in
+        # soma probability too) floods from the soma
+        near_soma = ndimage.binary_dilation(soma[box] >= threshold, iterations=2)
+        rest_mask = np.asfortranarray((mask & ~near_soma).astype(np.uint8))
+        rest, _ = connected_components(rest_mask, 6, threads=threads)
+        sizes = np.bincount(rest.ravel().astype(np.int64))
+        large = np.flatnonzero(sizes >= min_rest)
+        large = large[large > 0]
+        if n + len(large) < 2:
+            continue
+        index = np.zeros(len(sizes), np.uint64)
+        index[large] = n + 1 + np.arange(len(large), dtype=np.uint64)
+        seeds = np.where(seeds > 0, seeds, index[rest.astype(np.int64)])
         flooded = watershed(
             np.asfortranarray(boundary[box], np.float32), np.asfortranarray(seeds, np.uint64), mask=mask,
             threads=threads,
