@@ -3,14 +3,15 @@
 
     python3 scripts/evaluate_somata.py [--model PT] [--shape X Y Z] [--over 0.2]
 
-For `mouse` (seed 17) and `human` (seed 18) with several somata in view (`min_somata`), the
+For `mouse` (seeds 17, 19, 23) and `human` (18, 20, 24) with several somata in view (`min_somata`), the
 shipped CNN's affinities give the fragments and the region graph, and mean agglomeration the
 states; the state `--over` above the best (lowest VOI) threshold merges too much. Soma exclusion
 runs on it from ground-truth predictions (the soma mask, per-fragment compartment shares) and
 from the CNN's (soma head, compartments head averaged per fragment). Before and after: two-soma
 and axon-dendrite mergers (voxelytics.somata.evaluation), VOI split/merge, ERL, and the connectome
 edge precision/recall of the synapses (ground-truth channels) assigned through each state.
-Prints a table and writes <out>/evaluation-somata.json.
+Prints a table (each volume, then per preset the mergers summed over its volumes and the mean
+change of VOI split) and writes <out>/evaluation-somata.json.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from voxelytics.synapses.evaluation import evaluate_synapses, ground_truth_chann
 from voxelytics.train.validation import THRESHOLDS
 
 ROOT = Path(__file__).resolve().parents[1]
-HELD_OUT = {"mouse": 17, "human": 18}
+HELD_OUT = {"mouse": (17, 19, 23), "human": (18, 20, 24)}  # seeds below 100: never trained on
 MIN_SOMATA = {"mouse": 6, "human": 4}  # more human somata (r = 8 um) leave neurites no room
 
 
@@ -49,6 +50,29 @@ def scores(volume, segmentation, mapping, found) -> dict:
     }
 
 
+def totals(rows: dict, presets) -> dict:
+    """Per preset and state: mergers summed over the volumes, VOI split's mean change."""
+    out = {}
+    for preset in presets:
+        mine = {k: r for k, r in rows.items() if k.startswith(f"{preset} ")}
+        before = [r for k, r in mine.items() if k.endswith("before")]
+        for state in ("before", "after (ground truth)", "after (CNN)"):
+            picked = [r for k, r in mine.items() if k.endswith(state)]
+            out[f"{preset}, all volumes, {state}"] = {
+                "two_soma": sum(r["two_soma"] for r in picked),
+                "axon_dendrite": sum(r["axon_dendrite"] for r in picked),
+                "somata": sum(r["somata"] for r in picked),
+                "voi_split_change": float(
+                    np.mean([a["voi_split"] - b["voi_split"] for a, b in zip(picked, before)])
+                ),
+                "voi_merge_change": float(
+                    np.mean([a["voi_merge"] - b["voi_merge"] for a, b in zip(picked, before)])
+                ),
+                "somata_detected": sum(r.get("somata_detected", 0) for r in picked),
+            }
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -57,14 +81,14 @@ def main():
     parser.add_argument("--shape", type=int, nargs=3, default=(256, 256, 96))
     parser.add_argument("--over", type=float, default=0.2, help="threshold above the best state's")
     parser.add_argument("--presets", nargs="+", default=list(HELD_OUT))
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="volumes (default: HELD_OUT's)")
     parser.add_argument("--cache", default=None, help="folder to keep the CNN's predictions in")
     parser.add_argument("--out", default=str(ROOT / "build" / "models"))
     args = parser.parse_args()
     model = args.model or models.pretrained("mouse")
     rows = {}
-    for preset in args.presets:
+    for preset, seed in ((p, s) for p in args.presets for s in (args.seeds or HELD_OUT[p])):
         t0 = time.time()
-        seed = HELD_OUT[preset]
         volume = synthetic.generate(
             tuple(args.shape), preset, seed, progress=False, min_somata=MIN_SOMATA[preset]
         )
@@ -84,7 +108,7 @@ def main():
         channels = ground_truth_channels(volume)
         settings = synapses.settings_for(preset)
 
-        base = f"{preset}, threshold {THRESHOLDS[k]} (best {THRESHOLDS[best]})"
+        base = f"{preset} {seed}, threshold {THRESHOLDS[k]} (best {THRESHOLDS[best]})"
         rows[f"{base}, before"] = scores(
             volume,
             states[k],
@@ -123,7 +147,8 @@ def main():
                 name: int((result.cuts["reason"] == code).sum()) for name, code in vx.somata.REASONS.items()
             }
             rows[f"{base}, after ({source})"] = row
-        print(f"{preset}: {time.time() - t0:.0f} s", flush=True)
+        print(f"{preset} {seed}: {time.time() - t0:.0f} s", flush=True)
+    rows.update(totals(rows, args.presets))
     keys = list(dict.fromkeys(k for r in rows.values() for k in r))
     print(" | ".join(["", *keys]))
     for name, row in rows.items():

@@ -90,6 +90,13 @@ def test_compartment_somata_and_synapse_features():
         vx.cell_features(f[:, :, 0])
     with pytest.raises(ValueError, match="mapping covers fragments 0..1"):
         vx.cell_features(f, np.array([0, 1], np.uint64))
+    with pytest.raises(ValueError, match="hold no segment"):
+        vx.cell_features(np.zeros_like(f))
+    elsewhere = Somata(
+        somata.somata, {**somata.contacts, "fragment": np.array([3, 9], np.uint64)}, (1.0,) * 3
+    )
+    with pytest.raises(ValueError, match="soma 1 lies on fragment 9, which is not in the fragments"):
+        vx.cell_features(f, somata=elsewhere)
 
 
 def test_a_cell_type_model_learns_separable_classes_and_round_trips(tmp_path):

@@ -252,3 +252,31 @@ def test_a_soma_cut_by_the_volume_face_needs_only_a_share_of_the_minimum_volume(
     assert shifted.somata["position"][:, 0].tolist() == [6.5]
     with pytest.raises(ValueError, match="border_fraction"):
         vx.detect_somata(channel, border_fraction=0)
+
+
+def test_soma_exclusion_of_an_empty_graph_is_an_error_and_no_somata_change_nothing():
+    empty = graph_of(np.zeros((0, 2)), [], 0)
+    with pytest.raises(ValueError, match="no fragments"):
+        vx.soma_exclusion(empty, {}, somata_in())
+    g = graph_of(CHAIN, [0.1, 0.2, 0.3, 0.4], 5)
+    result = vx.soma_exclusion(g, {i: 1 for i in range(1, 6)}, somata_in())
+    assert result.segments.tolist() == [1] * 5 and len(result.cuts["u"]) == 0
+
+
+def test_splitting_and_detection_do_not_depend_on_the_thread_count():
+    seg = ball_and_tube((64, 48, 40))
+    channel = np.asfortranarray(np.where(seg == 1, 0.9, 0.1).astype(np.float32))
+    channel[30:34] = 0.2  # the ball's membrane with a second soma beside it
+    channel[34:50, 12:28, 12:28] = 0.9
+    fragments = np.asfortranarray(np.where(seg > 0, 1, 2).astype(np.uint64))
+    runs = [vx.somata.split_fragments(fragments, channel, min_volume_nm3=100, min_rest_nm3=100, threads=t)
+            for t in (1, 2)]  # fmt: skip
+    assert np.array_equal(runs[0][0], runs[1][0]) and np.array_equal(runs[0][1], runs[1][1])
+    assert len(runs[0][1]) > 3  # fragments were split
+    found = [vx.detect_somata(channel, fragments=runs[0][0], min_volume_nm3=100, threads=t,
+                              block_shape=(32, 32, 32)) for t in (1, 2)]  # fmt: skip
+    assert len(found[0]) >= 2
+    for key in ("voxels", "position"):
+        assert np.array_equal(found[0].somata[key], found[1].somata[key])
+    for key in found[0].contacts:
+        assert np.array_equal(found[0].contacts[key], found[1].contacts[key])

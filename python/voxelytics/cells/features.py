@@ -87,6 +87,10 @@ def cell_features(
             )
         weights += [c.ravel(order="F").astype(np.float64) for c in compartments]
     segments, counts, sums = label_sums(flat, weights)
+    if not len(segments):
+        raise ValueError(
+            f"cell_features: the fragments (shape {labels.shape}) hold no segment, only background"
+        )
     n = counts.astype(np.float64)
     mean = np.stack(sums[:3], 1) / n[:, None]
     c = np.stack(sums[3:9], 1) / n[:, None]
@@ -129,6 +133,12 @@ def _max_per_segment(segments: np.ndarray, flat: np.ndarray, values: np.ndarray)
 def _soma_columns(somata: Somata, mapping, segments: np.ndarray, voxels: np.ndarray) -> dict:
     c = somata.contacts
     segment = _segments_of(c["fragment"].astype(np.uint64), mapping)
+    inside = _positions(segments, segment)[1]
+    if not inside.all():
+        raise ValueError(
+            f"soma {int(c['soma'][~inside][0])} lies on fragment {int(c['fragment'][~inside][0])}, which is "
+            "not in the fragments: were the somata detected on another volume or box?"
+        )
     held = _per_segment(segments, segment, c["voxels"].astype(np.float64))
     home = somata.segments(mapping)  # each soma counts for the segment holding most of it
     return {"somata": _per_segment(segments, home, np.ones(len(home))), "soma_share": held / voxels}

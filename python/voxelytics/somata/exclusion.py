@@ -162,6 +162,8 @@ def soma_exclusion(
     neuron). ``fragment_positions``: (n, 3) nm per graph node, for the cuts' positions."""
     nodes = np.asarray(graph.nodes, np.uint64)
     sizes = np.asarray(graph.sizes, np.float64)
+    if not len(nodes):
+        raise ValueError("soma_exclusion: the region graph has no fragments (an empty volume or block?)")
     before = _segments_of(nodes, mapping).astype(np.uint64)
     where, found = _positions(nodes, graph.edges.reshape(-1, 2))
     if not found.all():
