@@ -13,8 +13,21 @@ import importlib.util as _importlib_util
 if _importlib_util.find_spec("torch") is not None:
     import torch as _torch  # noqa: F401
 
-from . import _core, cells, connectome, filters, graph, metrics, neurons, somata, synapses, synthetic
+from . import (
+    _core,
+    agglomerates,
+    cells,
+    connectome,
+    filters,
+    graph,
+    metrics,
+    neurons,
+    somata,
+    synapses,
+    synthetic,
+)
 from ._core import CorruptDataError
+from .agglomerates import read_agglomerates, write_agglomerates
 from .cells import cell_features, classify_cells
 from .connectome import Connectome
 from .core import Block, BlockGrid, Box
@@ -46,6 +59,7 @@ __all__ = [
     "__version__",
     "affinity_watershed",
     "agglomerate",
+    "agglomerates",
     "assign_partners",
     "cell_features",
     "cells",
@@ -60,6 +74,7 @@ __all__ = [
     "graph",
     "metrics",
     "neurons",
+    "read_agglomerates",
     "region_graph",
     "relabel_sequential",
     "remap",
@@ -70,4 +85,5 @@ __all__ = [
     "synthetic",
     "watershed",
     "watershed_seeds",
+    "write_agglomerates",
 ]

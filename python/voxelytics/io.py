@@ -38,7 +38,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -53,7 +55,9 @@ __all__ = [
     "chunk_cache_stats",
     "clear_chunk_cache",
     "default_codecs",
+    "read_group",
     "set_chunk_cache_capacity",
+    "write_group",
     "zstd_version",
 ]
 
@@ -428,3 +432,50 @@ class Mag:
             f"Mag({self.layer.name!r}, {self.factor}, dtype={self.layer.dtype.name}, "
             f"bounding_box={self.layer.bounding_box}, array shape={tuple(self._m.shape)})"
         )
+
+
+def write_group(
+    path, arrays: dict[str, np.ndarray], attributes: dict, layout: Callable[[str, np.ndarray], dict]
+) -> Path:
+    """Writes a Zarr v3 group of ``arrays`` (C-ordered, as attachments store them) with
+    ``attributes`` under ``attributes.voxelytics``; ``layout(name, array)`` gives each array's
+    ``chunk_shape`` and ``codecs`` (and optionally ``shard_shape``) for :meth:`ZarrArray.create`.
+    The group is written to ``<path>.partial`` and renamed, replacing one at ``path``, so an
+    interrupted write never leaves a group that looks complete."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    for name, data in arrays.items():
+        data = np.ascontiguousarray(data)
+        array = ZarrArray.create(partial / name, data.shape, data.dtype, **layout(name, data))
+        if data.size:
+            array.write(np.asfortranarray(data))
+    group = {"zarr_format": 3, "node_type": "group", "attributes": {"voxelytics": attributes}}
+    (partial / "zarr.json").write_text(json.dumps(group, indent=2) + "\n")
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(partial, path)
+    return path
+
+
+def read_group(path, names: Sequence[str], what: str) -> tuple[dict[str, np.ndarray], dict]:
+    """The arrays ``names`` and the ``attributes.voxelytics`` of a group that
+    :func:`write_group` wrote (``what`` names it in errors, which name the file at fault)."""
+    path = Path(path)
+    meta = path / "zarr.json"
+    try:
+        attributes = json.loads(meta.read_text())["attributes"]["voxelytics"]
+        if not isinstance(attributes, dict):
+            raise TypeError("attributes.voxelytics is not an object")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{meta}: no {what} there") from None
+    except (KeyError, TypeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{meta}: not a voxelytics {what} ({e!r} missing or invalid)") from None
+    arrays = {}
+    for name in names:
+        try:
+            arrays[name] = np.ascontiguousarray(ZarrArray.open(path / name).read())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path / name}: array missing from the {what}") from None
+    return arrays, attributes

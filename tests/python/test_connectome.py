@@ -181,7 +181,7 @@ def test_bad_input(tmp_path):
         Connectome.read_webknossos(tmp_path / "nothing")
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "zarr.json").write_text('{"zarr_format": 3, "node_type": "group", "attributes": {}}')
-    with pytest.raises(ValueError, match="not a voxelytics connectome group"):
+    with pytest.raises(ValueError, match="not a voxelytics connectome attachment"):
         Connectome.read_webknossos(tmp_path / "bad")
 
 

@@ -22,15 +22,12 @@ synapse id of each row, so the tables come back in their own order.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from ..core import unique_pairs
-from ..io import ZarrArray
+from ..io import read_group, write_group
 
 SCHEMA_VERSION = 1
 ARRAYS = (
@@ -83,20 +80,13 @@ def connectome_arrays(src, dst, positions, types, ids) -> dict[str, np.ndarray]:
     }
 
 
+def _layout(name: str, data: np.ndarray) -> dict:
+    return {"chunk_shape": [max(_CHUNK, 1), *(max(c, 1) for c in data.shape[1:])], "codecs": _CODECS}
+
+
 def write_attachment(path, arrays: dict[str, np.ndarray], mapping_name: str, type_names) -> Path:
     """Writes the group to ``path`` (replacing one there): arrays into ``<path>.partial``, then
     renamed, so an interrupted write never leaves a group that looks complete."""
-    path = Path(path)
-    partial = path.with_name(path.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    for name in ARRAYS:
-        data = np.ascontiguousarray(arrays[name])
-        chunk = [_CHUNK] + list(data.shape[1:])
-        array = ZarrArray.create(partial / name, data.shape, data.dtype, [max(c, 1) for c in chunk],
-                                 codecs=_CODECS)  # fmt: skip
-        if data.size:
-            array.write(np.asfortranarray(data))
     attributes = {
         "artifact_schema_version": SCHEMA_VERSION,
         "artifact_attributes": {
@@ -105,34 +95,21 @@ def write_attachment(path, arrays: dict[str, np.ndarray], mapping_name: str, typ
             "synapse_type_names": list(type_names),
         },
     }
-    group = {"zarr_format": 3, "node_type": "group", "attributes": {"voxelytics": attributes}}
-    (partial / "zarr.json").write_text(json.dumps(group, indent=2) + "\n")
-    if path.exists():
-        shutil.rmtree(path)
-    os.replace(partial, path)
-    return path
+    return write_group(path, {name: arrays[name] for name in ARRAYS}, attributes, _layout)
 
 
 def read_attachment(path) -> tuple[dict[str, np.ndarray], dict]:
     """The arrays and the ``artifact_attributes`` of a connectome group; errors name the file."""
-    path = Path(path)
-    meta = path / "zarr.json"
+    arrays, group = read_group(path, ARRAYS, "connectome attachment")
+    meta = Path(path) / "zarr.json"
     try:
-        group = json.loads(meta.read_text())
-        attributes = group["attributes"]["voxelytics"]["artifact_attributes"]
-        version = group["attributes"]["voxelytics"]["artifact_schema_version"]
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{meta}: no connectome attachment there") from None
-    except (KeyError, TypeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{meta}: not a voxelytics connectome group ({e!r} missing or invalid)") from None
+        attributes, version = group["artifact_attributes"], group["artifact_schema_version"]
+    except KeyError as e:
+        raise ValueError(
+            f"{meta}: not a voxelytics connectome attachment ({e!r} missing or invalid)"
+        ) from None
     if not isinstance(version, int) or version > SCHEMA_VERSION:
         raise ValueError(
             f"{meta}: artifact_schema_version {version!r}, this voxelytics reads <= {SCHEMA_VERSION}"
         )
-    arrays = {}
-    for name in ARRAYS:
-        try:
-            arrays[name] = np.ascontiguousarray(ZarrArray.open(path / name).read())
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{path / name}: array missing from the connectome attachment") from None
     return arrays, attributes
