@@ -34,6 +34,7 @@ from .core import Block, BlockGrid, Box
 from .graph import agglomerate, region_graph
 from .io import Dataset
 from .neurons import segment_neurons
+from .pipeline import build_connectome
 from .segmentation import (
     affinity_watershed,
     connected_components,
@@ -61,6 +62,7 @@ __all__ = [
     "agglomerate",
     "agglomerates",
     "assign_partners",
+    "build_connectome",
     "cell_features",
     "cells",
     "classify_cells",

@@ -204,3 +204,39 @@ def test_cell_classes_join_the_synapse_and_edge_tables(tmp_path):
         Connectome.read(typed.write(tmp_path)).column("post_type").tolist()
         == typed.column("post_type").tolist()
     )
+
+
+def test_build_connectome_in_one_call_equals_the_steps_for_any_state():
+    from voxelytics import synapses, synthetic, train
+    from voxelytics.somata.evaluation import ground_truth_soma_channel
+    from voxelytics.synapses.evaluation import ground_truth_channels
+
+    volume = synthetic.generate((256, 256, 64), "mouse", 5, progress=False)
+    cleft, features = ground_truth_channels(volume)
+    fragments = np.asfortranarray(volume.cells.astype(np.uint64))
+    found, _ = synapses.synapse_stage(
+        cleft, features, fragments, volume.voxel_size, synapses.settings_for("mouse")
+    )
+    classes = train.compartment_classes(volume.compartments)
+    compartments = np.stack([(classes == k) for k in range(5)]).astype(np.float32)
+    somata = vx.detect_somata(
+        ground_truth_soma_channel(volume), fragments=fragments, voxel_size=volume.voxel_size
+    )
+    cells = np.unique(fragments[fragments > 0])
+    merged = {int(c): int(cells[0]) if c in cells[:3] else int(c) for c in cells}  # three cells in one
+    for mapping in (None, merged):
+        built = vx.build_connectome(
+            found, mapping, fragments=fragments, compartments=compartments, somata=somata
+        )
+        partners = synapses.assign_partners(found, mapping)
+        types = synapses.classify_synapses(found, partners, synapses.pretrained_type_model("mouse"))
+        feats = vx.cell_features(fragments, mapping, voxel_size=volume.voxel_size, compartments=compartments,
+                                 somata=somata, partners=partners, synapse_types=types)  # fmt: skip
+        steps = Connectome.from_partners(found, partners, types).with_cells(vx.classify_cells(feats))
+        assert built.synapses.equals(steps.synapses) and len(built) > 10
+        assert set(built.column("pre_type")) <= {"excitatory", "inhibitory", "glia"}
+    assert not {int(c) for c in cells[1:3]} & set(
+        built.column("pre").tolist() + built.column("post").tolist()
+    )
+    bare = vx.build_connectome(found, merged, synapse_types=None)
+    assert set(bare.column("kind")) == {"unknown"} and "pre_type" not in bare.synapses.column_names
