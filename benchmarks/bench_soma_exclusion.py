@@ -10,6 +10,13 @@ different seeds not joined; branches from ``networkx.connected_components`` of t
 somatic fragments). Both give the same partition (checked). Peak memory: the maximum resident set
 size of a fresh process per run.
 
+Cell typing of the corrected state: each fragment rendered as a 2^3 voxel block (a 200^3 volume),
+random compartment probabilities, the somata, 100,000 random synapses between segments;
+voxelytics: ``vx.cell_features`` + ``vx.classify_cells`` (the shipped model) of every segment;
+scikit-image, what a user would reach for to get per-segment features: ``regionprops_table``
+with area, inertia-tensor eigenvalues and the compartment means only (no depth, somata or
+synapses, no classifier), so it does less than voxelytics.
+
 Run: python benchmarks/bench_soma_exclusion.py [--side 100] [--segments 10] [--somata 3]
 """
 
@@ -26,6 +33,7 @@ import numpy as np
 import voxelytics as vx
 from voxelytics.graph import RegionGraph
 from voxelytics.somata import Somata
+from voxelytics.synapses import Partners
 
 
 def make_problem(side: int, n_segments: int, n_somata: int, seed: int = 0):
@@ -140,7 +148,55 @@ def networkx_cut(graph, mapping, somata, compartments):
     return {f: (*state[f], first[piece[f]] if f in in_mixed and f not in stays else 0) for f in G.nodes}
 
 
+def cell_problem(side, n_segments, n_somata, seed=1):
+    """The fragment volume, the corrected state, compartments, somata, partners and types."""
+    graph, mapping, somata, compartments = make_problem(side, n_segments, n_somata)
+    state = vx.soma_exclusion(graph, mapping, somata, compartments=compartments).table()
+    ids = np.arange(1, side**3 + 1, dtype=np.uint32).reshape(side, side, side)
+    fragments = np.asfortranarray(np.repeat(np.repeat(np.repeat(ids, 2, 0), 2, 1), 2, 2))
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.ones(5), side**3).astype(np.float32)
+    channels = np.stack([np.asfortranarray(probs[fragments.ravel(order="F") - 1, c].reshape(fragments.shape,
+                         order="F")) for c in range(5)])  # fmt: skip
+    voxel_somata = Somata(somata.somata, {**somata.contacts, "voxels": np.full(len(somata), 8)}, (1.0,) * 3)
+    segments = np.unique(state[1:])
+    k = 100_000
+    partners = Partners({"synapse": np.arange(1, k + 1), "pre": rng.choice(segments, k),
+                         "post": rng.choice(segments, k)})  # fmt: skip
+    types = {"kind": rng.choice(["excitatory", "inhibitory"], k),
+             "compartment": rng.choice(["spine-head", "shaft", "soma"], k)}  # fmt: skip
+    return fragments, state, channels, voxel_somata, partners, types
+
+
+def voxelytics_cells(fragments, state, channels, somata, partners, types):
+    features = vx.cell_features(fragments, state, voxel_size=(10.0, 10.0, 30.0), compartments=channels,
+                                somata=somata, partners=partners, synapse_types=types)  # fmt: skip
+    return vx.classify_cells(features)["segment"]
+
+
+def skimage_cells(fragments, state, channels, somata, partners, types):
+    import skimage.measure
+
+    segmentation = state[fragments.astype(np.int64)]
+    table = skimage.measure.regionprops_table(
+        segmentation.astype(np.int64), np.moveaxis(channels, 0, -1), spacing=(10.0, 10.0, 30.0),
+        properties=("label", "area", "inertia_tensor_eigvals", "intensity_mean"),
+    )  # fmt: skip
+    return table["label"]
+
+
+def _peak_mb() -> float:
+    """This process's maximum resident set size (problem set-up included)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def run(name, side, n_segments, n_somata, queue):
+    if name.endswith("cells"):
+        problem = cell_problem(side, n_segments, n_somata)
+        t0 = time.perf_counter()
+        result = (voxelytics_cells if name == "voxelytics cells" else skimage_cells)(*problem)
+        queue.put((time.perf_counter() - t0, np.asarray(result), _peak_mb()))
+        return
     problem = make_problem(side, n_segments, n_somata)
     t0 = time.perf_counter()
     result = (voxelytics_cut if name == "voxelytics" else networkx_cut)(*problem)
@@ -148,7 +204,7 @@ def run(name, side, n_segments, n_somata, queue):
     if name == "networkx":  # the partition as one label per node
         keys = {}
         result = np.array([keys.setdefault(result[f], len(keys)) for f in problem[0].nodes.tolist()])
-    queue.put((elapsed, result))
+    queue.put((elapsed, result, _peak_mb()))
 
 
 def main():
@@ -158,6 +214,7 @@ def main():
     parser.add_argument("--side", type=int, default=100)
     parser.add_argument("--segments", type=int, default=10)
     parser.add_argument("--somata", type=int, default=3)
+    parser.add_argument("--no-cells", action="store_true", help="only the cut, not the cell typing")
     args = parser.parse_args()
     ctx = multiprocessing.get_context("spawn")
     print(f"graph: {args.side**3:,} fragments, {args.segments} segments with {args.somata} somata each")
@@ -166,15 +223,27 @@ def main():
         queue = ctx.Queue()
         job = ctx.Process(target=run, args=(name, args.side, args.segments, args.somata, queue))
         job.start()
-        times[name], partitions[name] = queue.get()
+        times[name], partitions[name], peak = queue.get()
         job.join()
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child so far
-        print(f"  {name:10s} {times[name]:7.2f} s  max RSS of the runs so far {peak:6.0f} MB, "
+        print(f"  {name:10s} {times[name]:7.2f} s  max RSS {peak:6.0f} MB, "
               f"{len(np.unique(partitions[name])):,} segments after")  # fmt: skip
     a, b = partitions["voxelytics"], partitions["networkx"]
     pairs = len(np.unique(np.stack([np.unique(a, return_inverse=True)[1].ravel(), b], 1), axis=0))
     assert pairs == len(np.unique(a)) == len(np.unique(b)), "the two partitions differ"
     print(f"  same partition; voxelytics {times['networkx'] / times['voxelytics']:.1f}x faster than networkx")
+    if args.no_cells:
+        return
+    print("cell typing of the corrected state (2^3 voxels per fragment)")
+    for name in ("voxelytics cells", "skimage cells"):
+        queue = ctx.Queue()
+        job = ctx.Process(target=run, args=(name, args.side, args.segments, args.somata, queue))
+        job.start()
+        times[name], partitions[name], peak = queue.get()
+        job.join()
+        print(f"  {name:16s} {times[name]:7.2f} s  max RSS {peak:6.0f} MB, "
+              f"{len(partitions[name]):,} segments")  # fmt: skip
+    assert np.array_equal(np.sort(partitions["voxelytics cells"]), np.sort(partitions["skimage cells"]))
+    print(f"  voxelytics {times['skimage cells'] / times['voxelytics cells']:.1f}x faster than scikit-image")
 
 
 if __name__ == "__main__":
