@@ -29,7 +29,7 @@ from voxelytics import models, synapses, synthetic
 from voxelytics.inference import Predictor
 from voxelytics.somata.evaluation import ground_truth_compartments, ground_truth_soma_channel, mergers
 from voxelytics.synapses.evaluation import evaluate_synapses, ground_truth_channels
-from voxelytics.train.validation import THRESHOLDS
+from voxelytics.train.validation import THRESHOLDS, affinity_states
 
 ROOT = Path(__file__).resolve().parents[1]
 HELD_OUT = {"mouse": (17, 19, 23), "human": (18, 20, 24)}  # seeds below 100: never trained on
@@ -97,21 +97,17 @@ def main():
             predictor, volume.image, args.cache, f"{preset}-{seed}-{'x'.join(map(str, args.shape))}"
         )
         affinities = np.asfortranarray(pred[predictor.channels("affinities")[:3]])
-        fragments, _ = vx.affinity_watershed(affinities)
-        graph = vx.region_graph(fragments, affinities=affinities, bins=0)
-        agg = vx.agglomerate(graph, list(THRESHOLDS))
-        states = agg.apply_all(fragments)
-        voi = [vx.metrics.segmentation_scores(volume.cells, s, ignore_labels=(0,)).voi for s in states]
-        best = int(np.argmin(voi))
+        states = affinity_states(affinities, volume.cells)
+        fragments, best = states.fragments, states.best
         k = int(np.argmin(np.abs(np.asarray(THRESHOLDS) - min(THRESHOLDS[best] + args.over, THRESHOLDS[-1]))))
-        before = dict(zip(agg.nodes.tolist(), agg.segments[k].tolist()))
+        before = states.mapping(k)
         channels = ground_truth_channels(volume)
         settings = synapses.settings_for(preset)
 
         base = f"{preset} {seed}, threshold {THRESHOLDS[k]} (best {THRESHOLDS[best]})"
         rows[f"{base}, before"] = scores(
             volume,
-            states[k],
+            states.segmentation(k),
             before,
             synapses.synapse_stage(*channels, fragments, volume.voxel_size, settings)[0],
         )

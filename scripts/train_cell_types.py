@@ -28,7 +28,7 @@ from voxelytics import models, synapses, synthetic
 from voxelytics.cells import CELL_CLASSES, CELL_TYPES, CellFeatures, CellTypeModel
 from voxelytics.cells.evaluation import true_cell_classes
 from voxelytics.inference import Predictor
-from voxelytics.train.validation import THRESHOLDS
+from voxelytics.train.validation import affinity_states
 
 ROOT = Path(__file__).resolve().parents[1]
 HELD_OUT = {"mouse": 17, "human": 18}
@@ -42,12 +42,9 @@ def labelled_features(preset, seed, shape, predictor, cache, min_volume_um3):
         predictor, volume.image, cache, f"{preset}-{seed}-{'x'.join(map(str, shape))}-cells"
     )
     affinities = np.asfortranarray(pred[predictor.channels("affinities")[:3]])
-    fragments, _ = vx.affinity_watershed(affinities)
-    agg = vx.agglomerate(vx.region_graph(fragments, affinities=affinities, bins=0), list(THRESHOLDS))
-    states = agg.apply_all(fragments)
-    voi = [vx.metrics.segmentation_scores(volume.cells, s, ignore_labels=(0,)).voi for s in states]
-    best = int(np.argmin(voi))
-    mapping = dict(zip(agg.nodes.tolist(), agg.segments[best].tolist()))
+    states = affinity_states(affinities, volume.cells)
+    fragments, best = states.fragments, states.best
+    mapping = states.mapping(best)
     cleft, channels = synapses.prediction_channels(pred, predictor.channels, volume.image)
     found, partners = synapses.synapse_stage(
         cleft, channels, fragments, volume.voxel_size, synapses.settings_for(preset), mapping
@@ -62,7 +59,7 @@ def labelled_features(preset, seed, shape, predictor, cache, min_volume_um3):
     )  # fmt: skip
     keep = np.exp(features.column("log_volume_nm3")) >= min_volume_um3 * 1e9
     features = CellFeatures(features.segments[keep], features.names, features.X[keep])
-    truth = true_cell_classes(volume, states[best], features.segments)
+    truth = true_cell_classes(volume, states.segmentation(best), features.segments)
     return features, truth
 
 

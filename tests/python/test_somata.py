@@ -98,6 +98,22 @@ def test_axon_and_dendrites_meeting_at_their_soma_stay_together_but_a_foreign_ax
     assert sorted(zip(result.cuts["u"].tolist(), result.cuts["v"].tolist())) == [(1, 7), (5, 7)]
 
 
+def test_of_two_axons_at_one_soma_the_one_without_a_membrane_stays():
+    # soma 1; its axon 2-3 (boundary 0.1 to the soma), its dendrite 4; a foreign axon 5-6 on the
+    # soma (0.6); a second soma 7 with only its own axon 8 (0.7: one axon is never cut)
+    edges = [(1, 2), (2, 3), (1, 4), (1, 5), (5, 6), (7, 8)]
+    g = graph_of(edges, [0.1, 0.1, 0.2, 0.6, 0.1, 0.7], 8)
+    state = {1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1, 7: 7, 8: 7}
+    result = vx.soma_exclusion(g, state, somata_in(1, 7), compartments=compartments_of("oaadaaoa"))
+    assert pieces(result) == {frozenset({1, 2, 3, 4}), frozenset({5, 6}), frozenset({7, 8})}
+    assert result.cuts["reason"].tolist() == [REASONS["second_axon"]]
+    assert (result.cuts["u"].tolist(), result.cuts["v"].tolist()) == ([1], [5])
+    # somatic fragments without a detected soma hold no neuron to count axons of: nothing is cut
+    assert (
+        len(vx.soma_exclusion(g, state, somata_in(), compartments=compartments_of("oaadaaoa")).cuts["u"]) == 0
+    )
+
+
 def test_the_partition_does_not_depend_on_fragment_numbering():
     rng = np.random.default_rng(3)
     n = 60

@@ -8,6 +8,9 @@ predictions per fragment, every *branch* of a segment (a component of it once it
 are removed) that holds both axon and dendrite fragments is cut between the two the same way: an
 axon and a dendrite of one neuron meet only at its soma, so a branch that has both is two cells
 touching. Of a cut branch, the piece with the most contact to the rest of its segment stays in it.
+Last, a neuron has one axon: of the axonal branches (more axon than dendrite) that touch a piece's
+soma, the one with the weakest boundary to it (its own axon leaves the soma without a membrane)
+stays, the others are cut off.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from .detection import Somata
 __all__ = ["SomaExclusion", "fragment_means", "soma_exclusion", "REASONS"]
 
 #: Codes of the ``reason`` column of :attr:`SomaExclusion.cuts`.
-REASONS = {"somata": 1, "axon_dendrite": 2}
+REASONS = {"somata": 1, "axon_dendrite": 2, "second_axon": 3}
 
 
 @dataclass(frozen=True)
@@ -206,16 +209,19 @@ def soma_exclusion(
     staying_part = np.where(best >= 0, part[best], -1)
     stays = in_mixed & (part == staying_part[branches])
     state2 = _keys(state, np.where(in_mixed & ~stays, part, 0))
+    state3 = _one_axon(graph, nodes, sizes, u, v, scores, state2, somatic, seeds, axon, dendrite, least)
 
-    segments = _name_pieces(before, state2, sizes)
+    segments = _name_pieces(before, state3, sizes)
     cut = inside & (segments[u] != segments[v])
     cuts = {
         "segment": before[u[cut]],
         "u": nodes[u[cut]],
         "v": nodes[v[cut]],
         "score": scores[cut],
-        "reason": np.where(
-            state[u[cut]] != state[v[cut]], REASONS["somata"], REASONS["axon_dendrite"]
+        "reason": np.select(
+            [state[u[cut]] != state[v[cut]], state2[u[cut]] != state2[v[cut]]],
+            [REASONS["somata"], REASONS["axon_dendrite"]],
+            REASONS["second_axon"],
         ).astype(np.uint8),
     }
     if fragment_positions is not None:
@@ -224,6 +230,39 @@ def soma_exclusion(
             raise ValueError(f"fragment_positions must be ({len(nodes)}, 3), got {positions.shape}")
         cuts["position_nm"] = (positions[u[cut]] + positions[v[cut]]) / 2
     return SomaExclusion(nodes, before, segments, cuts)
+
+
+def _one_axon(graph, nodes, sizes, u, v, scores, state, somatic, seeds, axon, dendrite, least):
+    """``state`` with every axonal branch touching a soma cut off but the one with the lowest
+    boundary score to it (ties: the branch with the first node)."""
+    inner = (state[u] == state[v]) & ~somatic[u] & ~somatic[v]
+    branches = _positions(nodes, seeded_cut(nodes, graph.edges[inner], scores[inner],
+                                            np.zeros(len(nodes), np.uint64)))[0]  # fmt: skip
+    n = len(nodes)
+    axon_voxels = np.bincount(branches, weights=sizes * (axon & ~somatic), minlength=n)
+    dendrite_voxels = np.bincount(branches, weights=sizes * (dendrite & ~somatic), minlength=n)
+    axonal = (axon_voxels > least) & (axon_voxels > dendrite_voxels)
+    holds_soma = np.zeros(int(state.max(initial=0)) + 1, bool)
+    holds_soma[state[seeds > 0]] = True
+    # contacts between a soma-holding piece's somatic fragments and its axonal branches
+    touch = (state[u] == state[v]) & (somatic[u] != somatic[v]) & holds_soma[state[u]]
+    branch_end = np.where(somatic[u], v, u)
+    touch &= axonal[branches[branch_end]] & ~somatic[branch_end]
+    if not touch.any():
+        return state
+    branch = branches[branch_end[touch]]
+    weakest = np.full(n, np.inf)
+    np.minimum.at(weakest, branch, scores[touch])
+    touching = np.unique(branch)
+    piece = state[touching]  # a branch lies in one piece
+    keep = _best_per_group(
+        piece + 1, np.arange(len(touching)), (weakest[touching], touching), int(piece.max()) + 1
+    )
+    cut = np.ones(n, bool)
+    cut[touching[keep[keep >= 0]]] = False
+    cut_branch = np.zeros(n, bool)
+    cut_branch[touching[cut[touching]]] = True
+    return _keys(state, np.where(cut_branch[branches] & ~somatic, branches + 1, 0))
 
 
 def _name_pieces(before: np.ndarray, pieces: np.ndarray, sizes: np.ndarray) -> np.ndarray:

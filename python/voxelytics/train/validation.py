@@ -10,6 +10,8 @@ synthetic mouse preset, the true boundaries give VOI 1.1 this way, the true affi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(1, 20))  # 0.05 .. 0.95
@@ -32,8 +34,9 @@ def segmentation_quality(
 
     boundary = np.asfortranarray(boundary, dtype=np.float32)
     fragments, _ = distance_watershed(boundary, voxel_size=voxel_size, threads=threads)
-    agg = agglomerate(region_graph(fragments, boundary, bins=0, threads=threads), list(thresholds))
-    return _best_state(fragments, agg, truth, thresholds, threads, ignore_labels, return_segmentation)
+    graph = region_graph(fragments, boundary, bins=0, threads=threads)
+    states = _scored(fragments, graph, agglomerate(graph, list(thresholds)), truth, threads, ignore_labels)
+    return _best(states, return_segmentation)
 
 
 def affinity_quality(
@@ -41,28 +44,64 @@ def affinity_quality(
 ):
     """As :func:`segmentation_quality`, from nearest-neighbour affinities ([3, x, y, z], to the
     -x/-y/-z neighbours): affinity-watershed fragments, mean agglomeration on 1 - affinity."""
+    states = affinity_states(
+        affinities, truth, thresholds=thresholds, threads=threads, ignore_labels=ignore_labels
+    )
+    return _best(states, return_segmentation)
+
+
+@dataclass(frozen=True)
+class ScoredStates:
+    """The ``fragments``, their region ``graph``, the mean ``agglomeration`` at each of its
+    thresholds and the ``scores`` (``metrics.SegmentationScores``) of each state."""
+
+    fragments: np.ndarray
+    graph: object
+    agglomeration: object
+    scores: list
+
+    @property
+    def best(self) -> int:
+        """The number of the state of lowest VOI (the first of equal ones)."""
+        return int(np.argmin([s.voi for s in self.scores]))
+
+    def segmentation(self, k: int) -> np.ndarray:
+        return self.agglomeration.apply(self.fragments, k)
+
+    def mapping(self, k: int) -> dict[int, int]:
+        return self.agglomeration.mapping(k)
+
+
+def affinity_states(
+    affinities, truth, *, thresholds=THRESHOLDS, threads=None, ignore_labels=(0,)
+) -> ScoredStates:
+    """Every agglomeration state of the affinities' fragments, scored against ``truth``: what
+    :func:`affinity_quality` picks the best of, for scripts that go on from a state."""
     from .. import affinity_watershed, agglomerate, region_graph
 
     affinities = np.asfortranarray(affinities, dtype=np.float32)
     fragments, _ = affinity_watershed(affinities, threads=threads)
     graph = region_graph(fragments, affinities=affinities, bins=0, threads=threads)
-    agg = agglomerate(graph, list(thresholds))
-    return _best_state(fragments, agg, truth, thresholds, threads, ignore_labels, return_segmentation)
+    return _scored(fragments, graph, agglomerate(graph, list(thresholds)), truth, threads, ignore_labels)
 
 
-def _best_state(fragments, agg, truth, thresholds, threads, ignore_labels, return_segmentation):
+def _scored(fragments, graph, agg, truth, threads, ignore_labels) -> ScoredStates:
     from ..metrics import segmentation_scores
 
-    best, best_arand, best_seg = None, float("inf"), None
-    for threshold, seg in zip(thresholds, agg.apply_all(fragments, threads=threads)):
-        s = segmentation_scores(truth, seg, threads=threads, ignore_labels=ignore_labels)
-        best_arand = min(best_arand, s.arand)
-        if best is None or s.voi < best["voi"]:
-            best = {"voi": s.voi, "voi_split": s.voi_split, "voi_merge": s.voi_merge, "arand": s.arand,
-                    "threshold": threshold}  # fmt: skip
-            best_seg = seg if return_segmentation else None
-    best["best_arand"] = best_arand
-    return (best, best_seg) if return_segmentation else best
+    scores = [
+        segmentation_scores(truth, seg, threads=threads, ignore_labels=ignore_labels)
+        for seg in agg.apply_all(fragments, threads=threads)
+    ]
+    return ScoredStates(fragments, graph, agg, scores)
+
+
+def _best(states: ScoredStates, return_segmentation: bool):
+    k = states.best
+    s = states.scores[k]
+    best = {"voi": s.voi, "voi_split": s.voi_split, "voi_merge": s.voi_merge, "arand": s.arand,
+            "threshold": float(states.agglomeration.thresholds[k]),
+            "best_arand": min(t.arand for t in states.scores)}  # fmt: skip
+    return (best, states.segmentation(k)) if return_segmentation else best
 
 
 def mask_f1(prediction, target, threshold: float = 0.5) -> dict:
