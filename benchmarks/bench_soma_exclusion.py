@@ -219,14 +219,19 @@ def main():
     ctx = multiprocessing.get_context("spawn")
     print(f"graph: {args.side**3:,} fragments, {args.segments} segments with {args.somata} somata each")
     times, partitions = {}, {}
-    for name in ("voxelytics", "networkx"):
+
+    def measure(name, count_segments):
+        """One run in a fresh process: its time, result and peak memory, printed."""
         queue = ctx.Queue()
         job = ctx.Process(target=run, args=(name, args.side, args.segments, args.somata, queue))
         job.start()
         times[name], partitions[name], peak = queue.get()
         job.join()
-        print(f"  {name:10s} {times[name]:7.2f} s  max RSS {peak:6.0f} MB, "
-              f"{len(np.unique(partitions[name])):,} segments after")  # fmt: skip
+        print(f"  {name:16s} {times[name]:7.2f} s  max RSS {peak:6.0f} MB, "
+              f"{count_segments(partitions[name]):,} segments")  # fmt: skip
+
+    for name in ("voxelytics", "networkx"):
+        measure(name, lambda p: len(np.unique(p)))
     a, b = partitions["voxelytics"], partitions["networkx"]
     pairs = len(np.unique(np.stack([np.unique(a, return_inverse=True)[1].ravel(), b], 1), axis=0))
     assert pairs == len(np.unique(a)) == len(np.unique(b)), "the two partitions differ"
@@ -235,13 +240,7 @@ def main():
         return
     print("cell typing of the corrected state (2^3 voxels per fragment)")
     for name in ("voxelytics cells", "skimage cells"):
-        queue = ctx.Queue()
-        job = ctx.Process(target=run, args=(name, args.side, args.segments, args.somata, queue))
-        job.start()
-        times[name], partitions[name], peak = queue.get()
-        job.join()
-        print(f"  {name:16s} {times[name]:7.2f} s  max RSS {peak:6.0f} MB, "
-              f"{len(partitions[name]):,} segments")  # fmt: skip
+        measure(name, len)
     assert np.array_equal(np.sort(partitions["voxelytics cells"]), np.sort(partitions["skimage cells"]))
     print(f"  voxelytics {times['skimage cells'] / times['voxelytics cells']:.1f}x faster than scikit-image")
 
