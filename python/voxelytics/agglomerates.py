@@ -28,7 +28,15 @@ from .graph import RegionGraph, _positions
 from .io import read_group, write_group
 from .synapses.partners import _segments_of
 
-__all__ = ["ARRAYS", "agglomerate_arrays", "fragment_positions", "read_agglomerates", "write_agglomerates"]
+__all__ = [
+    "ARRAYS",
+    "agglomerate_arrays",
+    "attachment_arrays",
+    "fragment_positions",
+    "read_agglomerates",
+    "write_agglomerates",
+    "write_attachment",
+]
 
 SCHEMA_VERSION = 4
 ARRAYS = (
@@ -61,11 +69,53 @@ def fragment_positions(fragments, nodes=None) -> np.ndarray:
     return np.stack(np.unravel_index(first, labels.shape, order="F"), axis=1).astype(np.int64)
 
 
+def attachment_arrays(agglomerate_of, edges, affinities, positions) -> dict[str, np.ndarray]:
+    """The attachment's arrays: ``agglomerate_of[i]`` is the agglomerate (> 0) of fragment i + 1
+    (fragments 1..n), ``edges`` ((E, 2) fragment ids, both ends in one agglomerate) with their
+    ``affinities`` (higher = stronger), ``positions`` ((n, 3) voxels, one per fragment)."""
+    segment = np.asarray(agglomerate_of, np.uint64)
+    n = len(segment)
+    positions = np.asarray(positions)
+    if positions.shape != (n, 3):
+        raise ValueError(f"positions must be ({n}, 3) voxels, one per fragment, got {positions.shape}")
+    if n and segment.min() == 0:
+        raise ValueError(
+            f"fragment {int(np.flatnonzero(segment == 0)[0]) + 1} is mapped to 0, the background"
+        )
+    edges = np.asarray(edges, np.int64).reshape(-1, 2) - 1
+    owner = segment[edges[:, 0]] if len(edges) else np.zeros(0, np.uint64)
+    if len(edges) and (segment[edges[:, 1]] != owner).any():
+        raise ValueError("every edge of an agglomerate attachment must join fragments of one agglomerate")
+    ids = np.uint32 if n < 2**32 else np.uint64
+    count = int(segment.max(initial=0)) + 1  # agglomerates 0..A
+    order = np.argsort(segment, kind="stable")  # by agglomerate, fragments ascending within
+    segment_offsets = np.zeros(count + 1, np.uint64)
+    np.cumsum(np.bincount(segment.astype(np.int64), minlength=count), out=segment_offsets[1:])
+    local = np.empty(n, np.int64)
+    local[order] = np.arange(n) - segment_offsets[segment[order].astype(np.int64)].astype(np.int64)
+    a, b = (
+        np.minimum(local[edges[:, 0]], local[edges[:, 1]]),
+        np.maximum(local[edges[:, 0]], local[edges[:, 1]]),
+    )
+    edge_order = np.lexsort((b, a, owner))
+    edge_offsets = np.zeros(count + 1, np.uint64)
+    np.cumsum(np.bincount(owner.astype(np.int64), minlength=count), out=edge_offsets[1:])
+    return {
+        "segment_to_agglomerate": np.r_[np.uint64(0), segment].astype(np.uint64),
+        "agglomerate_to_segments_offsets": segment_offsets,
+        "agglomerate_to_segments": (order + 1).astype(ids),
+        "agglomerate_to_edges_offsets": edge_offsets,
+        "agglomerate_to_edges": np.stack([a, b], 1)[edge_order].astype(ids).reshape(-1, 2),
+        "agglomerate_to_affinities": np.asarray(affinities, np.float32)[edge_order],
+        "agglomerate_to_positions": positions[order].astype(np.int32),
+    }
+
+
 def agglomerate_arrays(graph: RegionGraph, mapping, positions) -> dict[str, np.ndarray]:
     """The attachment's arrays for the state ``mapping`` (fragment -> segment, as
     :func:`voxelytics.soma_exclusion` takes it; a segment id is its agglomerate id) of the
-    fragments of ``graph`` (ids 1..n, every one a node), ``positions`` ((n, 3) voxels, one per
-    node)."""
+    fragments of ``graph`` (ids 1..n, every one a node): every edge of the graph inside a segment,
+    with affinity 1 - its mean boundary value; ``positions`` ((n, 3) voxels, one per node)."""
     nodes = np.asarray(graph.nodes, np.uint64)
     n = len(nodes)
     if n and not (nodes[0] == 1 and nodes[-1] == n):
@@ -74,38 +124,10 @@ def agglomerate_arrays(graph: RegionGraph, mapping, positions) -> dict[str, np.n
             f"webKnossos agglomerate files need fragment ids 1..n without gaps; the graph lacks {gap} "
             "(relabel the fragments sequentially, e.g. vx.relabel_sequential)"
         )
-    positions = np.asarray(positions)
-    if positions.shape != (n, 3):
-        raise ValueError(f"positions must be ({n}, 3) voxels, one per fragment, got {positions.shape}")
     segment = _segments_of(nodes, mapping).astype(np.uint64)
-    if n and segment.min() == 0:
-        raise ValueError(f"the mapping sends fragment {int(nodes[segment == 0][0])} to 0, the background")
-    ids = np.uint32 if n < 2**32 else np.uint64
-    count = int(segment.max(initial=0)) + 1  # agglomerates 0..A
-    order = np.lexsort((nodes, segment))  # by agglomerate, fragments ascending within
-    segment_offsets = np.zeros(count + 1, np.uint64)
-    np.cumsum(np.bincount(segment.astype(np.int64), minlength=count), out=segment_offsets[1:])
-    local = np.empty(n, np.int64)
-    local[order] = np.arange(n) - segment_offsets[segment[order].astype(np.int64)].astype(np.int64)
-
-    where = _positions(nodes, np.asarray(graph.edges, np.uint64).reshape(-1, 2))[0]
-    u, v = where[:, 0], where[:, 1]
-    inside = segment[u] == segment[v]
-    u, v = u[inside], v[inside]
-    a, b = np.minimum(local[u], local[v]), np.maximum(local[u], local[v])
-    owner = segment[u]
-    edge_order = np.lexsort((b, a, owner))
-    edge_offsets = np.zeros(count + 1, np.uint64)
-    np.cumsum(np.bincount(owner.astype(np.int64), minlength=count), out=edge_offsets[1:])
-    return {
-        "segment_to_agglomerate": np.r_[np.uint64(0), segment].astype(np.uint64),
-        "agglomerate_to_segments_offsets": segment_offsets,
-        "agglomerate_to_segments": nodes[order].astype(ids),
-        "agglomerate_to_edges_offsets": edge_offsets,
-        "agglomerate_to_edges": np.stack([a, b], 1)[edge_order].astype(ids).reshape(-1, 2),
-        "agglomerate_to_affinities": (1.0 - np.asarray(graph.mean)[inside][edge_order]).astype(np.float32),
-        "agglomerate_to_positions": positions[order].astype(np.int32),
-    }
+    edges = np.asarray(graph.edges, np.uint64).reshape(-1, 2)
+    inside = segment[edges[:, 0].astype(np.int64) - 1] == segment[edges[:, 1].astype(np.int64) - 1]
+    return attachment_arrays(segment, edges[inside], 1.0 - np.asarray(graph.mean)[inside], positions)
 
 
 def _layout(name: str, data: np.ndarray) -> dict:
@@ -128,20 +150,25 @@ def _layout(name: str, data: np.ndarray) -> dict:
     }
 
 
-def write_agglomerates(layer, name: str, graph: RegionGraph, mapping, positions) -> dict:
-    """Writes the state ``mapping`` of ``graph``'s fragments (see :func:`agglomerate_arrays`) as
-    the agglomerate attachment ``name`` of the fragments' segmentation ``layer``
-    (``<layer>/agglomerates/<name>``, written to ``<name>.partial`` and renamed) and declares it
-    on the layer. Returns the attachment's entry."""
+def write_attachment(layer, name: str, arrays: dict[str, np.ndarray]) -> dict:
+    """Writes ``arrays`` (:func:`attachment_arrays`) as the agglomerate attachment ``name`` of the
+    segmentation ``layer`` (``<layer>/agglomerates/<name>``, written to ``<name>.partial`` and
+    renamed) and declares it on the layer. Returns the attachment's entry."""
     if layer.category != "segmentation":
         raise ValueError(
             f"layer {layer.name!r} is a {layer.category} layer; agglomerates need a segmentation"
         )
-    arrays = agglomerate_arrays(graph, mapping, positions)
     relative = f"{layer.name}/agglomerates/{name}"
     attributes = {"artifact_schema_version": SCHEMA_VERSION, "artifact_class": "AgglomerateViewArtifact"}
-    write_group(Path(layer.dataset.path) / relative, arrays, attributes, _layout)
+    write_group(Path(layer.dataset.path) / relative, {k: arrays[k] for k in ARRAYS}, attributes, _layout)
     return layer.add_attachment("agglomerates", name, relative, "zarr3")
+
+
+def write_agglomerates(layer, name: str, graph: RegionGraph, mapping, positions) -> dict:
+    """Writes the state ``mapping`` of ``graph``'s fragments (see :func:`agglomerate_arrays`) as
+    the agglomerate attachment ``name`` of the fragments' segmentation ``layer``
+    (:func:`write_attachment`). Returns the attachment's entry."""
+    return write_attachment(layer, name, agglomerate_arrays(graph, mapping, positions))
 
 
 def read_agglomerates(path) -> dict[str, np.ndarray]:

@@ -21,7 +21,6 @@ with its halo, plus the region graph and a few numbers per fragment.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 
@@ -182,53 +181,18 @@ def _segment_lookup(agglomeration: Agglomeration, k: int, n: int) -> np.ndarray:
 
 def write_agglomerate_attachment(layer, name: str, agglomeration: Agglomeration, k: int, positions) -> dict:
     """Write agglomeration state ``k`` of ``layer``'s segments (ids 1..n, dense) as a webKnossos
-    agglomerate attachment (Zarr v3 group ``<layer>/agglomerates/<name>``, AgglomerateView
-    schema 4) and record it in the layer. Agglomerates are numbered 1..m by their smallest
-    segment; their edges are the merges that formed them (between the merged segments' smallest
-    ids), with affinity 1 - merge score; ``positions``: (n, 3) voxel per segment."""
-    from .io import ZarrArray
+    agglomerate attachment (:func:`voxelytics.agglomerates.write_attachment`) and record it in
+    the layer. Agglomerates are numbered 1..m by their smallest segment; their edges are the
+    merges that formed them (between the merged segments' smallest ids), with affinity
+    1 - merge score; ``positions``: (n, 3) voxel per segment."""
+    from .agglomerates import attachment_arrays, write_attachment
 
-    positions = np.asarray(positions)
     n = len(positions)
-    roots, agglomerate = np.unique(_segment_lookup(agglomeration, k, n)[1:], return_inverse=True)
-    agglomerate = agglomerate.ravel().astype(np.uint64) + 1
-    m = len(roots)
-    segments = np.argsort(agglomerate, kind="stable").astype(np.uint64) + 1  # grouped, ascending
-    counts = np.bincount(agglomerate, minlength=m + 1).astype(np.uint64)
-    segment_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.uint64)
-    local = np.empty(n + 1, np.uint64)  # position of each segment within its agglomerate
-    local[segments] = np.arange(n, dtype=np.uint64) - segment_offsets[agglomerate[segments - 1]]
+    _, agglomerate = np.unique(_segment_lookup(agglomeration, k, n)[1:], return_inverse=True)
     # The merges before state k: those before the first score that reaches its threshold.
-    done = (
-        int(np.argmax(agglomeration.scores >= agglomeration.thresholds[k]))
-        if (agglomeration.scores >= agglomeration.thresholds[k]).any()
-        else len(agglomeration.scores)
+    reached = agglomeration.scores >= agglomeration.thresholds[k]
+    done = int(np.argmax(reached)) if reached.any() else len(agglomeration.scores)
+    arrays = attachment_arrays(
+        agglomerate.ravel() + 1, agglomeration.merges[:done], 1 - agglomeration.scores[:done], positions
     )
-    merges = agglomeration.merges[:done].astype(np.int64)
-    owner = agglomerate[merges[:, 0] - 1] if done else np.zeros(0, np.uint64)
-    ends = np.sort(local[merges], axis=1) if done else np.zeros((0, 2), np.uint64)
-    order = np.lexsort((ends[:, 1], ends[:, 0], owner))
-    edge_counts = np.bincount(owner, minlength=m + 1).astype(np.uint64)
-    arrays = {
-        "segment_to_agglomerate": np.concatenate([[0], agglomerate]).astype(np.uint64),
-        "agglomerate_to_segments_offsets": segment_offsets,
-        "agglomerate_to_segments": segments,
-        "agglomerate_to_edges_offsets": np.concatenate([[0], np.cumsum(edge_counts)]).astype(np.uint64),
-        "agglomerate_to_edges": ends[order].astype(np.uint64).reshape(-1, 2),
-        "agglomerate_to_affinities": (1 - agglomeration.scores[:done][order]).astype(np.float32),
-        "agglomerate_to_positions": positions[segments - 1].astype(np.int32).reshape(-1, 3),
-    }
-    group = os.path.join(layer.dataset.path, layer.name, "agglomerates", name)
-    os.makedirs(group, exist_ok=True)
-    for key, data in arrays.items():
-        rows = max(1, min(len(data), 1 << 15))
-        array = ZarrArray.create(
-            os.path.join(group, key), data.shape, data.dtype, (rows, *data.shape[1:]),
-            shard_shape=(rows * 64, *data.shape[1:]),
-        )  # fmt: skip
-        if len(data):
-            array[tuple(slice(0, s) for s in data.shape)] = data
-    schema = {"artifact_schema_version": 4, "artifact_class": "AgglomerateViewArtifact"}
-    with open(os.path.join(group, "zarr.json"), "w") as f:
-        json.dump({"zarr_format": 3, "node_type": "group", "attributes": {"voxelytics": schema}}, f, indent=2)
-    return layer.add_attachment("agglomerates", name)
+    return write_attachment(layer, name, arrays)

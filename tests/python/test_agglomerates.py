@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import voxelytics as vx
-from voxelytics.agglomerates import agglomerate_arrays, fragment_positions
+from voxelytics.agglomerates import agglomerate_arrays, attachment_arrays, fragment_positions
 from voxelytics.graph import RegionGraph
 
 
@@ -81,8 +81,10 @@ def test_bad_input(tmp_path):
                            POSITIONS)  # fmt: skip
     with pytest.raises(ValueError, match=r"positions must be \(7, 3\)"):
         agglomerate_arrays(g, MAPPING, POSITIONS[:3])
-    with pytest.raises(ValueError, match="sends fragment 3 to 0"):
+    with pytest.raises(ValueError, match="fragment 3 is mapped to 0, the background"):
         agglomerate_arrays(g, {**MAPPING, 3: 0}, POSITIONS)
+    with pytest.raises(ValueError, match="must join fragments of one agglomerate"):
+        attachment_arrays(np.array([1, 1, 2]), [[1, 3]], [0.5], np.zeros((3, 3)))
     ds = vx.Dataset.create(tmp_path / "ds", (1, 1, 1))
     with pytest.raises(ValueError, match="agglomerates need a segmentation"):
         vx.write_agglomerates(ds.add_layer("color", "color", "uint8"), "m", g, MAPPING, POSITIONS)
