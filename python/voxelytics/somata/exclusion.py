@@ -187,11 +187,9 @@ def soma_exclusion(
     # 2. branches holding both axon and dendrite: cut between the two
     axon, dendrite, somatic = _compartment_classes(compartments, nodes, confidence)
     somatic |= seeds > 0
-    branch_edges = (state[u] == state[v]) & ~somatic[u] & ~somatic[v]
-    branches = _positions(nodes, seeded_cut(nodes, graph.edges[branch_edges], scores[branch_edges],
-                                                 np.zeros(len(nodes), np.uint64)))[0]  # fmt: skip
-    branch_axon = np.bincount(branches, weights=sizes * (axon & ~somatic), minlength=len(nodes))
-    branch_dendrite = np.bincount(branches, weights=sizes * (dendrite & ~somatic), minlength=len(nodes))
+    branch_edges, branches, branch_axon, branch_dendrite = _branches(
+        graph, nodes, sizes, u, v, scores, state, somatic, axon, dendrite
+    )
     least = max(min_class_voxels, 0)  # at least one voxel of each
     mixed = (branch_axon > least) & (branch_dendrite > least)
     in_mixed = mixed[branches] & ~somatic
@@ -232,15 +230,25 @@ def soma_exclusion(
     return SomaExclusion(nodes, before, segments, cuts)
 
 
-def _one_axon(graph, nodes, sizes, u, v, scores, state, somatic, seeds, axon, dendrite, least):
-    """``state`` with every axonal branch touching a soma cut off but the one with the lowest
-    boundary score to it (ties: the branch with the first node)."""
+def _branches(graph, nodes, sizes, u, v, scores, state, somatic, axon, dendrite):
+    """The branches of ``state``'s pieces (components without their somatic fragments): the
+    edges inside them, per node its branch (a node index) and per branch its axon and dendrite
+    voxels."""
     inner = (state[u] == state[v]) & ~somatic[u] & ~somatic[v]
     branches = _positions(nodes, seeded_cut(nodes, graph.edges[inner], scores[inner],
                                             np.zeros(len(nodes), np.uint64)))[0]  # fmt: skip
+    axon_voxels = np.bincount(branches, weights=sizes * (axon & ~somatic), minlength=len(nodes))
+    dendrite_voxels = np.bincount(branches, weights=sizes * (dendrite & ~somatic), minlength=len(nodes))
+    return inner, branches, axon_voxels, dendrite_voxels
+
+
+def _one_axon(graph, nodes, sizes, u, v, scores, state, somatic, seeds, axon, dendrite, least):
+    """``state`` with every axonal branch touching a soma cut off but the one with the lowest
+    boundary score to it (ties: the branch with the first node)."""
+    _, branches, axon_voxels, dendrite_voxels = _branches(
+        graph, nodes, sizes, u, v, scores, state, somatic, axon, dendrite
+    )
     n = len(nodes)
-    axon_voxels = np.bincount(branches, weights=sizes * (axon & ~somatic), minlength=n)
-    dendrite_voxels = np.bincount(branches, weights=sizes * (dendrite & ~somatic), minlength=n)
     axonal = (axon_voxels > least) & (axon_voxels > dendrite_voxels)
     holds_soma = np.zeros(int(state.max(initial=0)) + 1, bool)
     holds_soma[state[seeds > 0]] = True
@@ -258,10 +266,9 @@ def _one_axon(graph, nodes, sizes, u, v, scores, state, somatic, seeds, axon, de
     keep = _best_per_group(
         piece + 1, np.arange(len(touching)), (weakest[touching], touching), int(piece.max()) + 1
     )
-    cut = np.ones(n, bool)
-    cut[touching[keep[keep >= 0]]] = False
     cut_branch = np.zeros(n, bool)
-    cut_branch[touching[cut[touching]]] = True
+    cut_branch[touching] = True
+    cut_branch[touching[keep[keep >= 0]]] = False
     return _keys(state, np.where(cut_branch[branches] & ~somatic, branches + 1, 0))
 
 

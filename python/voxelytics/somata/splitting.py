@@ -27,11 +27,11 @@ def split_fragments(
     """Splits every fragment of ``fragments`` ([x, y, z] labels) that holds a soma and anything
     else: its seeds are the components of ``soma >= threshold`` in it (face-connected, each at
     least ``min_volume_nm3``) and the components of the rest of it (more than two voxels from
-    the soma: a neurite flooded together with it; each at least ``min_rest_nm3``); a fragment with two or more
-    seeds is split by a seeded watershed from them on ``boundary`` (default ``1 - soma``), so two
-    somata part on the membrane between them and a neurite at the soma's surface. Agglomeration then
-    rejoins a soma with its own neurites, whose contact has no membrane. The first piece keeps
-    the fragment's id, the others get new ids above all.
+    the soma: a neurite flooded together with it; each at least ``min_rest_nm3``); a fragment
+    with two or more seeds is split by a seeded watershed from them on ``boundary`` (default
+    ``1 - soma``), so two somata part on the membrane between them and a neurite at the soma's
+    surface. Agglomeration then rejoins a soma with its own neurites, whose contact has no
+    membrane. The first piece keeps the fragment's id, the others get new ids above all.
 
     Returns ``(split fragments, parent)``: ``parent[i]`` is the fragment that id ``i`` came from
     (``parent[i] == i`` for the ids that were there before; 0 for unused ids)."""

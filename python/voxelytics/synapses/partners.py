@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core import unique_pairs
+from ..graph import _positions
 from .detection import Detections
 
 __all__ = ["Partners", "assign_partners"]
@@ -48,8 +49,7 @@ def _segments_of(fragments: np.ndarray, mapping) -> np.ndarray:
         values = np.fromiter(mapping.values(), np.uint64, len(mapping))
         order = np.argsort(keys)
         keys, values = keys[order], values[order]
-        at = np.minimum(np.searchsorted(keys, fragments), max(len(keys) - 1, 0))
-        hit = (keys[at] == fragments) if len(keys) else np.zeros(len(fragments), bool)
+        at, hit = _positions(keys, fragments)
         return np.where(hit, values[at] if len(keys) else fragments, fragments)
     table = np.asarray(mapping)
     if table.ndim != 1 or table.dtype.kind not in "ui":
