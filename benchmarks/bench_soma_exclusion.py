@@ -1,14 +1,15 @@
-"""Soma exclusion on a large agglomeration graph: voxelytics vs the same cut with networkx.
+"""Soma exclusion on a large agglomeration graph: voxelytics vs the same cuts with networkx.
 
 The graph: fragments on a --side^3 grid (default 100: 1 million fragments, ~3 million edges, random
 distinct contact scores), agglomerated into --segments slabs (super-mergers of 100,000 fragments
 each), with --somata somata per slab (one fragment each) and random compartment classes
 (axon / dendrite / unsure) per fragment. voxelytics: ``vx.soma_exclusion`` (C++ seeded cut, numpy
-around it). networkx, the tool a user would reach for: the same two cuts written with
-``networkx.Graph`` and ``networkx.utils.UnionFind`` (edges sorted by score, pieces holding
-different seeds not joined; branches from ``networkx.connected_components`` of the graph without
-somatic fragments). Both give the same partition (checked). Peak memory: the maximum resident set
-size of a fresh process per run.
+around it). networkx, the tool a user would reach for: the same three cuts (between somata,
+axon-dendrite branches, all but one axon at a soma) written with ``networkx.Graph`` and
+``networkx.utils.UnionFind`` (edges sorted by score, pieces holding different seeds not joined;
+branches from ``networkx.connected_components`` of the graph without somatic fragments). Both
+give the same partition (checked). Peak memory: the maximum resident set size of a fresh
+process per run.
 
 Cell typing of the corrected state: each fragment rendered as a 2^3 voxel block (a 200^3 volume),
 random compartment probabilities, the somata, 100,000 random synapses between segments;
@@ -145,7 +146,29 @@ def networkx_cut(graph, mapping, somata, compartments):
             key = (-contact[r], first[r])
             best[branch_of[f]] = min(best.get(branch_of[f], key), key)
     stays = {f for f in in_mixed if contact.get(piece[f], 0) > 0 and best[branch_of[f]][1] == first[piece[f]]}
-    return {f: (*state[f], first[piece[f]] if f in in_mixed and f not in stays else 0) for f in G.nodes}
+    state2 = {f: (*state[f], first[piece[f]] if f in in_mixed and f not in stays else 0) for f in G.nodes}
+    # one axon per neuron: of the axonal branches touching a soma, the one of weakest boundary stays
+    holds_soma = {state2[f] for f in seeds}
+    C = nx.Graph()
+    C.add_nodes_from(f for f in G.nodes if f not in seeds)
+    C.add_edges_from((a, b) for a, b in edges if state2[a] == state2[b] and a not in seeds and b not in seeds)
+    branch_of = {}
+    for branch in nx.connected_components(C):
+        if len(branch & axon) > len(branch & dendrite):  # axonal (every fragment has 100 voxels)
+            branch_of.update(dict.fromkeys(branch, min(branch)))
+    weakest = {}
+    for (a, b), score in zip(edges, scores.tolist()):
+        if state2[a] == state2[b] and (a in seeds) != (b in seeds) and state2[a] in holds_soma:
+            end = b if a in seeds else a
+            if end in branch_of:
+                weakest[branch_of[end]] = min(weakest.get(branch_of[end], score), score)
+    kept = {}
+    for branch, score in weakest.items():
+        key = state2[branch]
+        kept[key] = min(kept.get(key, (score, branch)), (score, branch))
+    kept_branches = {branch for _, branch in kept.values()}
+    cut_off = {b for b in weakest if b not in kept_branches}
+    return {f: (*state2[f], branch_of[f] if branch_of.get(f) in cut_off else 0) for f in G.nodes}
 
 
 def cell_problem(side, n_segments, n_somata, seed=1):
