@@ -289,7 +289,6 @@ def predict_dataset(
         raise ValueError(f"box {box} is not inside layer {layer!r}'s bounding box {bounds}")
     align = np.array(card.output.alignment)
     block = np.maximum(np.array(block_shape) // align, 1) * align
-    half = np.array(card.output.context) // 2
     mags = {name: _output_mag(ds, name, len(channels), dtype, card) for name, channels in targets.items()}
 
     job = {"model_sha256": card.model_sha256, "layer": layer, "box": [list(box.topleft), list(box.size)],
@@ -323,18 +322,8 @@ def predict_dataset(
         for x in range(0, size[0], block[0])
     ]
     for start in progress_bar([s for s in starts if s not in done], progress, "predicting"):
-        core_top = top + start
-        core_size = np.minimum(block, size - start)
-        outer = Box(tuple(int(v) for v in core_top - half), tuple(int(v) for v in core_size + 2 * half))
-        outer = outer.intersection(bounds)
-        data = source_mag.read(outer, threads=threads)
-        offset = tuple(int(v) for v in core_top - np.array(outer.topleft))
-        pred = predictor.predict(data, offset=offset, shape=tuple(int(v) for v in core_size), threads=threads)
-        for name, channels in targets.items():
-            part = pred if len(channels) == len(pred) else np.asfortranarray(pred[channels])
-            if dtype == np.uint8:
-                part = np.asfortranarray(np.clip(np.rint(part * 255), 0, 255).astype(np.uint8))
-            mags[name].write(part, offset=tuple(int(v) for v in core_top), threads=threads)
+        core = Box(tuple(int(v) for v in top + start), tuple(int(v) for v in np.minimum(block, size - start)))
+        predict_block(predictor, source_mag, core, {mags[n]: c for n, c in targets.items()}, dtype, threads)
         done.add(tuple(int(v) for v in start))
         save_state(False)
     save_state(True)
@@ -343,7 +332,25 @@ def predict_dataset(
     return {head: ds.get_layer(name) for head, name in dict(output).items()}
 
 
-def _output_mag(ds, name: str, channels: int, dtype, card):
+def predict_block(predictor: Predictor, source_mag, core: Box, targets: dict, dtype, threads=None) -> None:
+    """Predicts the box ``core`` of ``source_mag`` (its input grown by the model's context,
+    clipped to the layer and mirrored beyond it) and writes channels ``targets[mag]`` into each
+    output mag (as uint8 0..255 or float32 for ``dtype``)."""
+    half = np.array(predictor.card.output.context) // 2
+    top = np.array(core.topleft)
+    outer = Box(tuple(int(v) for v in top - half), tuple(int(v) for v in np.array(core.size) + 2 * half))
+    outer = outer.intersection(source_mag.layer.bounding_box)
+    data = source_mag.read(outer, threads=threads)
+    offset = tuple(int(v) for v in top - np.array(outer.topleft))
+    pred = predictor.predict(data, offset=offset, shape=core.size, threads=threads)
+    for mag, channels in targets.items():
+        part = pred if len(channels) == len(pred) else np.asfortranarray(pred[channels])
+        if np.dtype(dtype) == np.uint8:
+            part = np.asfortranarray(np.clip(np.rint(part * 255), 0, 255).astype(np.uint8))
+        mag.write(part, offset=core.topleft, threads=threads)
+
+
+def _output_mag(ds, name: str, channels: int, dtype, card, shard_shape=1024):
     """Mag 1 of output layer ``name``, created if missing; an existing one must match."""
     if name in ds.layers:
         out_layer = ds.get_layer(name)
@@ -352,5 +359,9 @@ def _output_mag(ds, name: str, channels: int, dtype, card):
                 f"output layer {name!r} of {ds.path} exists with {out_layer.num_channels} channel(s) of "
                 f"{out_layer.dtype}; model {card.name!r} writes {channels} of {dtype}"
             )
-        return out_layer.get_mag(1) if (1, 1, 1) in out_layer.mags else out_layer.add_mag(1)
-    return ds.add_layer(name, "color", dtype, num_channels=channels).add_mag(1)
+        return (
+            out_layer.get_mag(1)
+            if (1, 1, 1) in out_layer.mags
+            else out_layer.add_mag(1, shard_shape=shard_shape)
+        )
+    return ds.add_layer(name, "color", dtype, num_channels=channels).add_mag(1, shard_shape=shard_shape)

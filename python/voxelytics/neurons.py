@@ -29,7 +29,7 @@ import numpy as np
 from . import graph
 from .core import BlockGrid, Box, progress_bar, resolve_threads
 from .graph import Agglomeration
-from .io import Dataset
+from .io import Dataset, save_arrays
 from .segmentation import AffinityWatershed, DistanceWatershed, blockwise_fragments
 
 __all__ = ["load_agglomeration", "segment_neurons", "write_agglomerate_attachment"]
@@ -153,7 +153,7 @@ def segment_neurons(
     for k, threshold in enumerate(thresholds):
         name = f"agglomerate_view_{round(threshold * 100):d}"
         write_agglomerate_attachment(layers["fragments"], name, agglomeration, k, positions)
-    np.savez(
+    save_arrays(
         os.path.join(partial, "agglomeration.npz"),
         thresholds=agglomeration.thresholds,
         nodes=agglomeration.nodes,

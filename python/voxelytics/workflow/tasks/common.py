@@ -1,0 +1,51 @@
+"""What the built-in tasks share: block units and boxes."""
+
+from __future__ import annotations
+
+import functools
+from typing import List
+
+import pydantic
+
+from ...core import BlockGrid, Box
+from ...io import Dataset
+
+
+class Config(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", protected_namespaces=())
+
+
+Vec3 = List[int]
+
+
+def block_units(box: Box, block) -> list:
+    """One unit per block of ``box`` on the absolute grid of ``block`` (so blocks are whole
+    shards when shards have the block's shape): ``{"box": [[x, y, z], [w, h, d]]}``."""
+    grid = BlockGrid(box, block_shape=tuple(int(b) for b in block))
+    return [{"box": [list(b.core.topleft), list(b.core.size)]} for b in grid]
+
+
+def unit_box(unit) -> Box:
+    topleft, size = unit["box"]
+    return Box(tuple(topleft), tuple(size))
+
+
+def task_box(context, layer) -> Box:
+    """The layer's bounding box, cut to the workflow's explorative ``bounding_box`` if it has one."""
+    box = layer.bounding_box
+    if context.bounding_box is not None:
+        topleft, size = context.bounding_box
+        cut = box.intersection(Box(tuple(topleft), tuple(size)))
+        if cut.is_empty():
+            raise ValueError(
+                f"task {context.task!r}: the workflow's bounding_box {context.bounding_box} does not overlap "
+                f"layer {layer.name!r} of {layer.dataset.path} ({box})"
+            )
+        box = cut
+    return box
+
+
+@functools.lru_cache(maxsize=8)
+def open_dataset(path: str) -> Dataset:
+    """Datasets opened once per worker process (their metadata is re-read where it changes)."""
+    return Dataset.open(path)

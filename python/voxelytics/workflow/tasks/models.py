@@ -1,0 +1,105 @@
+"""Networks: prediction of a shipped or trained model over a dataset, block by block."""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Dict, Literal
+
+import numpy as np
+
+from ... import models
+from ...inference import Predictor, _output_mag, predict_block
+from ...io import Dataset
+from ..task import Task, register
+from .common import Config, Vec3, block_units, open_dataset, task_box, unit_box
+
+
+@functools.lru_cache(maxsize=2)
+def _predictor(model: str, threads: int) -> Predictor:
+    return Predictor(model_path(model), threads=threads)
+
+
+def model_path(model: str) -> str:
+    """A shipped model's name (``models.available()``) or a TorchScript file with its card."""
+    if model.endswith(".pt"):
+        if not os.path.exists(model):
+            raise FileNotFoundError(f"model file {model} does not exist")
+        return model
+    return str(models.pretrained(model))
+
+
+@register
+class Predict(Task):
+    """Runs a network over layer ``layer`` of a dataset into a new dataset: one layer per head
+    named in ``heads`` (head -> layer name), and the input box itself (``copy_input``), in
+    ``block``-sized units (rounded to the model's alignment; each output shard is one block, so
+    units never share a file). The result equals one pass over the whole box."""
+
+    name = "Predict"
+
+    class Config(Config):
+        model: str = "mouse"
+        layer: str = "color"
+        heads: Dict[str, str] = {"boundaries": "boundaries", "synapses": "synapses", "soma": "soma",
+                                 "compartments": "compartments"}  # fmt: skip
+        dtype: Literal["uint8", "float32"] = "uint8"
+        block: Vec3 = [128, 128, 64]
+        copy_input: bool = True  # the input box into the output too: one aligned dataset downstream
+
+    inputs = {"dataset": True}
+    outputs = {"dataset": "dataset"}
+
+    def _block(self):
+        align = np.array(_predictor(self.config.model, self.context.threads).card.output.alignment)
+        return [int(v) for v in np.maximum(np.array(self.config.block) // align, 1) * align]
+
+    def prepare(self):
+        predictor = _predictor(self.config.model, self.context.threads)
+        source = Dataset.open(self.context.inputs["dataset"])
+        layer = source.get_layer(self.config.layer)
+        if layer.num_channels != predictor.card.input.channels:
+            raise ValueError(
+                f"task {self.context.task!r}: layer {self.config.layer!r} of {source.path} has "
+                f"{layer.num_channels} channel(s); model {self.config.model!r} takes "
+                f"{predictor.card.input.channels}"
+            )
+        for head in self.config.heads:
+            predictor.channels(head)  # a head the model lacks: KeyError naming it
+        path = self.context.output("dataset")
+        ds = (
+            Dataset.open(path)
+            if os.path.exists(path)
+            else Dataset.create(path, source.voxel_size, source.unit)
+        )
+        block = self._block()
+        for head, name in self.config.heads.items():
+            _output_mag(
+                ds, name, len(predictor.channels(head)), np.dtype(self.config.dtype), predictor.card, block
+            )
+        if self.config.copy_input and self.config.layer not in ds.layers:
+            ds.add_layer(self.config.layer, layer.category, layer.dtype, layer.num_channels).add_mag(
+                1, shard_shape=block
+            )
+        self.context.extra["block"] = block
+
+    def units(self):
+        layer = Dataset.open(self.context.inputs["dataset"]).get_layer(self.config.layer)
+        return block_units(task_box(self.context, layer), self.context.extra["block"])
+
+    def run_unit(self, unit):
+        predictor = _predictor(self.config.model, self.context.threads)
+        source = open_dataset(self.context.inputs["dataset"]).get_layer(self.config.layer).get_mag(1)
+        out = open_dataset(self.context.output("dataset"))
+        targets = {
+            out.get_layer(name).get_mag(1): predictor.channels(head)
+            for head, name in self.config.heads.items()
+        }
+        box = unit_box(unit)
+        predict_block(predictor, source, box, targets, self.config.dtype, self.context.threads)
+        if self.config.copy_input:
+            out.get_layer(self.config.layer).get_mag(1).write(source.read(box), offset=box.topleft)
+
+    def finish(self, results):
+        card = _predictor(self.config.model, self.context.threads).card
+        return {"model": card.name, "version": card.version, "model_sha256": card.model_sha256}

@@ -1,0 +1,138 @@
+"""Synapses (detection, partners, types) and the connectome, on the layers of one dataset."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional
+
+import numpy as np
+
+from ... import synapses as syn
+from ...connectome import Connectome
+from ...io import Dataset, save_arrays
+from ...neurons import load_agglomeration
+from ...synapses.detection import Detections
+from ...synapses.partners import Partners
+from ...synapses.settings import COMPARTMENT_CHANNELS
+from ..task import Task, register
+from .common import Config, Vec3
+
+TABLES = ("synapses", "contacts", "partners", "types")
+
+
+def save_synapse_tables(folder: str, detections: Detections, partners: Partners, types: dict) -> None:
+    """``tables.npz`` (every column, deterministic bytes) and ``tables.json`` (the rest)."""
+    arrays = {}
+    for table, columns in zip(TABLES, (detections.synapses, detections.contacts, partners.table, types)):
+        for key, value in columns.items():
+            value = np.asarray(value)
+            arrays[f"{table}.{key}"] = value.astype(str) if value.dtype == object else value
+    save_arrays(os.path.join(folder, "tables.npz"), **arrays)
+    meta = {"voxel_size": list(detections.voxel_size), "offset": list(detections.offset),
+            "feature_names": list(detections.feature_names), "threshold": detections.threshold,
+            "removed": detections.removed, "dropped": partners.dropped}  # fmt: skip
+    with open(os.path.join(folder, "tables.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+
+
+def load_synapse_tables(folder: str) -> tuple[Detections, Partners, dict]:
+    """What :func:`save_synapse_tables` wrote."""
+    with open(os.path.join(folder, "tables.json")) as f:
+        meta = json.load(f)
+    tables = {t: {} for t in TABLES}
+    with np.load(os.path.join(folder, "tables.npz")) as f:
+        for key in f.files:
+            table, _, column = key.partition(".")
+            tables[table][column] = f[key]
+    detections = Detections(
+        tables["synapses"], tables["contacts"], tuple(meta["voxel_size"]), tuple(meta["offset"]),
+        tuple(meta["feature_names"]), meta["threshold"], meta["removed"],
+    )  # fmt: skip
+    types = {k: v.astype(object) for k, v in tables["types"].items()}
+    return detections, Partners(tables["partners"], meta["dropped"]), types
+
+
+def agglomeration_state(segmentation: str, threshold: Optional[float]):
+    """(threshold, fragment -> segment mapping) of a SegmentNeurons output; ``None``: its applied state."""
+    with open(os.path.join(segmentation, "state.json")) as f:
+        state = json.load(f)
+    threshold = state["apply"] if threshold is None else threshold
+    if threshold not in state["thresholds"]:
+        raise ValueError(
+            f"{segmentation}: no agglomeration state at {threshold}; states: {state['thresholds']}"
+        )
+    return threshold, load_agglomeration(segmentation).mapping(state["thresholds"].index(threshold))
+
+
+@register
+class Synapses(Task):
+    """Synapses of the ``synapses`` layer of a prediction dataset (cleft, vesicles channels; the
+    ``compartments`` layer and the image as features): detected block by block, partners under
+    an agglomeration state of the segmentation (``threshold``, default its applied one), typed
+    by a shipped type model. Writes ``tables.npz``/``tables.json``."""
+
+    name = "Synapses"
+
+    class Config(Config):
+        species: str = "mouse"  # detection settings (threshold, minimum size): synapses.settings_for
+        type_model: Optional[str] = "mouse"
+        threshold: Optional[float] = None
+        image_layer: str = "color"
+        block: Vec3 = [256, 256, 128]
+
+    inputs = {"predictions": True, "segmentation": True}
+    outputs = {"tables": "tables"}
+
+    def run_unit(self, unit):
+        pred = Dataset.open(self.context.inputs["predictions"])
+        seg_path = self.context.inputs["segmentation"]
+        fragments = Dataset.open(seg_path).get_layer("fragments")
+        settings = syn.settings_for(self.config.species)
+        cleft = pred.get_layer("synapses")
+        features = {"vesicles": (cleft, 1)}
+        if "compartments" in pred.layers:
+            features.update(
+                {n: (pred.get_layer("compartments"), c) for c, n in enumerate(COMPARTMENT_CHANNELS)}
+            )
+        if self.config.image_layer in pred.layers:
+            features["image"] = pred.get_layer(self.config.image_layer)
+        found = syn.detect_synapses(
+            cleft, threshold=settings.threshold, min_size=settings.min_size_voxels(pred.voxel_size),
+            fragments=fragments, features=features, block_shape=self.config.block,
+            threads=self.context.threads, progress=False,
+        )  # fmt: skip
+        _, mapping = agglomeration_state(seg_path, self.config.threshold)
+        partners = syn.assign_partners(found, mapping)
+        types = {}
+        if self.config.type_model:
+            types = syn.classify_synapses(found, partners, syn.pretrained_type_model(self.config.type_model))
+        out = self.context.output("tables")
+        os.makedirs(out, exist_ok=True)
+        save_synapse_tables(out, found, partners, types)
+        return {"detected": len(found), "with_partners": len(partners), "dropped": partners.dropped}
+
+    def finish(self, results):
+        return results[0]
+
+
+@register
+class BuildConnectome(Task):
+    """The connectome (synapse table and neuron graph, Parquet + CSV) of a Synapses output."""
+
+    name = "Connectome"
+
+    class Config(Config):
+        pass
+
+    inputs = {"synapses": True}
+    outputs = {"connectome": "connectome"}
+
+    def run_unit(self, unit):
+        detections, partners, types = load_synapse_tables(self.context.inputs["synapses"])
+        connectome = Connectome.from_partners(detections, partners, types or None)
+        connectome.write(self.context.output("connectome"))
+        return {"synapses": len(connectome), "edges": connectome.edges.num_rows}
+
+    def finish(self, results):
+        return results[0]
