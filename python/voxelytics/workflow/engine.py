@@ -233,7 +233,10 @@ class Runner:
         inputs = {}
         for key, ref in self.workflow.inputs[name].items():
             inputs[key] = output_path(self.workflow, ref.task, ref.output) if ref.task else ref.path
-        return Context(name, self.workflow.configs[name], inputs, out, self.box, self.threads, extra or {})
+        cls = self.workflow.task_class(name)
+        return Context(
+            name, self.workflow.configs[name], inputs, out, self.box, self.threads, extra or {}, cls.outputs
+        )
 
     def run(self, *, until=None, only=None, force=()) -> RunResult:
         wf = self.workflow
@@ -241,6 +244,7 @@ class Runner:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
         run_dir = os.path.join(wf.work_dir, RECORDS, "runs", stamp)
         os.makedirs(run_dir)
+        self.run_dir = run_dir
         with open(os.path.join(run_dir, "workflow.yaml"), "w") as f:
             f.write(wf.text)
         handler = logging.FileHandler(os.path.join(run_dir, "run.log"))

@@ -32,9 +32,11 @@ class Context:
     bounding_box: Optional[list] = None  # [[x, y, z], [w, h, d]] of an explorative run
     threads: int = 1
     extra: dict = field(default_factory=dict)  # what prepare() passes to the units
+    outputs: dict = field(default_factory=dict)  # output name -> path inside ``out`` (the class's)
 
     def output(self, name: str) -> str:
-        return os.path.join(self.out, name)
+        """Where output ``name`` is written."""
+        return os.path.join(self.out, self.outputs[name])
 
 
 class Task:
