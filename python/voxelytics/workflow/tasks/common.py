@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import List
 
 import pydantic
@@ -45,7 +44,6 @@ def task_box(context, layer) -> Box:
     return box
 
 
-@functools.lru_cache(maxsize=8)
 def open_dataset(path: str) -> Dataset:
-    """Datasets opened once per worker process (their metadata is re-read where it changes)."""
+    """Opened afresh per unit: a worker outlives tasks, whose outputs may be rewritten."""
     return Dataset.open(path)

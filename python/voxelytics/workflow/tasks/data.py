@@ -38,6 +38,7 @@ class SyntheticDataset(Task):
         preset: Literal["mouse", "human"] = "mouse"
         seed: int = 0
         block: Vec3 = [128, 128, 128]
+        boundaries: bool = False  # also a perfect boundary map from the true cells (uint8 layer)
 
         @pydantic.field_validator("shape", "block")
         @classmethod
@@ -61,6 +62,8 @@ class SyntheticDataset(Task):
             ds = Dataset.create(path, voxel_size=synthetic.PRESETS[self.config.preset].voxel_size)
             for name, category, dtype in self.LAYERS.values():
                 ds.add_layer(name, category, dtype).add_mag(1, shard_shape=self.config.block)
+            if self.config.boundaries:
+                ds.add_layer("boundaries", "color", "uint8").add_mag(1, shard_shape=self.config.block)
 
     def units(self):
         return block_units(Box((0, 0, 0), tuple(self.config.shape)), self.config.block)
@@ -73,6 +76,9 @@ class SyntheticDataset(Task):
             ds.get_layer(layer).get_mag(1).write(
                 arrays[key], offset=box.topleft, threads=self.context.threads
             )
+        if self.config.boundaries:
+            boundary = true_boundaries(self._scene(), box, self.context.threads)
+            ds.get_layer("boundaries").get_mag(1).write(boundary, offset=box.topleft)
 
     def finish(self, results):
         scene = self._scene()
@@ -82,6 +88,27 @@ class SyntheticDataset(Task):
         with open(os.path.join(path, "scene.json"), "w") as f:
             json.dump({"shape": c.shape, "preset": c.preset, "seed": c.seed}, f)
         return {"cells": int(len(scene.neurons["id"])), "synapses": int(len(scene.synapses["id"]))}
+
+
+def true_boundaries(scene, box: Box, threads: int = 1) -> np.ndarray:
+    """255 where a voxel's cell differs from a 6-neighbour's (inside the scene), else 0: the box
+    is rendered with a one-voxel margin, so blocks agree with the whole volume."""
+    lo = np.maximum(np.array(box.topleft) - 1, 0)
+    hi = np.minimum(np.array(box.topleft) + np.array(box.size) + 1, scene.shape)
+    only_cells = {"cells": True, "image": False, "compartments": False, "mitochondria": False}
+    cells = scene.render(
+        tuple(int(v) for v in lo), tuple(int(v) for v in hi - lo), threads=threads, **only_cells
+    )
+    cells = cells["cells"]
+    edge = np.zeros(cells.shape, bool)
+    for axis in range(3):
+        a, b = [slice(None)] * 3, [slice(None)] * 3
+        a[axis], b[axis] = slice(1, None), slice(None, -1)
+        differ = cells[tuple(a)] != cells[tuple(b)]
+        edge[tuple(a)] |= differ  # both sides: a membrane two voxels thick, which 6-connected
+        edge[tuple(b)] |= differ  # fragments cannot leak through
+    inner = tuple(slice(t - lo_, t - lo_ + s) for t, lo_, s in zip(box.topleft, lo, box.size))
+    return np.asfortranarray(edge[inner].astype(np.uint8) * 255)
 
 
 def synthetic_volume(dataset_path: str) -> synthetic.SyntheticVolume:

@@ -1,0 +1,340 @@
+"""Workflows: checking, running, reuse, resumption after kill -9, executors, reports, CLI."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from voxelytics import workflow
+from voxelytics.workflow.demo import demo_workflow
+from voxelytics.workflow.spec import WorkflowError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# synthetic EM with its perfect boundary map -> neurons: fast, and every unit writes shards and metadata
+SMALL = """
+global_parameters: {{work_dir: {work_dir}, executor: {executor}, threads: 1}}
+tasks:
+  synthetic:
+    task: SyntheticDataset
+    config: {{shape: [64, 64, 64], preset: mouse, seed: 3, block: [32, 32, 32], boundaries: true}}
+  segment:
+    task: SegmentNeurons
+    config: {{layer: boundaries, thresholds: [0.3, 0.6], apply: 0.6, block: [32, 32, 32]}}
+    inputs: {{dataset: synthetic}}
+  evaluate:
+    task: Evaluate
+    inputs: {{truth: synthetic, segmentation: segment}}
+"""
+
+
+def small(tmp_path, name="run", executor="sequential", **replace) -> workflow.Workflow:
+    text = SMALL.format(work_dir=tmp_path / name, executor=executor)
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    return workflow.load_workflow(text)
+
+
+def tree(folder) -> dict:
+    """Relative path -> bytes of every output file (run records and lock files left out)."""
+    out = {}
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if d not in (".voxelytics", ".voxelytics-locks")]
+        for f in files:
+            path = os.path.join(root, f)
+            out[os.path.relpath(path, folder)] = Path(path).read_bytes()
+    return out
+
+
+# -- checking before anything runs -------------------------------------------------------------
+
+
+SEG = "segment:\n    task: SegmentNeurons\n    "
+BAD = [
+    (SEG + "config: {nope: 1}", "tasks.segment.config.nope: unknown key"),
+    (SEG + "config: {apply: high}", "tasks.segment.config.apply: Input should be"),
+    (SEG + "inputs: {dataset: nothing}", "tasks.segment.inputs.dataset: 'nothing'"),
+    (SEG + "inputs: {dataset: synthetic.foo}", "has no output 'foo'"),
+    (SEG + "inputs: {dataset: paths.raw}", "no such entry in paths"),
+    ("segment:\n    task: SegmentNeurons", "tasks.segment.inputs: SegmentNeurons needs input(s) ['dataset']"),
+    (SEG + "inputs: {dataset: synthetic, extra: synthetic}", "tasks.segment.inputs.extra: unknown input"),
+    ("segment:\n    task: Segmnt", "tasks.segment.task: unknown task class 'Segmnt'"),
+    (SEG + "inputs: {dataset: segment2}\n  segment2:\n    task: SegmentNeurons\n"
+     "    inputs: {dataset: segment}", "a cycle: segment -> segment2 -> segment"),
+    (SEG + "inputs: {dataset: synthetic}\n    distribution: {strategy: magic}",
+     "tasks.segment.distribution.strategy"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("task", "message"), BAD)
+def test_bad_workflows_are_reported_with_task_and_key_path(task, message):
+    text = "tasks:\n  synthetic:\n    task: SyntheticDataset\n  " + task + "\n"
+    with pytest.raises(WorkflowError) as e:
+        workflow.load_workflow(text)
+    assert message in str(e.value)
+
+
+def test_bad_global_parameters_and_files(tmp_path):
+    with pytest.raises(WorkflowError, match="global_parameters.wrok_dir: unknown key"):
+        workflow.load_workflow("global_parameters: {wrok_dir: x}\ntasks: {a: {task: SyntheticDataset}}\n")
+    with pytest.raises(WorkflowError, match="global_parameters.threads: Input should be greater"):
+        workflow.load_workflow("global_parameters: {threads: 0}\ntasks: {a: {task: SyntheticDataset}}\n")
+    with pytest.raises(WorkflowError, match="not valid YAML"):
+        workflow.load_workflow("tasks: {a: [\n")
+    with pytest.raises(WorkflowError, match="at least one task"):
+        workflow.load_workflow("tasks: {}\n")
+    with pytest.raises(FileNotFoundError, match="missing.yaml"):
+        workflow.load_workflow(tmp_path / "missing.yaml")
+    (tmp_path / "wf.yaml").write_text("tasks:\n  a: {task: SyntheticDataset, config: {shape: [1, 2]}}\n")
+    with pytest.raises(
+        WorkflowError, match=r"wf.yaml: tasks.a.config.shape: Value error, must be 3 positive"
+    ):
+        workflow.load_workflow(tmp_path / "wf.yaml")
+
+
+def test_dependency_order_and_dependants(tmp_path):
+    wf = small(tmp_path)
+    assert wf.order == ["synthetic", "segment", "evaluate"]
+    assert wf.dependants("synthetic") == {"segment", "evaluate"}
+    assert wf.dependants("segment") == {"evaluate"}
+
+
+# -- running, reuse, config changes --------------------------------------------------------------
+
+
+def test_run_reuse_and_config_change(tmp_path):
+    wf = small(tmp_path)
+    result = workflow.Runner(wf, progress=False).run()
+    assert {n: t["state"] for n, t in result.tasks.items()} == dict.fromkeys(wf.order, "complete")
+    assert result.tasks["synthetic"]["units"] == 8
+    metrics = json.loads((tmp_path / "run" / "evaluate" / "metrics.json").read_text())
+    assert [s["threshold"] for s in metrics["agglomeration_states"]] == [0.3, 0.6]
+    # from a perfect boundary map: few mergers; the higher threshold merges split pieces back
+    low, high = metrics["agglomeration_states"]
+    assert high["voi_merge"] < 0.3 and high["voi_split"] < low["voi_split"] and metrics["best_state"] == 0.6
+    assert not any(p.name.endswith(".partial") for p in (tmp_path / "run").iterdir())
+
+    again = workflow.Runner(wf, progress=False).run()
+    assert {n: t["state"] for n, t in again.tasks.items()} == dict.fromkeys(wf.order, "skipped")
+
+    before = tree(tmp_path / "run" / "synthetic")
+    changed = small(tmp_path, **{"apply: 0.6": "apply: 0.3"})
+    assert [(p.name, p.action) for p in workflow.plan(changed)] == [
+        ("synthetic", "reuse"), ("segment", "run"), ("evaluate", "run")]  # fmt: skip
+    assert workflow.plan(changed)[1].state == "stale"
+    result = workflow.Runner(changed, progress=False).run()
+    assert [result.state(n) for n in changed.order] == ["skipped", "complete", "complete"]
+    assert tree(tmp_path / "run" / "synthetic") == before
+
+
+def test_until_only_force(tmp_path):
+    wf = small(tmp_path)
+    result = workflow.Runner(wf, progress=False).run(until="segment")
+    assert [result.state(n) for n in wf.order] == ["complete", "complete", "pending"]
+    assert not (tmp_path / "run" / "evaluate").exists()
+    result = workflow.Runner(wf, progress=False).run(only=["evaluate"])
+    assert [result.state(n) for n in wf.order] == ["complete", "complete", "complete"]
+    plans = workflow.plan(wf, force=["segment"])
+    assert [p.action for p in plans] == ["reuse", "run", "run"]
+    assert plans[1].reason == "forced" and plans[2].reason == "an input task is forced"
+    with pytest.raises(WorkflowError, match="no task 'nope'"):
+        workflow.plan(wf, until="nope")
+    fresh = small(tmp_path, "fresh")
+    with pytest.raises(WorkflowError, match="task 'synthetic' is not complete"):
+        workflow.plan(fresh, only=["evaluate"])
+
+
+class Failing(workflow.Task):
+    """Fails on its second unit every time."""
+
+    name = ""
+    inputs = {}
+
+    def units(self):
+        return [{"box": [[0, 0, 0], [8, 8, 8]]}, {"box": [[8, 0, 0], [8, 8, 8]]}]
+
+    def run_unit(self, unit):
+        if unit["box"][0][0] == 8:
+            raise RuntimeError("this block is broken")
+        return {"ok": 1}
+
+
+def test_failed_unit_is_retried_then_reported(tmp_path):
+    text = f"""
+global_parameters: {{work_dir: {tmp_path / "run"}, executor: {{strategy: sequential, retries: 2}}}}
+tasks:
+  broken: {{task: "test_workflow:Failing"}}
+"""
+    wf = workflow.load_workflow(text)
+    runner = workflow.Runner(wf, progress=False)
+    with pytest.raises(workflow.WorkflowFailed) as e:
+        runner.run()
+    message = str(e.value)
+    assert "task 'broken': unit 1" in message and "box [[8, 0, 0], [8, 8, 8]]" in message
+    assert "failed 3 time(s) on host" in message and "peak memory" in message
+    assert "RuntimeError: this block is broken" in message
+    run = json.loads((Path(runner.run_dir) / "run.json").read_text())
+    assert run["tasks"]["broken"]["state"] == "failed"
+    assert (tmp_path / "run" / "broken.partial" / ".voxelytics" / "units" / "000000.json").exists()
+    assert not (tmp_path / "run" / "broken").exists()
+
+
+# -- kill -9 and resume ------------------------------------------------------------------------
+
+
+def _run_child(text):
+    os.setpgid(0, 0)
+    workflow.Runner(workflow.load_workflow(text), progress=False).run()
+
+
+def test_kill_and_resume_gives_identical_output(tmp_path):
+    fork = multiprocessing.get_context("fork")
+    child = fork.Process(
+        target=_run_child, args=(SMALL.format(work_dir=tmp_path / "reference", executor="sequential"),)
+    )
+    start = time.perf_counter()
+    child.start()
+    child.join()
+    duration = time.perf_counter() - start  # of a whole run in a child, as the trials' are
+    expected = tree(tmp_path / "reference")
+    assert child.exitcode == 0 and len(expected) > 20
+    rng = random.Random(0)
+    interrupted, cut_in = 0, set()
+    for trial in range(20):
+        name = f"trial{trial}"
+        text = SMALL.format(work_dir=tmp_path / name, executor="sequential")
+        for _ in range(2):  # killed twice, at random points, then run to the end
+            child = fork.Process(target=_run_child, args=(text,))
+            child.start()
+            if trial < 10:  # anywhere in the run
+                child.join(rng.uniform(0.0, duration))
+            else:  # inside the segmentation's writes of fragments, shards, metadata and attachments
+                while child.is_alive() and not (tmp_path / name / "segment.partial").exists():
+                    time.sleep(0.002)
+                child.join(rng.uniform(0.0, 0.2))
+            if child.is_alive():
+                os.killpg(child.pid, signal.SIGKILL)
+                interrupted += 1
+            child.join()
+            cut_in |= {p.name for p in (tmp_path / name).glob("*.partial")}
+        workflow.Runner(workflow.load_workflow(text), progress=False).run()
+        assert tree(tmp_path / name) == expected, f"trial {trial}"
+    assert interrupted >= 20  # kills that cut a run (not all do: resumed runs are short)
+    assert {"synthetic.partial", "segment.partial"} <= cut_in  # inside both tasks' writes
+
+
+# -- executors ---------------------------------------------------------------------------------
+
+
+def test_multiprocessing_and_dask_give_identical_output(tmp_path):
+    pytest.importorskip("distributed")
+    outputs = {}
+    for executor in (
+        "sequential",
+        "{strategy: multiprocessing, processes: 2}",
+        "{strategy: dask, processes: 2}",
+    ):
+        name = executor.split(",")[0].split()[-1]
+        wf = small(tmp_path, name, executor)
+        result = workflow.Runner(wf, progress=False).run()
+        assert all(t["state"] == "complete" for t in result.tasks.values())
+        outputs[name] = tree(tmp_path / name)
+        if name != "sequential":
+            hosts = result.tasks["synthetic"]["unit_stats"]
+            assert hosts["count"] == 8
+    assert outputs["multiprocessing"] == outputs["sequential"]
+    assert outputs["dask"] == outputs["sequential"]
+
+
+# -- the demo pipeline, the report, the CLI ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo")
+    code = subprocess.run(
+        [sys.executable, "-m", "voxelytics", "demo", str(folder), "--shape", "96", "96", "64",
+         "--executor", "sequential", "--no-progress"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert code.returncode == 0, code.stderr
+    return folder, code.stdout
+
+
+def test_demo_runs_the_whole_pipeline(demo_run):
+    folder, stdout = demo_run
+    assert "segmentation at 0.7: VOI split" in stdout and "synapses:" in stdout
+    run = folder / "run"
+    metrics = json.loads((run / "evaluate" / "metrics.json").read_text())
+    assert metrics["best_state"] in [s["threshold"] for s in metrics["agglomeration_states"]]
+    assert set(metrics["synapses"]) >= {"detection_precision", "detection_recall", "edge_precision"}
+    assert (run / "connectome" / "connectome" / "synapses.parquet").exists()
+    assert (run / "connectome" / "connectome" / "edges.csv").exists()
+    status = subprocess.run([sys.executable, "-m", "voxelytics", "status", str(folder / "demo.yaml")],
+                            capture_output=True, text=True)  # fmt: skip
+    assert status.returncode == 0 and status.stdout.count("complete  -> reuse") == 6
+
+
+def test_report_shows_states_images_and_evaluation(demo_run):
+    folder, stdout = demo_run
+    report = Path(stdout.split("report:")[1].split()[0])
+    page = report.read_text()
+    for name in ("synthetic", "predict", "segment", "synapses", "connectome", "evaluate"):
+        assert f'id="task-{name}"' in page
+    assert page.count('<img src="data:image/png;base64,') >= 10  # layer thumbnails and plots
+    assert "Which agglomeration state is best?" in page and "(best)" in page
+    assert "Precision and recall of the synapse detection" in page
+    assert "neuroglancer-demo.appspot.com" in page and "<svg" in page
+    rebuilt = subprocess.run([sys.executable, "-m", "voxelytics", "report", str(folder / "run")],
+                             capture_output=True, text=True)  # fmt: skip
+    assert rebuilt.returncode == 0 and Path(rebuilt.stdout.strip()) == report
+
+
+def test_cli_help_and_errors(tmp_path):
+    for command in ([], ["run"], ["status"], ["report"], ["serve"], ["demo"]):
+        out = subprocess.run(
+            [sys.executable, "-m", "voxelytics", *command, "--help"], capture_output=True, text=True
+        )
+        assert out.returncode == 0 and "usage: voxelytics" in out.stdout
+    (tmp_path / "bad.yaml").write_text("tasks:\n  a: {task: SyntheticDataset, config: {seed: x}}\n")
+    out = subprocess.run([sys.executable, "-m", "voxelytics", "run", str(tmp_path / "bad.yaml")],
+                         capture_output=True, text=True)  # fmt: skip
+    assert out.returncode == 2 and "bad.yaml: tasks.a.config.seed" in out.stderr
+
+
+def test_demo_workflow_is_the_example():
+    assert (ROOT / "examples" / "workflows" / "demo.yaml").read_text() == demo_workflow()
+    workflow.load_workflow(ROOT / "examples" / "workflows" / "demo.yaml")
+
+
+def test_serve_answers_byte_ranges_with_cors(tmp_path):
+    from voxelytics.workflow.serve import make_server
+
+    (tmp_path / "shard").write_bytes(bytes(range(100)))
+    server = make_server(str(tmp_path), port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/shard"
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"Range": "bytes=10-19"})) as r:
+            assert r.status == 206 and r.read() == bytes(range(10, 20))
+            assert r.headers["Access-Control-Allow-Origin"] == "*"
+            assert r.headers["Content-Range"] == "bytes 10-19/100"
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"Range": "bytes=-16"})) as r:
+            assert r.read() == bytes(range(84, 100))
+        with urllib.request.urlopen(url) as r:
+            assert r.status == 200 and len(r.read()) == 100
+    finally:
+        server.shutdown()
+        server.server_close()
