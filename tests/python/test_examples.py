@@ -1,4 +1,4 @@
-"""The README's main job (examples/python/quickstart.py) runs end to end and writes its report."""
+"""examples/python/quickstart.py (the pipeline step by step from Python) runs and writes its report."""
 
 import json
 import subprocess
