@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import voxelytics as vx
 from voxelytics import workflow
 from voxelytics.workflow.demo import demo_workflow
 from voxelytics.workflow.spec import WorkflowError
@@ -281,16 +282,23 @@ def test_demo_runs_the_whole_pipeline(demo_run):
     assert set(metrics["synapses"]) >= {"detection_precision", "detection_recall", "edge_precision"}
     assert (run / "connectome" / "connectome" / "synapses.parquet").exists()
     assert (run / "connectome" / "connectome" / "edges.csv").exists()
+    soma = metrics["soma_exclusion"]  # mergers counted before and after the correction
+    assert soma["after"]["two_soma"] <= soma["before"]["two_soma"]
+    assert soma["after"]["voi_merge"] <= soma["before"]["voi_merge"] + 1e-9
+    cuts = (run / "soma_exclusion" / "state" / "cuts.csv").read_text().splitlines()
+    assert cuts[0] == "segment,u,v,score,reason,x_nm,y_nm,z_nm"
+    connectome = vx.Connectome.read(run / "connectome" / "connectome")
+    assert "pre_type" in connectome.synapses.column_names  # cell types joined
     status = subprocess.run([sys.executable, "-m", "voxelytics", "status", str(folder / "demo.yaml")],
                             capture_output=True, text=True)  # fmt: skip
-    assert status.returncode == 0 and status.stdout.count("complete  -> reuse") == 6
+    assert status.returncode == 0 and status.stdout.count("complete  -> reuse") == 7
 
 
 def test_report_shows_states_images_and_evaluation(demo_run):
     folder, stdout = demo_run
     report = Path(stdout.split("report:")[1].split()[0])
     page = report.read_text()
-    for name in ("synthetic", "predict", "segment", "synapses", "connectome", "evaluate"):
+    for name in ("synthetic", "predict", "segment", "synapses", "soma_exclusion", "connectome", "evaluate"):
         assert f'id="task-{name}"' in page
     assert page.count('<img src="data:image/png;base64,') >= 10  # layer thumbnails and plots
     assert "Which agglomeration state is best?" in page and "(best)" in page

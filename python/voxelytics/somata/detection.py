@@ -16,7 +16,7 @@ import numpy as np
 
 from ..core import unique_pairs
 from ..segmentation import distance_transform
-from ..synapses.detection import detect_synapses
+from ..synapses.detection import _source, detect_synapses
 from ..synapses.partners import _best_per_group, _segments_of
 
 __all__ = ["Somata", "detect_somata"]
@@ -118,7 +118,7 @@ def detect_somata(
         found = detect_synapses(channel, threshold=0.25, fragments=fragments, voxel_size=vs, **kwargs)
         radius = found.synapses["score_max"] * cap
         volume = 4.0 / 3.0 * np.pi * radius**3
-    source = soma if soma is not None else labels
+    source = _source(soma, (1, 1, 1)) if soma is not None else labels  # a layer: its LayerChannel
     lo = np.asarray(found.offset, np.int64)
     hi = lo + np.asarray(source.shape[-3:], np.int64)
     top, size = found.synapses["box_topleft"], found.synapses["box_size"]

@@ -36,14 +36,18 @@ tasks:
     description: detection, partners and types
     config: {{species: mouse}}
     inputs: {{predictions: predict, segmentation: segment}}
+  soma_exclusion:
+    task: SomaExclusion
+    description: somata; two-soma and axon-dendrite mergers cut (automatic merge correction)
+    inputs: {{predictions: predict, segmentation: segment}}
   connectome:
     task: Connectome
-    description: the synapse table and the neuron graph (Parquet + CSV)
-    inputs: {{synapses: synapses}}
+    description: synapse table and neuron graph (Parquet + CSV) of the corrected state, cell types
+    inputs: {{synapses: synapses, segmentation: segment, state: soma_exclusion, predictions: predict}}
   evaluate:
     task: Evaluate
-    description: which agglomeration state is best; synapse precision and recall
-    inputs: {{truth: synthetic, segmentation: segment, synapses: synapses}}
+    description: which agglomeration state is best; synapse precision and recall; soma exclusion's mergers
+    inputs: {{truth: synthetic, segmentation: segment, synapses: synapses, state: soma_exclusion}}
 """
 
 
@@ -98,6 +102,14 @@ def run_demo(folder: str, *, shape=(256, 256, 256), executor: str = "multiproces
         f"{syn['detection_precision']:.3f}, recall {syn['detection_recall']:.3f}; connectome edges precision "
         f"{syn['edge_precision']:.3f}, recall {syn['edge_recall']:.3f}"
     )
+    soma = metrics.get("soma_exclusion")
+    if soma:
+        b, a = soma["before"], soma["after"]
+        print(
+            f"  soma exclusion: two-soma mergers {b['two_soma']} -> {a['two_soma']}, axon-dendrite mergers "
+            f"{b['axon_dendrite']} -> {a['axon_dendrite']}, VOI split {b['voi_split']:.3f} -> "
+            f"{a['voi_split']:.3f}"
+        )
     print(f"  connectome: {os.path.join(wf.work_dir, 'connectome', 'connectome')}")
     print(f"  report:     {report}")
     return 0

@@ -239,6 +239,18 @@ def _evaluation(summary: dict) -> str:
         axes[0].legend(fontsize=8)
         axes[1].set_ylabel("ERL (µm)")
         parts.append(_img(_png(fig), "agglomeration states"))
+    soma = summary.get("soma_exclusion")
+    if soma:
+        keys = [
+            ("two_soma", "two-soma mergers"),
+            ("axon_dendrite", "axon-dendrite mergers"),
+            ("somata", "true somata held"),
+            ("voi_split", "VOI split"),
+            ("voi_merge", "VOI merge"),
+        ]
+        rows = [[label, _fmt(soma["before"][k]), _fmt(soma["after"][k])] for k, label in keys]
+        parts.append(f"<h4>Soma exclusion (state {soma['state']})</h4>")
+        parts.append(_table(rows, ["", "before", "after"]))
     syn = summary.get("synapses")
     if syn:
         keys = [
@@ -261,6 +273,10 @@ def _evaluation(summary: dict) -> str:
             f"{int(syn.get('detected', 0))} detected.</p>"
         )
     return "".join(parts)
+
+
+def _fmt(value) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def _unit_plot(stats: dict) -> str:

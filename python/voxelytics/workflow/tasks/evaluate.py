@@ -4,6 +4,7 @@ is best?) and the synapse detection's precision and recall, into ``metrics.json`
 from __future__ import annotations
 
 import json
+import os
 from typing import Literal
 
 import numpy as np
@@ -31,7 +32,7 @@ class Evaluate(Task):
         best_by: Literal["voi", "arand", "erl"] = "voi"
         species: str = "mouse"  # synapse matching distance: synapses.settings_for
 
-    inputs = {"truth": True, "segmentation": True, "synapses": False}
+    inputs = {"truth": True, "segmentation": True, "synapses": False, "state": False}
     outputs = {"metrics": "metrics.json"}
 
     def run_unit(self, unit):
@@ -73,9 +74,30 @@ class Evaluate(Task):
                 settings_for(self.config.species).max_distance_nm,
             )
             report["synapses"] = {"state": threshold, **{k: float(v) for k, v in scores.items()}}
+        if "state" in self.context.inputs:
+            report["soma_exclusion"] = self._soma_exclusion(volume, fragments, agglomeration, seg_path)
         with open(self.context.output("metrics"), "w") as f:
             json.dump(report, f, indent=1)
         return report
+
+    def _soma_exclusion(self, volume, fragments, agglomeration, seg_path) -> dict:
+        """Mergers (two somata; axon and dendrite of different cells) and VOI before and after."""
+        from ...somata.evaluation import mergers
+        from .somata import load_state
+
+        threshold, _ = agglomeration_state(seg_path, None)
+        with open(os.path.join(self.context.inputs["state"], "state.json")) as f:
+            threshold = json.load(f).get("threshold", threshold)
+        before = agglomeration.apply(fragments, list(agglomeration.thresholds).index(threshold))
+        table, _ = load_state(self.context.inputs["state"])
+        lookup = np.arange(max(len(table), int(fragments.max()) + 1), dtype=np.uint64)
+        lookup[: len(table)][table != 0] = table[table != 0]
+        after = lookup[fragments]
+        out = {"state": threshold}
+        for name, seg in (("before", before), ("after", after)):
+            s = metrics.segmentation_scores(volume.cells, seg, ignore_labels=())
+            out[name] = {**mergers(volume, seg), "voi_split": s.voi_split, "voi_merge": s.voi_merge}
+        return out
 
     def finish(self, results):
         return results[0]

@@ -118,21 +118,51 @@ class Synapses(Task):
 
 @register
 class BuildConnectome(Task):
-    """The connectome (synapse table and neuron graph, Parquet + CSV) of a Synapses output."""
+    """The connectome (synapse table and neuron graph, Parquet + CSV) of a Synapses output.
+    With ``segmentation`` (a SegmentNeurons output) the partners are assigned again under its
+    state ``threshold`` or, with ``state`` (a SomaExclusion output), under the corrected state;
+    with ``predictions`` too, every segment's cell type and class (``cell_model``) joins it."""
 
     name = "Connectome"
 
     class Config(Config):
-        pass
+        type_model: Optional[str] = "mouse"
+        cell_model: Optional[str] = "mouse"
+        threshold: Optional[float] = None
 
-    inputs = {"synapses": True}
+    inputs = {"synapses": True, "segmentation": False, "state": False, "predictions": False}
     outputs = {"connectome": "connectome"}
 
     def run_unit(self, unit):
-        detections, partners, types = load_synapse_tables(self.context.inputs["synapses"])
-        connectome = Connectome.from_partners(detections, partners, types or None)
+        from ...pipeline import build_connectome
+        from .somata import load_state, read_channel
+
+        inputs = self.context.inputs
+        detections, partners, types = load_synapse_tables(inputs["synapses"])
+        if "segmentation" not in inputs and "state" not in inputs:
+            connectome = Connectome.from_partners(detections, partners, types or None)
+        else:
+            somata = None
+            if "state" in inputs:
+                mapping, somata = load_state(inputs["state"])
+            else:
+                _, mapping = agglomeration_state(inputs["segmentation"], self.config.threshold)
+            fragments = compartments = None
+            if self.config.cell_model and "segmentation" in inputs and "predictions" in inputs:
+                fragments = Dataset.open(inputs["segmentation"]).get_layer("fragments").get_mag(1).read()[0]
+                layer = Dataset.open(inputs["predictions"]).get_layer("compartments")
+                compartments = np.stack([read_channel(layer, c) for c in range(layer.num_channels)])
+            connectome = build_connectome(
+                detections, mapping, synapse_types=self.config.type_model, fragments=fragments,
+                compartments=compartments, somata=somata, cell_types=self.config.cell_model,
+                threads=self.context.threads,
+            )  # fmt: skip
         connectome.write(self.context.output("connectome"))
-        return {"synapses": len(connectome), "edges": connectome.edges.num_rows}
+        summary = {"synapses": len(connectome), "edges": connectome.edges.num_rows}
+        if "pre_type" in connectome.synapses.column_names:
+            kinds, counts = np.unique(connectome.column("pre_type").astype(str), return_counts=True)
+            summary["presynaptic_cell_types"] = dict(zip(kinds.tolist(), counts.tolist()))
+        return summary
 
     def finish(self, results):
         return results[0]
