@@ -350,7 +350,7 @@ def predict_block(predictor: Predictor, source_mag, core: Box, targets: dict, dt
         mag.write(part, offset=core.topleft, threads=threads)
 
 
-def _output_mag(ds, name: str, channels: int, dtype, card, shard_shape=1024):
+def _output_mag(ds, name: str, channels: int, dtype, card, layout=None):
     """Mag 1 of output layer ``name``, created if missing; an existing one must match."""
     if name in ds.layers:
         out_layer = ds.get_layer(name)
@@ -359,9 +359,5 @@ def _output_mag(ds, name: str, channels: int, dtype, card, shard_shape=1024):
                 f"output layer {name!r} of {ds.path} exists with {out_layer.num_channels} channel(s) of "
                 f"{out_layer.dtype}; model {card.name!r} writes {channels} of {dtype}"
             )
-        return (
-            out_layer.get_mag(1)
-            if (1, 1, 1) in out_layer.mags
-            else out_layer.add_mag(1, shard_shape=shard_shape)
-        )
-    return ds.add_layer(name, "color", dtype, num_channels=channels).add_mag(1, shard_shape=shard_shape)
+        return out_layer.get_mag(1) if (1, 1, 1) in out_layer.mags else out_layer.add_mag(1, **(layout or {}))
+    return ds.add_layer(name, "color", dtype, num_channels=channels).add_mag(1, **(layout or {}))

@@ -326,6 +326,45 @@ def test_demo_workflow_is_the_example():
     workflow.load_workflow(ROOT / "examples" / "workflows" / "demo.yaml")
 
 
+FLYEM = ROOT.parent / "shared" / "data" / "flyem-medulla-tiny" / "test.npz"
+
+
+def test_explorative_workflow_on_real_data(tmp_path):
+    if not FLYEM.exists():
+        pytest.skip(f"real EM test data not found at {FLYEM}")
+    text = (ROOT / "examples" / "workflows" / "explorative_flyem.yaml").read_text()
+    text = text.replace("work_dir: ../out/explorative_flyem", f"work_dir: {tmp_path / 'run'}")
+    text = text.replace("executor: multiprocessing", "executor: sequential")
+    wf = workflow.load_workflow(text, base_dir=ROOT / "examples" / "workflows")
+    workflow.Runner(wf, progress=False).run()
+    predictions = vx.Dataset.open(tmp_path / "run" / "predict" / "dataset").get_layer("boundaries")
+    assert predictions.bounding_box == vx.Box((0, 0, 0), (128, 100, 50))  # the explorative box only
+    metrics = json.loads((tmp_path / "run" / "evaluate" / "metrics.json").read_text())
+    states = metrics["agglomeration_states"]
+    assert [s["threshold"] for s in states] == [0.2, 0.3, 0.4, 0.5, 0.6]
+    assert all(s["erl_nm"] is None for s in states)  # no skeletons for this truth
+    best = min(states, key=lambda s: s["voi"])
+    assert metrics["best_state"] == best["threshold"] and best["voi"] < 2.0
+
+
+def test_species_retraining_workflow(tmp_path):
+    text = (ROOT / "examples" / "workflows" / "species_retraining.yaml").read_text()
+    for old, new in {"work_dir: ../out/species_retraining": f"work_dir: {tmp_path / 'run'}",
+                     "executor: multiprocessing": "executor: sequential", "iterations: 1000": "iterations: 2",
+                     "[256, 256, 64]": "[96, 96, 48]", "[256, 256, 96]": "[96, 96, 48]",
+                     "[128, 128, 64]": "[96, 96, 48]", "[128, 128, 96]": "[96, 96, 48]"}.items():  # fmt: skip
+        assert old in text
+        text = text.replace(old, new)
+    wf = workflow.load_workflow(text)
+    result = workflow.Runner(wf, progress=False).run()
+    assert all(t["state"] == "complete" for t in result.tasks.values())
+    model = tmp_path / "run" / "finetune" / "model" / "model.pt"
+    card = json.loads(model.with_suffix(".json").read_text())
+    assert card["name"] == "finetune" and card["training"]["iterations"] == 2
+    for name in ("evaluate_finetuned", "evaluate_mouse"):
+        assert (tmp_path / "run" / name / "metrics.json").exists()
+
+
 def test_serve_answers_byte_ranges_with_cors(tmp_path):
     from voxelytics.workflow.serve import make_server
 

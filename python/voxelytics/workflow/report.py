@@ -214,15 +214,16 @@ def _evaluation(summary: dict) -> str:
                     f"{s['voi_merge']:.3f}",
                     f"{s['voi']:.3f}",
                     f"{s['arand']:.4f}",
-                    f"{s['erl_nm'] / 1000:.2f}",
+                    "–" if s.get("erl_nm") is None else f"{s['erl_nm'] / 1000:.2f}",
                     s["segments"],
                 ]
             )
         parts.append("<h4>Which agglomeration state is best?</h4>")
+        perfect = summary.get("erl_of_perfect_segmentation_nm")
         parts.append(
-            f"<p>Best by {html.escape(summary.get('best_by', 'voi'))}: threshold <b>{best}</b>. "
-            f"ERL of a perfect segmentation: {summary.get('erl_of_perfect_segmentation_nm', 0) / 1000:.2f} "
-            "µm.</p>"
+            f"<p>Best by {html.escape(summary.get('best_by', 'voi'))}: threshold <b>{best}</b>."
+            + (f" ERL of a perfect segmentation: {perfect / 1000:.2f} µm." if perfect else "")
+            + "</p>"
         )
         parts.append(
             _table(rows, ["threshold", "VOI split", "VOI merge", "VOI", "ARAND", "ERL (µm)", "segments"])
@@ -232,12 +233,15 @@ def _evaluation(summary: dict) -> str:
         axes[0].plot(t, [s["voi_split"] for s in states], "o-", label="VOI split")
         axes[0].plot(t, [s["voi_merge"] for s in states], "o-", label="VOI merge")
         axes[0].plot(t, [s["voi"] for s in states], "o-", label="VOI")
-        axes[1].plot(t, [s["erl_nm"] / 1000 for s in states], "o-", color="C3")
+        if all(s.get("erl_nm") is not None for s in states):
+            axes[1].plot(t, [s["erl_nm"] / 1000 for s in states], "o-", color="C3")
+        else:
+            axes[1].plot(t, [s["arand"] for s in states], "o-", color="C3")
         for ax in axes:
             ax.axvline(best, color="k", ls="--", lw=1)
             ax.set_xlabel("agglomeration threshold")
         axes[0].legend(fontsize=8)
-        axes[1].set_ylabel("ERL (µm)")
+        axes[1].set_ylabel("ERL (µm)" if all(s.get("erl_nm") is not None for s in states) else "ARAND")
         parts.append(_img(_png(fig), "agglomeration states"))
     soma = summary.get("soma_exclusion")
     if soma:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import List
 
 import pydantic
@@ -22,6 +23,13 @@ def block_units(box: Box, block) -> list:
     shards when shards have the block's shape): ``{"box": [[x, y, z], [w, h, d]]}``."""
     grid = BlockGrid(box, block_shape=tuple(int(b) for b in block))
     return [{"box": [list(b.core.topleft), list(b.core.size)]} for b in grid]
+
+
+def shard_layout(block) -> dict:
+    """``add_mag`` arguments whose shards are ``block``: units then never share a file. Chunks
+    are 32 voxels where the block allows, else the largest divisor of the block below 32."""
+    block = [int(b) for b in block]
+    return {"chunk_shape": [math.gcd(b, 32) for b in block], "shard_shape": block}
 
 
 def unit_box(unit) -> Box:

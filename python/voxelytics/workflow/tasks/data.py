@@ -16,7 +16,7 @@ from ... import synthetic
 from ...core import Box
 from ...io import Dataset
 from ..task import Task, register
-from .common import Config, Vec3, block_units, open_dataset, task_box, unit_box
+from .common import Config, Vec3, block_units, open_dataset, shard_layout, task_box, unit_box
 
 
 @functools.lru_cache(maxsize=2)
@@ -61,9 +61,9 @@ class SyntheticDataset(Task):
         if not os.path.exists(path):
             ds = Dataset.create(path, voxel_size=synthetic.PRESETS[self.config.preset].voxel_size)
             for name, category, dtype in self.LAYERS.values():
-                ds.add_layer(name, category, dtype).add_mag(1, shard_shape=self.config.block)
+                ds.add_layer(name, category, dtype).add_mag(1, **shard_layout(self.config.block))
             if self.config.boundaries:
-                ds.add_layer("boundaries", "color", "uint8").add_mag(1, shard_shape=self.config.block)
+                ds.add_layer("boundaries", "color", "uint8").add_mag(1, **shard_layout(self.config.block))
 
     def units(self):
         return block_units(Box((0, 0, 0), tuple(self.config.shape)), self.config.block)
@@ -165,7 +165,7 @@ class ImportNumpy(Task):
         if not os.path.exists(path):
             ds = Dataset.create(path, voxel_size=self.config.voxel_size)
             ds.add_layer(self.config.layer, self.config.category, a.dtype).add_mag(
-                1, shard_shape=self.config.block
+                1, **shard_layout(self.config.block)
             )
         self.context.extra["shape"] = list(a.shape)
 
@@ -224,7 +224,7 @@ class ImportImageStack(Task):
         if not os.path.exists(path):
             ds = Dataset.create(path, voxel_size=self.config.voxel_size)
             ds.add_layer(self.config.layer, self.config.category, first.dtype).add_mag(
-                1, shard_shape=self.config.block
+                1, **shard_layout(self.config.block)
             )
         self.context.extra["shape"] = [first.shape[1], first.shape[0], len(files)]
 
@@ -273,7 +273,7 @@ class ImportDataset(Task):
             for name in self._layers(source):
                 layer = source.get_layer(name)
                 ds.add_layer(name, layer.category, layer.dtype, layer.num_channels).add_mag(
-                    1, shard_shape=self.config.block
+                    1, **shard_layout(self.config.block)
                 )
 
     def units(self):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Literal
+from typing import List, Literal, Optional
 
 import numpy as np
 
@@ -31,36 +31,64 @@ class Evaluate(Task):
     class Config(Config):
         best_by: Literal["voi", "arand", "erl"] = "voi"
         species: str = "mouse"  # synapse matching distance: synapses.settings_for
+        truth_layer: str = "segmentation"  # the dense labels of a truth dataset that is not synthetic
+        ignore_labels: Optional[List[int]] = None  # default: none for synthetic truth, 0 otherwise
 
     inputs = {"truth": True, "segmentation": True, "synapses": False, "state": False}
     outputs = {"metrics": "metrics.json"}
 
+    def _truth(self, fragments_layer):
+        """(the synthetic volume or None, the true labels over the segmentation's box)."""
+        path = self.context.inputs["truth"]
+        if os.path.exists(os.path.join(path, "scene.json")):
+            volume = synthetic_volume(path)
+            if fragments_layer.bounding_box.size != volume.cells.shape:
+                raise ValueError(
+                    f"task {self.context.task!r}: the segmentation covers {fragments_layer.bounding_box}, "
+                    f"the synthetic truth {volume.cells.shape}: evaluate whole synthetic volumes "
+                    "(no bounding_box)"
+                )
+            return volume, volume.cells
+        layer = Dataset.open(path).get_layer(self.config.truth_layer)
+        if not layer.bounding_box.contains_box(fragments_layer.bounding_box):
+            raise ValueError(
+                f"task {self.context.task!r}: layer {self.config.truth_layer!r} of {path} "
+                f"({layer.bounding_box}) does not cover the segmentation ({fragments_layer.bounding_box})"
+            )
+        return None, layer.get_mag(1).read(fragments_layer.bounding_box)[0]
+
     def run_unit(self, unit):
-        volume = synthetic_volume(self.context.inputs["truth"])
         seg_path = self.context.inputs["segmentation"]
         fragments_layer = Dataset.open(seg_path).get_layer("fragments")
-        if fragments_layer.bounding_box.size != volume.cells.shape:
-            raise ValueError(
-                f"task {self.context.task!r}: the segmentation covers {fragments_layer.bounding_box}, "
-                "the ground "
-                f"truth {volume.cells.shape}: evaluate whole synthetic volumes (no bounding_box)"
-            )
+        volume, truth = self._truth(fragments_layer)
+        ignore = self.config.ignore_labels
+        ignore = tuple(ignore) if ignore is not None else (() if volume is not None else (0,))
         fragments = fragments_layer.get_mag(1).read()[0]
         agglomeration = load_agglomeration(seg_path)
-        states = []
+        states, erl = [], None
         for threshold, seg in zip(
             agglomeration.thresholds, agglomeration.apply_all(fragments, threads=self.context.threads)
         ):
-            s = metrics.segmentation_scores(volume.cells, seg, ignore_labels=())
-            erl = volume.run_length(seg)
+            s = metrics.segmentation_scores(truth, seg, ignore_labels=ignore)
+            erl = volume.run_length(seg) if volume is not None else None
             states.append({"threshold": float(threshold), "voi_split": s.voi_split, "voi_merge": s.voi_merge,
-                           "voi": s.voi_split + s.voi_merge, "arand": s.arand, "erl_nm": erl.erl,
+                           "voi": s.voi_split + s.voi_merge, "arand": s.arand,
+                           "erl_nm": erl.erl if erl else None,
                            "segments": int(len(np.unique(seg)))})  # fmt: skip
+        if self.config.best_by == "erl" and erl is None:
+            raise ValueError(f"task {self.context.task!r}: best_by erl needs skeletons (a synthetic truth)")
         key, sign = {"voi": ("voi", 1), "arand": ("arand", 1), "erl": ("erl_nm", -1)}[self.config.best_by]
         best = min(range(len(states)), key=lambda i: sign * states[i][key])
         report = {"agglomeration_states": states, "best_state": states[best]["threshold"],
-                  "best_by": self.config.best_by, "erl_of_perfect_segmentation_nm": erl.max_erl,
-                  "true_cells": int(len(np.unique(volume.cells)))}  # fmt: skip
+                  "best_by": self.config.best_by,
+                  "erl_of_perfect_segmentation_nm": erl.max_erl if erl else None,
+                  "true_cells": int(len(np.unique(truth)))}  # fmt: skip
+        if volume is None:
+            for key in ("synapses", "state"):
+                if key in self.context.inputs:
+                    raise ValueError(
+                        f"task {self.context.task!r}: input {key!r} is scored against a synthetic truth"
+                    )
         if "synapses" in self.context.inputs:
             detections, partners, types = load_synapse_tables(self.context.inputs["synapses"])
             threshold, mapping = agglomeration_state(seg_path, None)
