@@ -309,6 +309,20 @@ def test_report_shows_states_images_and_evaluation(demo_run):
     assert rebuilt.returncode == 0 and Path(rebuilt.stdout.strip()) == report
 
 
+def test_report_in_headless_chromium(demo_run, tmp_path):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from screenshot_report import chromium, open_report
+
+    if chromium() is None:
+        pytest.skip("no chromium on PATH (scripts/install-deps installs it)")
+    folder, stdout = demo_run
+    report = stdout.split("report:")[1].split()[0]
+    shown = open_report(report, str(tmp_path / "report.png"))
+    assert shown["images"] >= 10 and shown["images_shown"] == shown["images"]  # every image decoded
+    assert shown["tables"] >= 8
+    assert (tmp_path / "report.png").stat().st_size > 50_000
+
+
 def test_cli_help_and_errors(tmp_path):
     for command in ([], ["run"], ["status"], ["report"], ["serve"], ["demo"]):
         out = subprocess.run(

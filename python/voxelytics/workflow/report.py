@@ -382,6 +382,7 @@ def write_report(run_dir: str, workflow=None) -> str:
             out.append(_table(artifacts, ["output", "path", "size"]))
         stats = t.get("unit_stats") or record.get("unit_stats")
         if stats:
+            out.append("<div>")
             out.append(
                 f"<p>{stats['count']} unit(s) on {', '.join(stats['hosts'])}: median "
                 f"{stats['seconds_median']:.2f} s, max {stats['seconds_max']:.2f} s; peak memory median "
@@ -389,6 +390,7 @@ def write_report(run_dir: str, workflow=None) -> str:
             )
             if stats["count"] > 1:
                 out.append(_unit_plot(stats))
+            out.append("</div>")
         summary = t.get("summary") or record.get("summary")
         if summary:
             if isinstance(summary, dict) and "agglomeration_states" in summary:
@@ -420,6 +422,14 @@ def write_report(run_dir: str, workflow=None) -> str:
     if os.path.exists(log_path):
         with open(log_path) as f:
             out.append("<section><h2>Log</h2><pre>" + html.escape(f.read()[-200_000:]) + "</pre></section>")
+    # Once loaded, the page counts its images that decoded and its tables (what a headless
+    # browser check reads back from the DOM).
+    out.append(
+        "<script>window.addEventListener('load',()=>{const i=[...document.images];"
+        "document.body.dataset.images=i.length;"
+        "document.body.dataset.imagesShown=i.filter(x=>x.complete&&x.naturalWidth>0).length;"
+        "document.body.dataset.tables=document.querySelectorAll('table').length;});</script>"
+    )
     out.append("</body></html>")
     page = "".join(out)
     path = os.path.join(run_dir, "report.html")
