@@ -32,3 +32,19 @@ def test_quickstart_writes_a_report_with_real_scores(tmp_path):
         edges.startswith('"pre","post","synapses"')
         and connectome.edges.num_rows == report["connectome"]["predicted_edges"]
     )
+
+
+def test_notebook_runs_and_shows_images(tmp_path):
+    import pytest
+
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    notebook = nbformat.read(ROOT / "examples" / "notebooks" / "pipeline_step_by_step.ipynb", as_version=4)
+    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()  # fmt: skip
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) >= 3  # EM and truth, predictions, fragments and segments
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "threshold 0.7: VOI split" in text and "somata;" in text and "voxelytics demo:" in text
