@@ -1,0 +1,74 @@
+"""The whole pipeline as users run it (`voxelytics demo`'s workflow): raw EM to connectome.
+
+The synthetic volume (--shape, default 256^3 voxels of the `mouse` preset) is generated once,
+not timed; then the tasks from raw EM to the connectome (Predict, SegmentNeurons, Synapses,
+SomaExclusion, Connectome) are forced to rerun and timed, end to end through the engine:
+
+- on the default executor (multiprocessing, one process per core, 1 thread per unit): voxels/s
+  per core, against SyConn2's reported ~34 megavoxels/hour per core (Schubert et al. 2022);
+- on a Dask LocalCluster of 1 and of 2 worker processes: the speed-up from 1 to 2 workers.
+
+Per task: wall time, units, and the largest peak resident memory of a unit next to the size of
+its block (units are blocks for Predict; the other tasks are one unit over the whole volume).
+
+Run: python benchmarks/bench_pipeline.py [--shape 256 256 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+from voxelytics import workflow
+from voxelytics.workflow.demo import demo_workflow
+
+TIMED = ["predict", "segment", "synapses", "soma_exclusion", "connectome"]
+
+
+def run(folder: str, shape, executor: str) -> tuple[float, dict]:
+    path = os.path.join(folder, "demo.yaml")
+    with open(path, "w") as f:
+        f.write(demo_workflow(shape, executor))
+    wf = workflow.load_workflow(path)
+    workflow.Runner(wf, progress=False).run(until="synthetic")  # the raw EM: not timed
+    start = time.perf_counter()
+    result = workflow.Runner(wf, progress=False).run(until="connectome", force=["predict"])
+    seconds = time.perf_counter() - start
+    assert [result.state(t) for t in TIMED] == ["complete"] * len(TIMED)
+    return seconds, result.tasks
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--shape", type=int, nargs=3, default=(256, 256, 256))
+    p.add_argument("--cores", type=int, default=2)
+    args = p.parse_args()
+    voxels = args.shape[0] * args.shape[1] * args.shape[2]
+    folder = tempfile.mkdtemp(prefix="bench_pipeline_")
+    runs = {
+        "multiprocessing": f"{{strategy: multiprocessing, processes: {args.cores}}}",
+        "dask, 1 worker": "{strategy: dask, processes: 1}",
+        "dask, 2 workers": "{strategy: dask, processes: 2}",
+    }
+    seconds, tasks = {}, {}
+    for name, executor in runs.items():
+        seconds[name], tasks[name] = run(folder, args.shape, executor)
+    x, y, z = args.shape
+    print(f"raw EM to connectome, {x} x {y} x {z} voxels, {args.cores} cores")
+    for name, s in seconds.items():
+        per_core = voxels / s / args.cores / 1e6
+        print(f"  {name:<16} {s:7.1f} s   {voxels / s / 1e6:.2f} megavoxels/s, {per_core:.2f} per core")
+    print(f"  SyConn2 (reported): {34 / 3600:.4f} megavoxels/s per core")
+    print(f"  dask speed-up 1 -> 2 workers: {seconds['dask, 1 worker'] / seconds['dask, 2 workers']:.2f}x")
+    print("  per task (multiprocessing): seconds, units, largest peak memory of a unit")
+    for t in TIMED:
+        info = tasks["multiprocessing"][t]
+        stats = info.get("unit_stats") or {}
+        print(f"    {t:<16} {info.get('seconds', 0):6.1f} s  {stats.get('count', 0):3d} unit(s)  "
+              f"{stats.get('peak_rss_max_bytes', 0) / 2**20:7.0f} MiB")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
