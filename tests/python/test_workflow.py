@@ -258,6 +258,39 @@ def test_multiprocessing_and_dask_give_identical_output(tmp_path):
     assert outputs["dask"] == outputs["sequential"]
 
 
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    """A real single-node SLURM started for these tests, skipped with the reason where it cannot."""
+    pytest.importorskip("cluster_tools", reason="cluster_tools is not installed")
+    from single_node_slurm import Cluster, Unavailable
+
+    cluster = Cluster(tmp_path_factory.mktemp("slurm"))
+    try:
+        env = cluster.start()
+    except Unavailable as e:
+        cluster.stop()
+        pytest.skip(str(e))
+    before = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = env["SLURM_CONF"]
+    yield env
+    if before is None:
+        del os.environ["SLURM_CONF"]
+    else:
+        os.environ["SLURM_CONF"] = before
+    cluster.stop()
+
+
+def test_slurm_executor_gives_identical_output(tmp_path, slurm, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # cluster_tools keeps its job files in the working folder
+    sequential = small(tmp_path, "sequential")
+    workflow.Runner(sequential, progress=False).run()
+    wf = small(tmp_path, "slurm", "{strategy: slurm, resources: {mem: 300M}}")
+    result = workflow.Runner(wf, progress=False).run()
+    assert all(t["state"] == "complete" for t in result.tasks.values())
+    assert result.tasks["synthetic"]["unit_stats"]["count"] == 8
+    assert tree(tmp_path / "slurm") == tree(tmp_path / "sequential")
+
+
 # -- the demo pipeline, the report, the CLI ----------------------------------------------------
 
 
