@@ -20,6 +20,7 @@ import voxelytics as vx
 from voxelytics import workflow
 from voxelytics.workflow.demo import demo_workflow
 from voxelytics.workflow.spec import WorkflowError
+from voxelytics.workflow.tasks.somata import load_state
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -322,16 +323,26 @@ def test_demo_runs_the_whole_pipeline(demo_run):
     assert cuts[0] == "segment,u,v,score,reason,x_nm,y_nm,z_nm"
     connectome = vx.Connectome.read(run / "connectome" / "connectome")
     assert "pre_type" in connectome.synapses.column_names  # cell types joined
+    cells = (run / "cell_types" / "cells" / "cells.csv").read_text().splitlines()
+    assert cells[0].startswith('"segment","type","type_probability","compartment"') and len(cells) > 10
+    export = vx.Dataset.open(run / "export" / "dataset")
+    assert sorted(export.layers) == ["color", "segmentation"]
+    assert (run / "export" / "dataset" / "connectome" / "edges.parquet").exists()
+    exported = export.get_layer("segmentation").get_mag(1).read()[0]
+    fragments = vx.Dataset.open(run / "segment" / "dataset").get_layer("fragments").get_mag(1).read()[0]
+    table, _ = load_state(str(run / "soma_exclusion" / "state"))
+    assert (exported == table[fragments]).all()  # the corrected state, applied
     status = subprocess.run([sys.executable, "-m", "voxelytics", "status", str(folder / "demo.yaml")],
                             capture_output=True, text=True)  # fmt: skip
-    assert status.returncode == 0 and status.stdout.count("complete  -> reuse") == 7
+    assert status.returncode == 0 and status.stdout.count("complete  -> reuse") == 9
 
 
 def test_report_shows_states_images_and_evaluation(demo_run):
     folder, stdout = demo_run
     report = Path(stdout.split("report:")[1].split()[0])
     page = report.read_text()
-    for name in ("synthetic", "predict", "segment", "synapses", "soma_exclusion", "connectome", "evaluate"):
+    for name in ("synthetic", "predict", "segment", "synapses", "soma_exclusion", "connectome", "cell_types",
+                 "export", "evaluate"):  # fmt: skip
         assert f'id="task-{name}"' in page
     assert page.count('<img src="data:image/png;base64,') >= 10  # layer thumbnails and plots
     assert "Which agglomeration state is best?" in page and "(best)" in page

@@ -44,6 +44,14 @@ tasks:
     task: Connectome
     description: synapse table and neuron graph (Parquet + CSV) of the corrected state, cell types
     inputs: {{synapses: synapses, segmentation: segment, state: soma_exclusion, predictions: predict}}
+  cell_types:
+    task: CellTypes
+    description: excitatory / inhibitory / glia and compartment of every corrected segment
+    inputs: {{segmentation: segment, predictions: predict, state: soma_exclusion, synapses: synapses}}
+  export:
+    task: Export
+    description: image, corrected segmentation and connectome in one webKnossos dataset
+    inputs: {{segmentation: segment, state: soma_exclusion, image: predict, connectome: connectome}}
   evaluate:
     task: Evaluate
     description: which agglomeration state is best; synapse precision and recall; soma exclusion's mergers
@@ -111,5 +119,7 @@ def run_demo(folder: str, *, shape=(256, 256, 256), executor: str = "multiproces
             f"{a['voi_split']:.3f}"
         )
     print(f"  connectome: {os.path.join(wf.work_dir, 'connectome', 'connectome')}")
+    print(f"  cell types: {os.path.join(wf.work_dir, 'cell_types', 'cells', 'cells.csv')}")
+    print(f"  export:     {os.path.join(wf.work_dir, 'export', 'dataset')} (webKnossos dataset)")
     print(f"  report:     {report}")
     return 0

@@ -135,23 +135,21 @@ class BuildConnectome(Task):
 
     def run_unit(self, unit):
         from ...pipeline import build_connectome
-        from .somata import load_state, read_channel
+        from .cells import segmentation_inputs
+        from .somata import load_state
 
         inputs = self.context.inputs
         detections, partners, types = load_synapse_tables(inputs["synapses"])
         if "segmentation" not in inputs and "state" not in inputs:
             connectome = Connectome.from_partners(detections, partners, types or None)
         else:
-            somata = None
-            if "state" in inputs:
-                mapping, somata = load_state(inputs["state"])
+            fragments = compartments = somata = None
+            if "segmentation" in inputs:
+                fragments, mapping, somata, compartments = segmentation_inputs(self, self.config.threshold)
             else:
-                _, mapping = agglomeration_state(inputs["segmentation"], self.config.threshold)
-            fragments = compartments = None
-            if self.config.cell_model and "segmentation" in inputs and "predictions" in inputs:
-                fragments = Dataset.open(inputs["segmentation"]).get_layer("fragments").get_mag(1).read()[0]
-                layer = Dataset.open(inputs["predictions"]).get_layer("compartments")
-                compartments = np.stack([read_channel(layer, c) for c in range(layer.num_channels)])
+                mapping, somata = load_state(inputs["state"])
+            if not self.config.cell_model or compartments is None:
+                fragments = None  # no cell types without the compartments head
             connectome = build_connectome(
                 detections, mapping, synapse_types=self.config.type_model, fragments=fragments,
                 compartments=compartments, somata=somata, cell_types=self.config.cell_model,

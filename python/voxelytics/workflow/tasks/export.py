@@ -1,0 +1,109 @@
+"""Export: the final result as one webKnossos dataset (or numpy files) to browse, share or upload."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Literal, Optional
+
+import numpy as np
+
+from ...io import Dataset
+from ..engine import RECORDS
+from ..task import Task, register
+from .common import Config, Vec3, block_units, open_dataset, shard_layout, unit_box
+
+
+@register
+class Export(Task):
+    """The segmentation of the final state (``state``, a SomaExclusion output, or the
+    segmentation's state ``threshold``) applied to the fragments, with the image (``image``: a
+    dataset with an ``image_layer``, e.g. Predict's output) and the connectome's tables
+    (``connectome``), in one new dataset: ``format: webknossos`` (layers ``color`` and
+    ``segmentation``, block by block) or ``npy`` (``color.npy`` and ``segmentation.npy``, [x, y, z]
+    arrays, for small volumes)."""
+
+    name = "Export"
+
+    class Config(Config):
+        format: Literal["webknossos", "npy"] = "webknossos"
+        threshold: Optional[float] = None
+        image_layer: str = "color"
+        block: Vec3 = [128, 128, 128]
+
+    inputs = {"segmentation": True, "state": False, "image": False, "connectome": False}
+    outputs = {"dataset": "dataset"}
+
+    def _lookup_path(self) -> str:
+        return os.path.join(self.context.out, RECORDS, "lookup.npy")
+
+    def prepare(self):
+        from .somata import load_state
+        from .synapses import agglomeration_state
+
+        inputs = self.context.inputs
+        fragments = Dataset.open(inputs["segmentation"]).get_layer("fragments")
+        n = int(fragments.largest_segment_id or 0)
+        if "state" in inputs:
+            table, _ = load_state(inputs["state"])
+        else:
+            _, mapping = agglomeration_state(inputs["segmentation"], self.config.threshold)
+            table = np.zeros(max(mapping, default=0) + 1, np.uint64)
+            table[list(mapping)] = list(mapping.values())
+        lookup = np.arange(
+            max(n, len(table) - 1) + 1, dtype=np.uint64
+        )  # fragments not in the state: themselves
+        lookup[: len(table)][table != 0] = table[table != 0]
+        os.makedirs(os.path.dirname(self._lookup_path()), exist_ok=True)
+        np.save(self._lookup_path(), lookup)
+        dtype = np.uint32 if lookup.max(initial=0) < 2**32 else np.uint64
+        path = self.context.output("dataset")
+        if self.config.format == "webknossos" and not os.path.exists(path):
+            ds = Dataset.create(path, Dataset.open(inputs["segmentation"]).voxel_size)
+            ds.add_layer("segmentation", "segmentation", dtype).add_mag(1, **shard_layout(self.config.block))
+            if "image" in inputs:
+                image = Dataset.open(inputs["image"]).get_layer(self.config.image_layer)
+                ds.add_layer("color", "color", image.dtype, image.num_channels).add_mag(
+                    1, **shard_layout(self.config.block)
+                )
+        self.context.extra["dtype"] = np.dtype(dtype).name
+
+    def units(self):
+        if self.config.format != "webknossos":
+            return [None]
+        fragments = Dataset.open(self.context.inputs["segmentation"]).get_layer("fragments")
+        return block_units(fragments.bounding_box, self.config.block)
+
+    def _arrays(self, box=None) -> dict:
+        lookup = np.load(self._lookup_path(), mmap_mode="r")
+        fragments = open_dataset(self.context.inputs["segmentation"]).get_layer("fragments").get_mag(1)
+        out = {"segmentation": np.asfortranarray(lookup[fragments.read(box)[0]], self.context.extra["dtype"])}
+        if "image" in self.context.inputs:
+            image = open_dataset(self.context.inputs["image"]).get_layer(self.config.image_layer).get_mag(1)
+            out["color"] = image.read(box)
+        return out
+
+    def run_unit(self, unit):
+        if self.config.format == "npy":
+            os.makedirs(self.context.output("dataset"), exist_ok=True)
+            for name, a in self._arrays().items():
+                np.save(
+                    os.path.join(self.context.output("dataset"), f"{name}.npy"), a if a.ndim == 3 else a[0]
+                )
+            return None
+        box = unit_box(unit)
+        ds = open_dataset(self.context.output("dataset"))
+        for name, a in self._arrays(box).items():
+            ds.get_layer(name).get_mag(1).write(a, offset=box.topleft)
+        return None
+
+    def finish(self, results):
+        path = self.context.output("dataset")
+        lookup = np.load(self._lookup_path(), mmap_mode="r")
+        if self.config.format == "webknossos":
+            Dataset.open(path).get_layer("segmentation").largest_segment_id = int(lookup.max(initial=0))
+        if "connectome" in self.context.inputs:
+            shutil.copytree(
+                self.context.inputs["connectome"], os.path.join(path, "connectome"), dirs_exist_ok=True
+            )
+        return {"format": self.config.format, "segments": int(len(np.unique(lookup[1:])))}
