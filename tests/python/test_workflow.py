@@ -157,6 +157,38 @@ def test_until_only_force(tmp_path):
         workflow.plan(fresh, only=["evaluate"])
 
 
+def test_ctrl_c_cancels_then_the_same_command_resumes(tmp_path):
+    path = tmp_path / "wf.yaml"
+    path.write_text(SMALL.format(work_dir=tmp_path / "run", executor="sequential"))
+    command = [sys.executable, "-m", "voxelytics", "run", str(path), "--no-progress"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list((tmp_path / "run" / "synthetic.partial" / ".voxelytics" / "units").glob("*.json")):
+        assert time.time() < deadline and process.poll() is None
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and "resumes where this run stopped" in stderr
+    run = json.loads(next((tmp_path / "run" / ".voxelytics" / "runs").glob("*/run.json")).read_text())
+    assert run["tasks"]["synthetic"]["state"] == "cancelled" and run["tasks"]["segment"]["state"] == "pending"
+    assert (tmp_path / "run" / "report.html").exists()  # a report of the cut run too
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0
+    assert tree(tmp_path / "run")["evaluate/metrics.json"]
+
+
+def test_downsample_adds_mags(tmp_path):
+    text = SMALL.format(work_dir=tmp_path / "run", executor="sequential") + (
+        "  pyramid:\n    task: Downsample\n    config: {layers: [color, cells], max_mag: 2}\n"
+        "    inputs: {dataset: synthetic}\n"
+    )
+    result = workflow.Runner(workflow.load_workflow(text), progress=False).run(until="pyramid")
+    assert result.tasks["pyramid"]["summary"] == {"color": [[2, 2, 1]], "cells": [[2, 2, 1]]}
+    ds = vx.Dataset.open(tmp_path / "run" / "pyramid" / "dataset")
+    cells = ds.get_layer("cells")
+    assert (2, 2, 1) in cells.mags and ds.get_layer("color").get_mag("2-2-1").read().shape == (1, 32, 32, 64)
+
+
 class Failing(workflow.Task):
     """Fails on its second unit every time."""
 

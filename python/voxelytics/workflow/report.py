@@ -365,12 +365,15 @@ def write_report(run_dir: str, workflow=None) -> str:
         config = record.get("config") or (workflow.configs[name].model_dump(mode="json") if workflow else {})
         out.append("<b>config</b><pre>" + html.escape(json.dumps(config, indent=1)) + "</pre>")
         if record.get("inputs"):
-            out.append(
-                _table(
-                    [[html.escape(k), f"<code>{html.escape(v)}</code>"] for k, v in record["inputs"].items()],
-                    ["input", "path"],
-                )
-            )
+            rows = [
+                [
+                    html.escape(k),
+                    f"<code>{html.escape(v)}</code>",
+                    _human(_size(v)) if os.path.exists(v) else "",
+                ]
+                for k, v in record["inputs"].items()
+            ]
+            out.append(_table(rows, ["input", "path", "size"]))
         if os.path.isdir(folder) and workflow:
             artifacts = []
             for key, rel in workflow.task_class(name).outputs.items():
