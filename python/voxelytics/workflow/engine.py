@@ -318,6 +318,20 @@ class Runner:
             executors[key] = make_executor(config, self.threads)
         return executors[key]
 
+    def _unit_threads(self, config, units: int) -> int:
+        """Threads per unit: the workflow's, or more where a task on this machine has fewer units
+        than the cores its workers have (a one-unit task gets them all; results do not depend on
+        the thread count)."""
+        if self.executor is not None or config.strategy not in ("sequential", "multiprocessing", "dask"):
+            return self.threads
+        if config.strategy == "dask" and config.address is not None:
+            return self.threads
+        cores = os.cpu_count() or 1
+        if config.strategy == "sequential":  # one unit at a time, in this process
+            return max(self.threads, cores)
+        workers = config.processes or max(1, cores // self.threads)
+        return max(self.threads, min(cores, workers * self.threads) // max(1, min(units, workers)))
+
     def _run_task(self, p: TaskPlan, executors: dict) -> dict:
         wf = self.workflow
         final, partial = task_dir(wf, p.name), task_dir(wf, p.name) + ".partial"
@@ -341,7 +355,9 @@ class Runner:
             if r is not None:
                 records[i] = r
         todo = [i for i in range(len(units)) if i not in records]
-        retries = (wf.spec.tasks[p.name].distribution or wf.spec.global_parameters.executor_config()).retries
+        config = wf.spec.tasks[p.name].distribution or wf.spec.global_parameters.executor_config()
+        retries = config.retries
+        context.threads = self._unit_threads(config, len(todo))
         executor = self._executor(p.name, executors) if todo else None
         bar = None
         if self.progress:
