@@ -14,6 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import voxelytics as vx
@@ -138,6 +139,28 @@ def test_run_reuse_and_config_change(tmp_path):
     result = workflow.Runner(changed, progress=False).run()
     assert [result.state(n) for n in changed.order] == ["skipped", "complete", "complete"]
     assert tree(tmp_path / "run" / "synthetic") == before
+
+
+def test_blockwise_segmentation_equals_segment_neurons(tmp_path):
+    """SegmentNeurons' stages (pieces, fragments, graph, segmentation) give what segment_neurons
+    gives on the whole layer, with another block shape there."""
+    wf = small(tmp_path, **{"block: [32, 32, 32]}\n    inputs: {dataset: synthetic}": "block: [32, 32, 16]}\n"
+                            "    inputs: {dataset: synthetic}"})  # fmt: skip
+    result = workflow.Runner(wf, progress=False).run(until="segment")
+    assert result.tasks["segment"]["units"] == 4 * 2 * 2 * 4  # 4 stages of 16 blocks
+    ours = vx.Dataset.open(tmp_path / "run" / "segment" / "dataset")
+    theirs_path = tmp_path / "whole"
+    theirs = vx.segment_neurons(tmp_path / "run" / "synthetic" / "dataset", "boundaries", theirs_path,
+                                thresholds=[0.3, 0.6], apply=1, block_shape=(64, 64, 64))  # fmt: skip
+    for name in ("fragments", "segmentation"):
+        a = ours.get_layer(name).get_mag(1).read()
+        b = vx.Dataset.open(theirs_path).get_layer(name).get_mag(1).read()
+        assert a.max() > 10 and np.array_equal(a, b), name
+    mine = vx.neurons.load_agglomeration(tmp_path / "run" / "segment" / "dataset")
+    for key in ("nodes", "segments", "merges", "scores"):
+        assert np.array_equal(getattr(mine, key), getattr(theirs, key)), key
+    assert sorted(a["name"] for a in ours.get_layer("fragments").attachments) == [
+        "agglomerate_view_30", "agglomerate_view_60"]  # fmt: skip
 
 
 def test_until_only_force(tmp_path):

@@ -338,32 +338,56 @@ class Runner:
         if p.action == "run":  # not a resumption: start from nothing
             shutil.rmtree(partial, ignore_errors=True)
         shutil.rmtree(final, ignore_errors=True)  # stale (or forced) output goes first
-        units_dir = os.path.join(partial, RECORDS, "units")
-        os.makedirs(units_dir, exist_ok=True)
+        os.makedirs(os.path.join(partial, RECORDS, "units"), exist_ok=True)
         _write_json(
             os.path.join(partial, RECORDS, "task.json"), {"fingerprint": p.fingerprint, "state": "running"}
         )
-        cls = wf.task_class(p.name)
-        context = self._context(p.name, partial)
-        task = cls(context)
-        task.prepare()
-        context = task.context  # prepare() may have filled context.extra for the units
-        units = task.units()
-        records = {}
-        for i in range(len(units)):
-            r = _read_json(os.path.join(units_dir, f"{i:06d}.json"))
-            if r is not None:
-                records[i] = r
+        task = wf.task_class(p.name)(self._context(p.name, partial))
+        task.prepare()  # may fill context.extra for the units
+        every, results = [], []
+        for stage in task.stages():
+            # A stage's finish runs again on resumption (idempotent), so the next stage finds
+            # what it wrote, whether or not its units ran in this run.
+            records, error = self._run_units(p, task, stage, executors)
+            if error is not None:
+                return {"state": "failed", "error": error}
+            every += records
+            results = [r.get("result") for r in records]
+            if stage is not None:
+                task.finish_stage(stage, results)
+        summary = task.finish(results)
+        stats = _unit_stats(every)
+        record = {"fingerprint": p.fingerprint, "state": "complete", "task": wf.spec.tasks[p.name].task,
+                  "config": wf.configs[p.name].model_dump(mode="json"), "inputs": task.context.inputs,
+                  "units": len(every), "unit_stats": stats, "summary": summary,
+                  "finished": time.time()}  # fmt: skip
+        _write_json(os.path.join(partial, RECORDS, "task.json"), record)
+        os.rename(partial, final)
+        return {"state": "complete", "units": len(every), "unit_stats": stats, "summary": summary}
+
+    def _run_units(self, p: TaskPlan, task, stage, executors: dict) -> tuple:
+        """The units of one stage of a task (``stage`` None: a task without stages): those not
+        recorded yet run, each recorded when it returns. Returns (records in unit order, error)."""
+        wf = self.workflow
+        context = task.context
+        units = task.units() if stage is None else task.stage_units(stage)
+        prefix = "" if stage is None else f"{stage}-"
+        units_dir = os.path.join(context.out, RECORDS, "units")
+
+        def record_path(i):
+            return os.path.join(units_dir, f"{prefix}{i:06d}.json")
+
+        records = {i: r for i in range(len(units)) if (r := _read_json(record_path(i))) is not None}
         todo = [i for i in range(len(units)) if i not in records]
         config = wf.spec.tasks[p.name].distribution or wf.spec.global_parameters.executor_config()
-        retries = config.retries
         context.threads = self._unit_threads(config, len(todo))
         executor = self._executor(p.name, executors) if todo else None
         bar = None
-        if self.progress:
+        if self.progress and units:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(units), initial=len(records), desc=p.name, unit="unit", leave=True)
+            desc = p.name if stage is None else f"{p.name}: {stage}"
+            bar = tqdm(total=len(units), initial=len(records), desc=desc, unit="unit", leave=True)
         attempts = dict.fromkeys(todo, 0)
         name = wf.spec.tasks[p.name].task  # as the workflow names it: workers resolve it the same way
         futures = {executor.submit(run_unit, name, context, i, units[i]): i for i in todo}
@@ -379,7 +403,7 @@ class Runner:
                         info = {"index": i, "unit": units[i], "ok": False, "host": "?",
                                 "traceback": traceback.format_exc()}  # fmt: skip
                     if info["ok"]:
-                        _write_json(os.path.join(units_dir, f"{i:06d}.json"), info)
+                        _write_json(record_path(i), info)
                         records[i] = info
                         if bar:
                             bar.update()
@@ -388,20 +412,11 @@ class Runner:
                     log.warning(
                         "%s: unit %d failed (attempt %d):\n%s", p.name, i, attempts[i], info["traceback"]
                     )
-                    if attempts[i] <= retries:
+                    if attempts[i] <= config.retries:
                         futures[executor.submit(run_unit, name, context, i, units[i])] = i
                     elif error is None:
-                        box = cls.unit_box(units[i])
-                        error = (
-                            f"task {p.name!r}: unit {i} {units[i]!r}"
-                            + (f" (box {box})" if box else "")
-                            + f" failed {attempts[i]} time(s) on host {info.get('host')}"
-                            + (
-                                f", peak memory {info['peak_rss_bytes'] / 2**20:.0f} MiB"
-                                if "peak_rss_bytes" in info
-                                else ""
-                            )
-                            + f":\n{info['traceback']}"
+                        error = _failure(
+                            p.name, stage, i, units[i], task.unit_box(units[i]), attempts[i], info
                         )
                         for f in futures:
                             f.cancel()
@@ -409,17 +424,20 @@ class Runner:
             if bar:
                 bar.close()
         if error is not None:
-            return {"state": "failed", "error": error}
-        ordered = [records[i] for i in range(len(units))]
-        summary = task.finish([r.get("result") for r in ordered])
-        stats = _unit_stats(ordered)
-        record = {"fingerprint": p.fingerprint, "state": "complete", "task": wf.spec.tasks[p.name].task,
-                  "config": wf.configs[p.name].model_dump(mode="json"), "inputs": context.inputs,
-                  "units": len(units), "unit_stats": stats, "summary": summary,
-                  "finished": time.time()}  # fmt: skip
-        _write_json(os.path.join(partial, RECORDS, "task.json"), record)
-        os.rename(partial, final)
-        return {"state": "complete", "units": len(units), "unit_stats": stats, "summary": summary}
+            return [], error
+        return [records[i] for i in range(len(units))], None
+
+
+def _failure(task: str, stage, i: int, unit, box, attempts: int, info: dict) -> str:
+    where = f"task {task!r}: " + ("" if stage is None else f"stage {stage!r}: ") + f"unit {i} {unit!r}"
+    memory = f", peak memory {info['peak_rss_bytes'] / 2**20:.0f} MiB" if "peak_rss_bytes" in info else ""
+    return (
+        where
+        + (f" (box {box})" if box else "")
+        + f" failed {attempts} time(s) on host {info.get('host')}"
+        + memory
+        + f":\n{info['traceback']}"
+    )
 
 
 def _unit_stats(records: list) -> dict:

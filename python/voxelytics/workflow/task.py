@@ -64,6 +64,19 @@ class Task:
         """JSON-able descriptions of the units, the same list for the same config and inputs."""
         return [None]
 
+    def stages(self) -> list:
+        """Names of the unit stages, run one after another (after prepare): a task whose work has
+        global steps between blockwise passes lists them, and gives each stage's units by
+        ``stage_units`` and its global step by ``finish_stage``. ``[None]``: one stage, ``units``."""
+        return [None]
+
+    def stage_units(self, stage: str) -> list:
+        raise NotImplementedError
+
+    def finish_stage(self, stage: str, results: list) -> None:
+        """The driver's step after the units of ``stage`` (idempotent: it runs again when an
+        interrupted task resumes); what it writes is for the next stage's units."""
+
     def run_unit(self, unit) -> Optional[dict]:
         raise NotImplementedError
 

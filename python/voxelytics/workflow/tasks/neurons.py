@@ -1,25 +1,47 @@
-"""Neurons: fragments, region graph and agglomeration of a boundary or affinity layer."""
+"""Neurons: fragments, region graph and agglomeration of a boundary or affinity layer.
+
+For a boundary map the work runs as blockwise stages with global steps between them, so memory
+stays at one block (plus a few numbers per fragment) and the blocks of every stage run in
+parallel: ``pieces`` (each block's steepest-ascent basins, numbered within the block, and the
+links across its upper faces) -> the pieces joined and numbered by first voxel -> ``fragments``
+(the canonical ids written) -> ``graph`` (each block's region graph) -> the graphs merged and
+agglomerated at every threshold, attachments written -> ``segmentation`` (the applied state).
+The result is the one :func:`voxelytics.segment_neurons` gives (both number fragments by first
+voxel, and the graph of blocks merges into the volume's). Affinities (whose size-threshold merging
+is one more global pass) run as one unit through :func:`voxelytics.segment_neurons`."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
 from typing import List, Literal
 
-from ...neurons import segment_neurons
+import numpy as np
+
+from ... import graph as vx_graph
+from ...core import BlockGrid, Box
+from ...io import Dataset, save_arrays
+from ...neurons import LayerVolume, _segment_lookup, segment_neurons, write_agglomerate_attachment
+from ...segmentation import DistanceWatershed, _canonical_ids
+from ..engine import RECORDS
 from ..task import Task, register
-from .common import Config, Vec3
+from .common import Config, Vec3, shard_layout
+
+STAGES = ["pieces", "fragments", "graph", "segmentation"]
+AGGLOMERATION = ("thresholds", "nodes", "segments", "merges", "scores")
 
 
 @register
 class SegmentNeurons(Task):
     """Fragments (block-invariant watershed), region graph, hierarchical agglomeration at every
-    threshold, the ``apply``-th state as the ``segmentation`` layer
-    (:func:`voxelytics.segment_neurons`), plus ``state.json`` (thresholds, the applied one)."""
+    threshold, the ``apply``-th state as the ``segmentation`` layer, ``agglomeration.npz``, an
+    agglomerate attachment per threshold (as :func:`voxelytics.segment_neurons` writes them),
+    plus ``state.json`` (thresholds, the applied one)."""
 
     name = "SegmentNeurons"
-    version = 1
+    version = 2
 
     class Config(Config):
         layer: str = "boundaries"
@@ -31,26 +53,219 @@ class SegmentNeurons(Task):
     inputs = {"dataset": True}
     outputs = {"dataset": "dataset"}
 
+    # -- shared
+    @property
+    def thresholds(self) -> list:
+        return sorted(self.config.thresholds)
+
+    def _source(self):
+        return Dataset.open(self.context.inputs["dataset"]).get_layer(self.config.layer)
+
+    def _scratch(self, name: str) -> str:
+        return os.path.join(self.context.out, RECORDS, name)
+
+    def stages(self):
+        return STAGES if self._source().num_channels == 1 else [None]
+
     def prepare(self):
         if self.config.apply not in self.config.thresholds:
             raise ValueError(
                 f"task {self.context.task!r}: config.apply {self.config.apply} is not one of "
-                "config.thresholds "
-                f"{self.config.thresholds}"
+                f"config.thresholds {self.config.thresholds}"
             )
+        source = self._source()
+        if source.num_channels not in (1, 3):
+            raise ValueError(
+                f"task {self.context.task!r}: layer {self.config.layer!r} has {source.num_channels} "
+                "channels: need 1 (boundary) or 3 (affinities)"
+            )
+        if source.num_channels != 1:
+            return
+        layout = shard_layout(self.config.block)
+        out = self.context.output("dataset")
+        if not os.path.exists(out):
+            ds = Dataset.create(out, source.dataset.voxel_size, source.dataset.unit)
+            for name in ("fragments", "segmentation"):
+                ds.add_layer(name, "segmentation", np.uint64).add_mag(1, **layout)
+        if not os.path.exists(self._scratch("pieces")):
+            scratch = Dataset.create(self._scratch("pieces"), source.dataset.voxel_size)
+            scratch.add_layer("pieces", "segmentation", np.uint64).add_mag(1, **layout)
+
+    def _method(self):
+        return DistanceWatershed(voxel_size=Dataset.open(self.context.inputs["dataset"]).voxel_size)
+
+    def _blocks(self, halo=(0, 0, 0)) -> list:
+        """(core, outer) boxes relative to the source's bounding box, on the absolute grid of the
+        block shape (so each block is one shard of the outputs)."""
+        box = self._source().bounding_box
+        grid = BlockGrid(box, block_shape=tuple(self.config.block), halo=tuple(halo))
+        top = np.asarray(box.topleft)
+        return [
+            (Box(tuple(np.asarray(b.core.topleft) - top), b.core.size),
+             Box(tuple(np.asarray(b.outer.topleft) - top), b.outer.size))
+            for b in grid
+        ]  # fmt: skip
+
+    def stage_units(self, stage):
+        return [{"stage": stage, "block": i} for i in range(len(self._blocks()))]
+
+    def _volume(self, path: str, layer: str, dtype=None) -> LayerVolume:
+        return LayerVolume(Dataset.open(path).get_layer(layer), self._source().bounding_box, dtype=dtype)
 
     def run_unit(self, unit):
+        if unit is None:
+            return self._whole()
+        return getattr(self, f"_{unit['stage']}")(unit["block"])
+
+    # -- affinities: one unit
+    def _whole(self):
         out = self.context.output("dataset")
         shutil.rmtree(out, ignore_errors=True)  # a run killed after its rename: idempotent
-        thresholds = sorted(self.config.thresholds)
         agglomeration = segment_neurons(
-            self.context.inputs["dataset"], self.config.layer, out, thresholds=thresholds,
-            apply=thresholds.index(self.config.apply), scoring=self.config.scoring,
+            self.context.inputs["dataset"], self.config.layer, out, thresholds=self.thresholds,
+            apply=self.thresholds.index(self.config.apply), scoring=self.config.scoring,
             block_shape=self.config.block, threads=self.context.threads, progress=False,
         )  # fmt: skip
-        with open(os.path.join(out, "state.json"), "w") as f:
-            json.dump({"thresholds": thresholds, "apply": self.config.apply}, f)
         return {"fragments": int(len(agglomeration.nodes)), "merges": int(len(agglomeration.merges))}
 
+    # -- stage 1: basins per block, numbered within it
+    def _pieces(self, index: int):
+        method = self._method()
+        core, outer = self._blocks(method.halo())[index]
+        region = np.asarray(self._volume(self.context.inputs["dataset"], self.config.layer)[_slices(outer)])
+        inner = Box(tuple(c - o for c, o in zip(core.topleft, outer.topleft)), core.size)
+        labels, first, upper_links = method.basins(region, inner, self.context.threads)
+        self._volume(self._scratch("pieces"), "pieces")[_slices(core)] = labels
+        shape = self._source().bounding_box.size
+        position = np.unravel_index(first, core.size, order="F")
+        first = np.ravel_multi_index(tuple(p + t for p, t in zip(position, core.topleft)), shape, order="F")
+        links = {}
+        for axis, link in enumerate(upper_links):
+            if link is not None and link.any():
+                face = [s for a, s in enumerate(core.size) if a != axis]
+                packed = np.packbits(link.reshape(face, order="F"), axis=None)
+                links[str(axis)] = base64.b64encode(packed.tobytes()).decode()
+        return {"count": int(len(first)), "first": [int(v) for v in first], "links": links}
+
+    # -- between stages 1 and 2: join the pieces, number fragments by their first voxel
+    def _finish_pieces(self, results):
+        blocks = self._blocks()
+        offsets = np.concatenate([[0], np.cumsum([r["count"] for r in results])]).astype(np.uint64)
+        at = {core.topleft: i for i, (core, _) in enumerate(blocks)}
+        pieces = self._volume(self._scratch("pieces"), "pieces")
+        pairs = []
+        for i, ((core, _), r) in enumerate(zip(blocks, results)):
+            for axis, packed in r["links"].items():
+                axis = int(axis)
+                face = [s for a, s in enumerate(core.size) if a != axis]
+                bits = np.frombuffer(base64.b64decode(packed), np.uint8)
+                mask = np.unpackbits(bits, count=int(np.prod(face))).reshape(face).astype(bool)
+                plane = [slice(a, a + s) for a, s in zip(core.topleft, core.size)]
+                last = core.topleft[axis] + core.size[axis] - 1
+                above_top = list(core.topleft)
+                above_top[axis] = last + 1
+                j = at[tuple(above_top)]
+                plane[axis] = last
+                below = _shifted(np.asarray(pieces[tuple(plane)]), offsets[i])
+                plane[axis] = last + 1
+                above = _shifted(np.asarray(pieces[tuple(plane)]), offsets[j])
+                pairs.append(np.unique(np.stack([below[mask], above[mask]], axis=1), axis=0))
+        first_voxels = np.concatenate([np.asarray(r["first"], np.int64) for r in results])
+        lookup, first = _canonical_ids(int(offsets[-1]), first_voxels, pairs)
+        save_arrays(self._scratch("numbering.npz"), offsets=offsets, lookup=lookup, first=first)
+
+    # -- stage 2: the canonical ids
+    def _fragments(self, index: int):
+        core, _ = self._blocks()[index]
+        with np.load(self._scratch("numbering.npz")) as f:
+            offsets, lookup = f["offsets"], f["lookup"]
+        local = np.asarray(self._volume(self._scratch("pieces"), "pieces")[_slices(core)])
+        self._volume(self.context.output("dataset"), "fragments")[_slices(core)] = lookup[
+            _shifted(local, offsets[index])
+        ]
+
+    # -- stage 3: each block's region graph (with one voxel of its lower neighbours)
+    def _graph(self, index: int):
+        core, _ = self._blocks()[index]
+        lo = tuple(max(a - 1, 0) for a in core.topleft)
+        read = Box(lo, tuple(b - a for a, b in zip(lo, core.bottomright)))
+        fragments = np.asarray(self._volume(self.context.output("dataset"), "fragments")[_slices(read)])
+        boundary = np.asarray(self._volume(self.context.inputs["dataset"], self.config.layer)[_slices(read)])
+        g = vx_graph.region_graph(
+            fragments, boundary, bins=64, threads=self.context.threads,
+            core=Box(tuple(a - r for a, r in zip(core.topleft, lo)), core.size),
+        )  # fmt: skip
+        os.makedirs(self._scratch("graphs"), exist_ok=True)
+        save_arrays(self._scratch(f"graphs/{index:06d}.npz"), **{f: getattr(g, f) for f in _GRAPH_FIELDS})
+
+    # -- between stages 3 and 4: merge, agglomerate, attachments
+    def _finish_graph(self, results):
+        graphs = []
+        for i in range(len(results)):
+            with np.load(self._scratch(f"graphs/{i:06d}.npz")) as f:
+                graphs.append(vx_graph.RegionGraph(**{k: f[k] for k in _GRAPH_FIELDS}))
+        g = vx_graph.merge(graphs)
+        agglomeration = vx_graph.agglomerate(g, self.thresholds, scoring=self.config.scoring)
+        out = self.context.output("dataset")
+        save_arrays(
+            os.path.join(out, "agglomeration.npz"), **{k: getattr(agglomeration, k) for k in AGGLOMERATION}
+        )
+        with np.load(self._scratch("numbering.npz")) as f:
+            first = f["first"]
+        n = len(first)
+        save_arrays(self._scratch("segments.npz"), lookup=_segment_lookup(agglomeration, self._applied(), n))
+        layer = Dataset.open(out).get_layer("fragments")
+        layer.largest_segment_id = n
+        box = self._source().bounding_box
+        shape = box.size
+        positions = np.stack(np.unravel_index(first, shape, order="F"), axis=1).astype(np.int64) + box.topleft
+        for k, threshold in enumerate(agglomeration.thresholds):
+            name = f"agglomerate_view_{round(threshold * 100):d}"
+            write_agglomerate_attachment(layer, name, agglomeration, k, positions)
+
+    def _applied(self) -> int:
+        return self.thresholds.index(self.config.apply)
+
+    # -- stage 4: the applied state
+    def _segmentation(self, index: int):
+        core, _ = self._blocks()[index]
+        with np.load(self._scratch("segments.npz")) as f:
+            lookup = f["lookup"]
+        out = self.context.output("dataset")
+        fragments = np.asarray(self._volume(out, "fragments")[_slices(core)])
+        self._volume(out, "segmentation")[_slices(core)] = lookup[fragments]
+
+    def finish_stage(self, stage, results):
+        if stage == "pieces":
+            self._finish_pieces(results)
+        elif stage == "graph":
+            self._finish_graph(results)
+
     def finish(self, results):
-        return results[0]
+        out = self.context.output("dataset")
+        if results and results[0] is not None:  # the one-unit path
+            summary = results[0]
+        else:
+            with np.load(os.path.join(out, "agglomeration.npz")) as f:
+                summary = {"fragments": int(len(f["nodes"])), "merges": int(len(f["merges"]))}
+            with np.load(self._scratch("segments.npz")) as f:
+                Dataset.open(out).get_layer("segmentation").largest_segment_id = int(
+                    f["lookup"].max(initial=0)
+                )
+        with open(os.path.join(out, "state.json"), "w") as f:
+            json.dump({"thresholds": self.thresholds, "apply": self.config.apply}, f)
+        return summary
+
+
+_GRAPH_FIELDS = tuple(vx_graph.RegionGraph.__dataclass_fields__)
+
+
+def _slices(box: Box) -> tuple:
+    return tuple(slice(a, a + s) for a, s in zip(box.topleft, box.size))
+
+
+def _shifted(local: np.ndarray, offset) -> np.ndarray:
+    """Block-local piece ids (0 = none) as global ones."""
+    out = local.astype(np.uint64, copy=True)
+    out[out > 0] += np.uint64(offset)
+    return out
