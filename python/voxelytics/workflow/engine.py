@@ -337,6 +337,8 @@ class Runner:
         final, partial = task_dir(wf, p.name), task_dir(wf, p.name) + ".partial"
         if p.action == "run":  # not a resumption: start from nothing
             shutil.rmtree(partial, ignore_errors=True)
+        else:
+            _sweep_temporary(partial)
         shutil.rmtree(final, ignore_errors=True)  # stale (or forced) output goes first
         os.makedirs(os.path.join(partial, RECORDS, "units"), exist_ok=True)
         _write_json(
@@ -426,6 +428,18 @@ class Runner:
         if error is not None:
             return [], error
         return [records[i] for i in range(len(units))], None
+
+
+def _sweep_temporary(folder: str) -> None:
+    """Removes the temporary files of writes that a killed run left (a store's ``<key>.tmp-<n>-<n>``,
+    Python writers' ``*.tmp``): every writer writes to one and renames it, so what is left is garbage."""
+    for root, _, files in os.walk(folder):
+        for name in files:
+            if ".tmp-" in name or name.endswith(".tmp"):
+                try:
+                    os.remove(os.path.join(root, name))
+                except FileNotFoundError:
+                    pass
 
 
 def _failure(task: str, stage, i: int, unit, box, attempts: int, info: dict) -> str:
