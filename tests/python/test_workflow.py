@@ -398,6 +398,33 @@ def test_demo_runs_the_whole_pipeline(demo_run):
     assert status.returncode == 0 and status.stdout.count("complete  -> reuse") == 9
 
 
+def test_evaluate_against_a_synapse_table(demo_run, tmp_path):
+    folder, _ = demo_run
+    run = folder / "run"
+    text = f"""
+global_parameters: {{work_dir: {tmp_path / "eval"}, executor: sequential}}
+paths: {{truth: {run / "synthetic" / "dataset"}, segmentation: {run / "segment" / "dataset"},
+        synapses: {run / "synapses" / "tables"}, table: {run / "synthetic" / "dataset" / "synapses.csv"}}}
+tasks:
+  score:
+    task: Evaluate
+    inputs: {{truth: paths.truth, segmentation: paths.segmentation, synapses: paths.synapses,
+             synapse_table: paths.table}}
+"""
+    workflow.Runner(workflow.load_workflow(text), progress=False).run()
+    scores = json.loads((tmp_path / "eval" / "score" / "metrics.json").read_text())
+    demo = json.loads((run / "evaluate" / "metrics.json").read_text())["synapses"]
+    table = scores["synapse_table"]  # the same matching as against the synthetic truth's table
+    assert table["true_synapses"] == demo["true_synapses"] > 0
+    assert table["detection_precision"] == pytest.approx(demo["detection_precision"])
+    assert table["detection_recall"] == pytest.approx(demo["detection_recall"])
+    (tmp_path / "bad.csv").write_text("x,y\n1,2\n")
+    bad = text.replace(str(run / "synthetic" / "dataset" / "synapses.csv"), str(tmp_path / "bad.csv"))
+    bad = bad.replace(str(tmp_path / "eval"), str(tmp_path / "eval2"))
+    with pytest.raises(workflow.WorkflowFailed, match=r"bad.csv: the synapse table lacks column\(s\)"):
+        workflow.Runner(workflow.load_workflow(bad), progress=False).run()
+
+
 def test_report_shows_states_images_and_evaluation(demo_run):
     folder, stdout = demo_run
     report = Path(stdout.split("report:")[1].split()[0])

@@ -255,6 +255,13 @@ def _evaluation(summary: dict) -> str:
         rows = [[label, _fmt(soma["before"][k]), _fmt(soma["after"][k])] for k, label in keys]
         parts.append(f"<h4>Soma exclusion (state {soma['state']})</h4>")
         parts.append(_table(rows, ["", "before", "after"]))
+    table = summary.get("synapse_table")
+    if table:
+        parts.append(
+            f"<h4>Synapse detection against the table given ({table['true_synapses']} synapses)</h4>"
+        )
+        keys = ["detection_precision", "detection_recall", "detection_f1"]
+        parts.append(_table([[k.replace("_", " "), f"{table[k]:.3f}"] for k in keys], ["metric", "value"]))
     syn = summary.get("synapses")
     if syn:
         keys = [

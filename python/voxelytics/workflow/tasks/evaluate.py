@@ -34,7 +34,7 @@ class Evaluate(Task):
         truth_layer: str = "segmentation"  # the dense labels of a truth dataset that is not synthetic
         ignore_labels: Optional[List[int]] = None  # default: none for synthetic truth, 0 otherwise
 
-    inputs = {"truth": True, "segmentation": True, "synapses": False, "state": False}
+    inputs = {"truth": True, "segmentation": True, "synapses": False, "state": False, "synapse_table": False}
     outputs = {"metrics": "metrics.json"}
 
     def _truth(self, fragments_layer):
@@ -83,6 +83,8 @@ class Evaluate(Task):
                   "best_by": self.config.best_by,
                   "erl_of_perfect_segmentation_nm": erl.max_erl if erl else None,
                   "true_cells": int(len(np.unique(truth)))}  # fmt: skip
+        if "synapse_table" in self.context.inputs:
+            report["synapse_table"] = self._synapse_table()
         if volume is None:
             for key in ("synapses", "state"):
                 if key in self.context.inputs:
@@ -107,6 +109,31 @@ class Evaluate(Task):
         with open(self.context.output("metrics"), "w") as f:
             json.dump(report, f, indent=1)
         return report
+
+    def _synapse_table(self) -> dict:
+        """Detection precision / recall of the ``synapses`` input against a CSV of true synapses
+        (columns ``cleft_x_nm``, ``cleft_y_nm``, ``cleft_z_nm``, as synthetic datasets write them),
+        matched one to one within the species' distance."""
+        import csv
+
+        path = self.context.inputs["synapse_table"]
+        if "synapses" not in self.context.inputs:
+            raise ValueError(f"task {self.context.task!r}: input synapse_table needs the synapses input")
+        columns = ("cleft_x_nm", "cleft_y_nm", "cleft_z_nm")
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in columns if c not in (reader.fieldnames or [])]
+            if missing:
+                raise ValueError(
+                    f"{path}: the synapse table lacks column(s) {missing} (has {reader.fieldnames})"
+                )
+            truth = np.array([[float(row[c]) for c in columns] for row in reader]).reshape(-1, 3)
+        detections, _, _ = load_synapse_tables(self.context.inputs["synapses"])
+        distance = settings_for(self.config.species).max_distance_nm
+        d = metrics.detection_scores(truth, detections.synapses["position_nm"], distance)
+        return {"true_synapses": int(len(truth)), "detected": len(detections), "max_distance_nm": distance,
+                "detection_precision": d.precision, "detection_recall": d.recall,
+                "detection_f1": d.f1}  # fmt: skip
 
     def _soma_exclusion(self, volume, fragments, agglomeration, seg_path) -> dict:
         """Mergers (two somata; axon and dendrite of different cells) and VOI before and after."""
