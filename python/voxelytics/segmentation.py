@@ -437,21 +437,12 @@ def blockwise_fragments(
             np.ravel_multi_index(tuple(p + t for p, t in zip(position, core.topleft)), shape, order="F")
         )
         count += len(first)
-        for axis, link in enumerate(upper_links):
-            if link is not None and link.any():
-                face = [s for a, s in enumerate(core.size) if a != axis]
-                links.append((core, axis, np.packbits(link.reshape(face, order="F"), axis=None), face))
+        links += [(core, axis, packed) for axis, packed in packed_links(upper_links, core).items()]
     # Pass 2: join pieces linked across block faces (read back from `out`, two planes at a time).
     pairs = []
-    for core, axis, packed, face in links:
-        mask = np.unpackbits(packed, count=int(np.prod(face))).reshape(face).astype(bool)
-        plane = [slice(a, a + s) for a, s in zip(core.topleft, core.size)]
-        last = core.topleft[axis] + core.size[axis] - 1
-        plane[axis] = last
-        below = np.asarray(out[tuple(plane)])
-        plane[axis] = last + 1
-        above = np.asarray(out[tuple(plane)])
-        pairs.append(np.unique(np.stack([below[mask], above[mask]], axis=1), axis=0))
+    for core, axis, packed in links:
+        below, above = face_planes(core, axis)
+        pairs.append(linked_pairs(np.asarray(out[below]), np.asarray(out[above]), packed))
     lookup, first = _canonical_ids(
         count, np.concatenate(first_voxels) if first_voxels else np.zeros(0, np.int64), pairs
     )
@@ -472,6 +463,32 @@ def blockwise_fragments(
             out, values.pop("boundary", None), block_shape, bins=graph_bins, threads=threads, **values
         )
     return _fragments_result(out, n, graph, first, shape, return_graph, return_first_voxels)
+
+
+def packed_links(upper_links, core: Box) -> dict:
+    """Axis -> the links a block's basins report across its upper face on that axis
+    (``method.basins``' third result), bit-packed, for the faces that have any."""
+    out = {}
+    for axis, link in enumerate(upper_links):
+        if link is not None and link.any():
+            face = [s for a, s in enumerate(core.size) if a != axis]
+            out[axis] = np.packbits(link.reshape(face, order="F"), axis=None)
+    return out
+
+
+def face_planes(core: Box, axis: int) -> tuple[tuple, tuple]:
+    """Slices of the last plane of ``core`` on ``axis`` and of the first plane beyond it."""
+    plane = [slice(a, a + s) for a, s in zip(core.topleft, core.size)]
+    last = core.topleft[axis] + core.size[axis] - 1
+    below, above = list(plane), list(plane)
+    below[axis], above[axis] = last, last + 1
+    return tuple(below), tuple(above)
+
+
+def linked_pairs(below: np.ndarray, above: np.ndarray, packed: np.ndarray) -> np.ndarray:
+    """The distinct (below, above) id pairs of the two planes at the voxels ``packed`` links."""
+    mask = np.unpackbits(packed, count=below.size).reshape(below.shape).astype(bool)
+    return np.unique(np.stack([below[mask], above[mask]], axis=1), axis=0)
 
 
 def _fragments_result(out, n, graph, first, shape, return_graph: bool, return_first_voxels: bool) -> tuple:

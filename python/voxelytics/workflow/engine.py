@@ -212,6 +212,7 @@ def run_unit(class_name: str, context: Context, index: int, unit) -> dict:
 class RunResult:
     run_dir: str
     tasks: dict = field(default_factory=dict)  # name -> {state, reason, seconds, units, summary, ...}
+    error: Optional[str] = None  # what stopped the run, if something did
 
     def state(self, name: str) -> str:
         return self.tasks[name]["state"]
@@ -272,11 +273,7 @@ class Runner:
                 self._save(result, started)
                 log.info("%s: %s (%s)", p.name, p.action, p.reason)
                 t = time.perf_counter()
-                try:
-                    info = self._run_task(p, executors)
-                except BaseException:
-                    result.tasks[p.name]["state"] = "cancelled"
-                    raise
+                info = self._run_task(p, executors)  # interrupted: marked cancelled below
                 info["seconds"] = time.perf_counter() - t
                 result.tasks[p.name].update(info)
                 self._save(result, started)
@@ -300,19 +297,22 @@ class Runner:
     def _save(self, result: RunResult, started: float) -> None:
         _write_json(os.path.join(result.run_dir, "run.json"), {
             "workflow": self.workflow.source, "work_dir": self.workflow.work_dir, "started": started,
-            "updated": time.time(), "tasks": result.tasks, "error": getattr(result, "error", None),
+            "updated": time.time(), "tasks": result.tasks, "error": result.error,
         })  # fmt: skip
 
     @staticmethod
     def _summary(folder: str) -> dict:
         record = _record(folder) or {}
-        return {k: record[k] for k in ("summary", "units", "unit_stats", "run_seconds") if k in record}
+        return {k: record[k] for k in ("summary", "units", "unit_stats") if k in record}
+
+    def _executor_config(self, name: str):
+        spec = self.workflow.spec
+        return spec.tasks[name].distribution or spec.global_parameters.executor_config()
 
     def _executor(self, name: str, executors: dict) -> cf.Executor:
         if self.executor is not None:
             return self.executor
-        spec = self.workflow.spec
-        config = spec.tasks[name].distribution or spec.global_parameters.executor_config()
+        config = self._executor_config(name)
         key = config.model_dump_json()
         if key not in executors:
             executors[key] = make_executor(config, self.threads)
@@ -381,7 +381,7 @@ class Runner:
 
         records = {i: r for i in range(len(units)) if (r := _read_json(record_path(i))) is not None}
         todo = [i for i in range(len(units)) if i not in records]
-        config = wf.spec.tasks[p.name].distribution or wf.spec.global_parameters.executor_config()
+        config = self._executor_config(p.name)
         context.threads = self._unit_threads(config, len(todo))
         executor = self._executor(p.name, executors) if todo else None
         bar = None

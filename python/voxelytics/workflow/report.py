@@ -19,6 +19,7 @@ import urllib.parse
 
 import numpy as np
 
+from ..core import Box
 from .engine import RECORDS, _read_json
 
 STATE_COLOURS = {
@@ -146,8 +147,6 @@ def _thumbnails(dataset_path: str, image_path: str | None) -> list:
         if box.is_empty():
             continue
         z = box.topleft[2] + box.size[2] // 2
-        from ..core import Box
-
         plane = Box((box.topleft[0], box.topleft[1], z), (box.size[0], box.size[1], 1))
         data = layer.get_mag(1).read(plane)[:, :, :, 0]
         fig, ax = plt.subplots(figsize=(3.2, 3.2 * box.size[1] / max(box.size[0], 1)))

@@ -8,7 +8,6 @@ from typing import List
 import pydantic
 
 from ...core import BlockGrid, Box
-from ...io import Dataset
 
 
 class Config(pydantic.BaseModel):
@@ -50,8 +49,3 @@ def task_box(context, layer) -> Box:
             )
         box = cut
     return box
-
-
-def open_dataset(path: str) -> Dataset:
-    """Opened afresh per unit: a worker outlives tasks, whose outputs may be rewritten."""
-    return Dataset.open(path)

@@ -16,7 +16,7 @@ from ... import synthetic
 from ...core import Box
 from ...io import Dataset
 from ..task import Task, register
-from .common import Config, Vec3, block_units, open_dataset, shard_layout, task_box, unit_box
+from .common import Config, Vec3, block_units, shard_layout, task_box, unit_box
 
 
 @functools.lru_cache(maxsize=2)
@@ -70,7 +70,7 @@ class SyntheticDataset(Task):
 
     def run_unit(self, unit):
         box = unit_box(unit)
-        ds = open_dataset(self.context.output("dataset"))
+        ds = Dataset.open(self.context.output("dataset"))
         arrays = self._scene().render(box.topleft, box.size, threads=self.context.threads)
         for key, (layer, _, _) in self.LAYERS.items():
             ds.get_layer(layer).get_mag(1).write(
@@ -125,6 +125,16 @@ def synthetic_volume(dataset_path: str) -> synthetic.SyntheticVolume:
     return synthetic.SyntheticVolume(scene=scene, **layers)
 
 
+@functools.lru_cache(maxsize=1)
+def _npz_array(path: str, key: str, size: int, mtime_ns: int) -> np.ndarray:
+    """An array of an .npz file, decompressed once per worker process, not once per unit (an
+    .npz entry cannot be memory-mapped); the file's size and time key the cache."""
+    with np.load(path) as f:
+        if key not in f:
+            raise KeyError(f"{path}: no array {key!r} (has {sorted(f.files)})")
+        return f[key]
+
+
 class _ImportConfig(Config):
     layer: str = "color"
     category: Literal["color", "segmentation"] = "color"
@@ -149,10 +159,8 @@ class ImportNumpy(Task):
     def _array(self):
         path = self.context.inputs["file"]
         if path.endswith(".npz"):
-            with np.load(path) as f:
-                if self.config.key not in f:
-                    raise KeyError(f"{path}: no array {self.config.key!r} (has {sorted(f.files)})")
-                a = f[self.config.key]
+            st = os.stat(path)
+            a = _npz_array(path, self.config.key, st.st_size, st.st_mtime_ns)
         else:
             a = np.load(path, mmap_mode="r")
         if a.ndim != 3:
@@ -176,7 +184,7 @@ class ImportNumpy(Task):
         box = unit_box(unit)
         a = self._array()
         sl = tuple(slice(t, t + s) for t, s in zip(box.topleft, box.size))
-        mag = open_dataset(self.context.output("dataset")).get_layer(self.config.layer).get_mag(1)
+        mag = Dataset.open(self.context.output("dataset")).get_layer(self.config.layer).get_mag(1)
         mag.write(np.asfortranarray(a[sl]), offset=box.topleft)
 
 
@@ -240,7 +248,7 @@ class ImportImageStack(Task):
             if s.shape != sections[0].shape:
                 raise ValueError(f"{f}: shape {s.shape} differs from the stack's {sections[0].shape}")
         volume = np.asfortranarray(np.stack(sections, axis=0).T)  # (z, y, x) -> [x, y, z]
-        mag = open_dataset(self.context.output("dataset")).get_layer(self.config.layer).get_mag(1)
+        mag = Dataset.open(self.context.output("dataset")).get_layer(self.config.layer).get_mag(1)
         mag.write(volume, offset=box.topleft)
 
 
@@ -286,8 +294,8 @@ class ImportDataset(Task):
 
     def run_unit(self, unit):
         box = unit_box(unit)
-        data = open_dataset(self.context.inputs["dataset"]).get_layer(unit["layer"]).get_mag(1).read(box)
-        out = open_dataset(self.context.output("dataset")).get_layer(unit["layer"])
+        data = Dataset.open(self.context.inputs["dataset"]).get_layer(unit["layer"]).get_mag(1).read(box)
+        out = Dataset.open(self.context.output("dataset")).get_layer(unit["layer"])
         out.get_mag(1).write(data, offset=box.topleft)
 
     def finish(self, results):

@@ -66,9 +66,8 @@ class Evaluate(Task):
         fragments = fragments_layer.get_mag(1).read()[0]
         agglomeration = load_agglomeration(seg_path)
         states, erl = [], None
-        for threshold, seg in zip(
-            agglomeration.thresholds, agglomeration.apply_all(fragments, threads=self.context.threads)
-        ):
+        segmentations = agglomeration.apply_all(fragments, threads=self.context.threads)
+        for threshold, seg in zip(agglomeration.thresholds, segmentations):
             s = metrics.segmentation_scores(truth, seg, ignore_labels=ignore)
             erl = volume.run_length(seg) if volume is not None else None
             states.append({"threshold": float(threshold), "voi_split": s.voi_split, "voi_merge": s.voi_merge,
@@ -93,8 +92,8 @@ class Evaluate(Task):
                     )
         if "synapses" in self.context.inputs:
             detections, partners, types = load_synapse_tables(self.context.inputs["synapses"])
-            threshold, mapping = agglomeration_state(seg_path, None)
-            seg = agglomeration.apply(fragments, list(agglomeration.thresholds).index(threshold))
+            threshold, _ = agglomeration_state(seg_path, None)
+            seg = segmentations[list(agglomeration.thresholds).index(threshold)]
             scores = evaluate_synapses(
                 volume,
                 detections,
@@ -105,7 +104,7 @@ class Evaluate(Task):
             )
             report["synapses"] = {"state": threshold, **{k: float(v) for k, v in scores.items()}}
         if "state" in self.context.inputs:
-            report["soma_exclusion"] = self._soma_exclusion(volume, fragments, agglomeration, seg_path)
+            report["soma_exclusion"] = self._soma_exclusion(volume, fragments, agglomeration, segmentations)
         with open(self.context.output("metrics"), "w") as f:
             json.dump(report, f, indent=1)
         return report
@@ -135,19 +134,16 @@ class Evaluate(Task):
                 "detection_precision": d.precision, "detection_recall": d.recall,
                 "detection_f1": d.f1}  # fmt: skip
 
-    def _soma_exclusion(self, volume, fragments, agglomeration, seg_path) -> dict:
+    def _soma_exclusion(self, volume, fragments, agglomeration, segmentations) -> dict:
         """Mergers (two somata; axon and dendrite of different cells) and VOI before and after."""
         from ...somata.evaluation import mergers
-        from .somata import load_state
+        from .somata import load_state, state_lookup
 
-        threshold, _ = agglomeration_state(seg_path, None)
         with open(os.path.join(self.context.inputs["state"], "state.json")) as f:
-            threshold = json.load(f).get("threshold", threshold)
-        before = agglomeration.apply(fragments, list(agglomeration.thresholds).index(threshold))
+            threshold = json.load(f)["threshold"]  # the state soma exclusion corrected
+        before = segmentations[list(agglomeration.thresholds).index(threshold)]
         table, _ = load_state(self.context.inputs["state"])
-        lookup = np.arange(max(len(table), int(fragments.max()) + 1), dtype=np.uint64)
-        lookup[: len(table)][table != 0] = table[table != 0]
-        after = lookup[fragments]
+        after = state_lookup(table, int(fragments.max()))[fragments]
         out = {"state": threshold}
         for name, seg in (("before", before), ("after", after)):
             s = metrics.segmentation_scores(volume.cells, seg, ignore_labels=())

@@ -11,7 +11,7 @@ import numpy as np
 from ...io import Dataset
 from ..engine import RECORDS
 from ..task import Task, register
-from .common import Config, Vec3, block_units, open_dataset, shard_layout, unit_box
+from .common import Config, Vec3, block_units, shard_layout, unit_box
 
 
 @register
@@ -38,22 +38,19 @@ class Export(Task):
         return os.path.join(self.context.out, RECORDS, "lookup.npy")
 
     def prepare(self):
-        from .somata import load_state
+        from ...neurons import _segment_lookup, load_agglomeration
+        from .somata import load_state, state_lookup
         from .synapses import agglomeration_state
 
         inputs = self.context.inputs
         fragments = Dataset.open(inputs["segmentation"]).get_layer("fragments")
         n = int(fragments.largest_segment_id or 0)
         if "state" in inputs:
-            table, _ = load_state(inputs["state"])
+            lookup = state_lookup(load_state(inputs["state"])[0], n)
         else:
-            _, mapping = agglomeration_state(inputs["segmentation"], self.config.threshold)
-            table = np.zeros(max(mapping, default=0) + 1, np.uint64)
-            table[list(mapping)] = list(mapping.values())
-        lookup = np.arange(
-            max(n, len(table) - 1) + 1, dtype=np.uint64
-        )  # fragments not in the state: themselves
-        lookup[: len(table)][table != 0] = table[table != 0]
+            threshold, _ = agglomeration_state(inputs["segmentation"], self.config.threshold)
+            agglomeration = load_agglomeration(inputs["segmentation"])
+            lookup = _segment_lookup(agglomeration, list(agglomeration.thresholds).index(threshold), n)
         os.makedirs(os.path.dirname(self._lookup_path()), exist_ok=True)
         np.save(self._lookup_path(), lookup)
         dtype = np.uint32 if lookup.max(initial=0) < 2**32 else np.uint64
@@ -76,10 +73,10 @@ class Export(Task):
 
     def _arrays(self, box=None) -> dict:
         lookup = np.load(self._lookup_path(), mmap_mode="r")
-        fragments = open_dataset(self.context.inputs["segmentation"]).get_layer("fragments").get_mag(1)
+        fragments = Dataset.open(self.context.inputs["segmentation"]).get_layer("fragments").get_mag(1)
         out = {"segmentation": np.asfortranarray(lookup[fragments.read(box)[0]], self.context.extra["dtype"])}
         if "image" in self.context.inputs:
-            image = open_dataset(self.context.inputs["image"]).get_layer(self.config.image_layer).get_mag(1)
+            image = Dataset.open(self.context.inputs["image"]).get_layer(self.config.image_layer).get_mag(1)
             out["color"] = image.read(box)
         return out
 
@@ -92,7 +89,7 @@ class Export(Task):
                 )
             return None
         box = unit_box(unit)
-        ds = open_dataset(self.context.output("dataset"))
+        ds = Dataset.open(self.context.output("dataset"))
         for name, a in self._arrays(box).items():
             ds.get_layer(name).get_mag(1).write(a, offset=box.topleft)
         return None

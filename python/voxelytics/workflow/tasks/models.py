@@ -12,7 +12,7 @@ from ... import models
 from ...inference import Predictor, _output_mag, predict_block
 from ...io import Dataset
 from ..task import Task, register
-from .common import Config, Vec3, block_units, open_dataset, shard_layout, task_box, unit_box
+from .common import Config, Vec3, block_units, shard_layout, task_box, unit_box
 
 
 @functools.lru_cache(maxsize=2)
@@ -98,8 +98,8 @@ class Predict(Task):
 
     def run_unit(self, unit):
         predictor = _predictor(self.model, self.context.threads)
-        source = open_dataset(self.context.inputs["dataset"]).get_layer(self.config.layer).get_mag(1)
-        out = open_dataset(self.context.output("dataset"))
+        source = Dataset.open(self.context.inputs["dataset"]).get_layer(self.config.layer).get_mag(1)
+        out = Dataset.open(self.context.output("dataset"))
         targets = {
             out.get_layer(name).get_mag(1): predictor.channels(head)
             for head, name in self.config.heads.items()

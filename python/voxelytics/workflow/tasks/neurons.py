@@ -24,7 +24,7 @@ from ... import graph as vx_graph
 from ...core import BlockGrid, Box
 from ...io import Dataset, save_arrays
 from ...neurons import LayerVolume, _segment_lookup, segment_neurons, write_agglomerate_attachment
-from ...segmentation import DistanceWatershed, _canonical_ids
+from ...segmentation import DistanceWatershed, _canonical_ids, face_planes, linked_pairs, packed_links
 from ..engine import RECORDS
 from ..task import Task, register
 from .common import Config, Vec3, shard_layout
@@ -139,12 +139,9 @@ class SegmentNeurons(Task):
         shape = self._source().bounding_box.size
         position = np.unravel_index(first, core.size, order="F")
         first = np.ravel_multi_index(tuple(p + t for p, t in zip(position, core.topleft)), shape, order="F")
-        links = {}
-        for axis, link in enumerate(upper_links):
-            if link is not None and link.any():
-                face = [s for a, s in enumerate(core.size) if a != axis]
-                packed = np.packbits(link.reshape(face, order="F"), axis=None)
-                links[str(axis)] = base64.b64encode(packed.tobytes()).decode()
+        links = {
+            str(a): base64.b64encode(p.tobytes()).decode() for a, p in packed_links(upper_links, core).items()
+        }
         return {"count": int(len(first)), "first": [int(v) for v in first], "links": links}
 
     # -- between stages 1 and 2: join the pieces, number fragments by their first voxel
@@ -156,20 +153,12 @@ class SegmentNeurons(Task):
         pairs = []
         for i, ((core, _), r) in enumerate(zip(blocks, results)):
             for axis, packed in r["links"].items():
-                axis = int(axis)
-                face = [s for a, s in enumerate(core.size) if a != axis]
-                bits = np.frombuffer(base64.b64decode(packed), np.uint8)
-                mask = np.unpackbits(bits, count=int(np.prod(face))).reshape(face).astype(bool)
-                plane = [slice(a, a + s) for a, s in zip(core.topleft, core.size)]
-                last = core.topleft[axis] + core.size[axis] - 1
-                above_top = list(core.topleft)
-                above_top[axis] = last + 1
-                j = at[tuple(above_top)]
-                plane[axis] = last
-                below = _shifted(np.asarray(pieces[tuple(plane)]), offsets[i])
-                plane[axis] = last + 1
-                above = _shifted(np.asarray(pieces[tuple(plane)]), offsets[j])
-                pairs.append(np.unique(np.stack([below[mask], above[mask]], axis=1), axis=0))
+                below, above = face_planes(core, int(axis))
+                j = at[tuple(s.start if isinstance(s, slice) else s for s in above)]  # the block above
+                packed = np.frombuffer(base64.b64decode(packed), np.uint8)
+                lower = _shifted(np.asarray(pieces[below]), offsets[i])
+                upper = _shifted(np.asarray(pieces[above]), offsets[j])
+                pairs.append(linked_pairs(lower, upper, packed))
         first_voxels = np.concatenate([np.asarray(r["first"], np.int64) for r in results])
         lookup, first = _canonical_ids(int(offsets[-1]), first_voxels, pairs)
         save_arrays(self._scratch("numbering.npz"), offsets=offsets, lookup=lookup, first=first)

@@ -14,15 +14,16 @@ from ...agglomerates import fragment_positions
 from ...io import Dataset, save_arrays
 from ...somata import Somata, detect_somata, fragment_means, soma_exclusion
 from ...somata.exclusion import REASONS
+from ...synapses.detection import _feature
 from ..task import Task, register
 from .common import Config
 from .synapses import agglomeration_state
 
 
 def read_channel(layer, channel: int = 0) -> np.ndarray:
-    """One channel of a layer's mag 1 as float32 probabilities (uint8 as value / 255)."""
-    data = layer.get_mag(1).read()[channel]
-    return np.asfortranarray(data, np.float32) / (255.0 if data.dtype == np.uint8 else 1.0)
+    """One channel of a layer's mag 1 as float32 probabilities (uint8 as value / 255), as the
+    synapse detector reads its feature channels."""
+    return _feature(layer.get_mag(1).read()[channel])
 
 
 def save_state(folder: str, nodes, segments, somata: Somata, extra: dict) -> None:
@@ -50,6 +51,14 @@ def load_state(folder: str) -> tuple[np.ndarray, Somata]:
     table = np.zeros(int(nodes.max(initial=0)) + 1, np.uint64)
     table[nodes.astype(np.int64)] = segments
     return table, Somata(tables["somata"], tables["contacts"], tuple(meta["voxel_size"]))
+
+
+def state_lookup(table: np.ndarray, n: int) -> np.ndarray:
+    """``lookup[f]``, for fragments 0..n (and any the state names): the segment of ``table`` (a
+    state as :func:`load_state` gives it); fragments it does not name stay themselves."""
+    lookup = np.arange(max(n, len(table) - 1) + 1, dtype=np.uint64)
+    lookup[: len(table)][table != 0] = table[table != 0]
+    return lookup
 
 
 @register
