@@ -247,6 +247,35 @@ tasks:
     assert not (tmp_path / "run" / "broken").exists()
 
 
+class FailingFinish(workflow.Task):
+    """Its units succeed; combining them fails."""
+
+    name = ""
+    inputs = {}
+
+    def run_unit(self, unit):
+        return {"ok": 1}
+
+    def finish(self, results):
+        raise ValueError("cannot combine these")
+
+
+def test_a_failing_finish_fails_the_task(tmp_path):
+    text = f"""
+global_parameters: {{work_dir: {tmp_path / "run"}, executor: sequential}}
+tasks:
+  combine: {{task: "test_workflow:FailingFinish"}}
+"""
+    runner = workflow.Runner(workflow.load_workflow(text), progress=False)
+    with pytest.raises(workflow.WorkflowFailed) as e:
+        runner.run()
+    assert "task 'combine': finish failed on host" in str(e.value)
+    assert "ValueError: cannot combine these" in str(e.value)
+    run = json.loads((Path(runner.run_dir) / "run.json").read_text())
+    assert run["tasks"]["combine"]["state"] == "failed"  # not "cancelled": nobody interrupted it
+    assert not (tmp_path / "run" / "combine").exists()
+
+
 # -- kill -9 and resume ------------------------------------------------------------------------
 
 

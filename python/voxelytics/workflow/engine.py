@@ -345,19 +345,29 @@ class Runner:
             os.path.join(partial, RECORDS, "task.json"), {"fingerprint": p.fingerprint, "state": "running"}
         )
         task = wf.task_class(p.name)(self._context(p.name, partial))
-        task.prepare()  # may fill context.extra for the units
         every, results = [], []
-        for stage in task.stages():
-            # A stage's finish runs again on resumption (idempotent), so the next stage finds
-            # what it wrote, whether or not its units ran in this run.
-            records, error = self._run_units(p, task, stage, executors)
-            if error is not None:
-                return {"state": "failed", "error": error}
-            every += records
-            results = [r.get("result") for r in records]
-            if stage is not None:
-                task.finish_stage(stage, results)
-        summary = task.finish(results)
+        step = "prepare"
+        try:
+            task.prepare()  # may fill context.extra for the units
+            for stage in task.stages():
+                # A stage's finish runs again on resumption (idempotent), so the next stage finds
+                # what it wrote, whether or not its units ran in this run.
+                records, error = self._run_units(p, task, stage, executors)
+                if error is not None:
+                    return {"state": "failed", "error": error}
+                every += records
+                results = [r.get("result") for r in records]
+                if stage is not None:
+                    step = f"finish_stage({stage!r})"
+                    task.finish_stage(stage, results)
+            step = "finish"
+            summary = task.finish(results)
+        except Exception:  # noqa: BLE001  (the driver's own steps fail the task; Ctrl-C cancels it)
+            error = (
+                f"task {p.name!r}: {step} failed on host {socket.gethostname()}:\n{traceback.format_exc()}"
+            )
+            log.error("%s", error)
+            return {"state": "failed", "error": error}
         stats = _unit_stats(every)
         record = {"fingerprint": p.fingerprint, "state": "complete", "task": wf.spec.tasks[p.name].task,
                   "config": wf.configs[p.name].model_dump(mode="json"), "inputs": task.context.inputs,
