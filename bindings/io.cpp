@@ -162,6 +162,8 @@ void export_io(py::module_& parent) {
                const std::string& path,
                const std::string& data_format) { ds.add_attachment(layer, {kind, name, path, data_format}); },
             py::arg("layer"), py::arg("kind"), py::arg("name"), py::arg("path"), py::arg("data_format"))
+        .def("add_layer_link", &vx::io::Dataset::add_layer_link, py::arg("name"), py::arg("foreign"),
+             py::arg("foreign_layer"))
         .def("set_largest_segment_id", &vx::io::Dataset::set_largest_segment_id, py::arg("layer"), py::arg("id"))
         .def("get_mag", &vx::io::Dataset::get_mag, py::arg("layer"), py::arg("mag"), py::keep_alive<0, 1>())
         .def(

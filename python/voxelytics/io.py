@@ -246,6 +246,12 @@ def _vec3(value, name: str) -> tuple[int, int, int]:
     return value
 
 
+def next_mag(mag, voxel_size) -> tuple[int, int, int]:
+    """The mag after ``mag`` in a pyramid of ``voxel_size`` voxels: the finer axes halved first,
+    towards isotropic voxels (11 x 11 x 25 nm: 1 -> 2-2-1 -> 4-4-2 -> 8-8-4 ...)."""
+    return tuple(_io.next_mag(_vec3(mag, "mag"), [float(v) for v in voxel_size]))
+
+
 class Dataset:
     """A webKnossos dataset (a folder with ``datasource-properties.json``)."""
 
@@ -280,6 +286,15 @@ class Dataset:
     def add_layer(self, name: str, category: str, dtype, num_channels: int = 1) -> Layer:
         """Add a ``"color"`` or ``"segmentation"`` layer of ``dtype`` elements."""
         self._ds.add_layer(name, category, np.dtype(dtype).name, int(num_channels))
+        return Layer(self, name)
+
+    def add_layer_link(self, foreign_layer: Layer, name: str | None = None) -> Layer:
+        """Add ``foreign_layer`` (of another dataset) as layer ``name`` (default: its name)
+        without copying it: the same properties and mags, each mag folder a relative symbolic
+        link to the foreign one (so both datasets can move together). Mags and attachments added
+        here afterwards are this dataset's own; the foreign dataset is never written."""
+        name = foreign_layer.name if name is None else name
+        self._ds.add_layer_link(name, foreign_layer.dataset._ds, foreign_layer.name)
         return Layer(self, name)
 
     def get_layer(self, name: str) -> Layer:
@@ -380,7 +395,7 @@ class Layer:
         size = self.bounding_box.size
         built = []
         while True:
-            target = tuple(_io.next_mag(current, self.dataset.voxel_size))
+            target = next_mag(current, self.dataset.voxel_size)
             if limit is not None and any(t > m for t, m in zip(target, limit)):
                 break
             if limit is None and max(-(-s // c) for s, c in zip(size, current)) <= 128:

@@ -7,6 +7,7 @@
 #include "catch.hpp"
 #include "voxelytics/io/chunk_cache.hpp"
 #include "voxelytics/io/crc32c.hpp"
+#include "voxelytics/io/dataset.hpp"
 #include "voxelytics/io/downsampling.hpp"
 #include "voxelytics/io/json_field.hpp"
 #include "voxelytics/io/store.hpp"
@@ -310,4 +311,37 @@ TEST_CASE("strided_copy drops unit axes and merges contiguous ones without chang
                              reinterpret_cast<std::uint8_t*>(dst.data()), dst_strides, box, 2);
         CHECK(dst == expected);
     }
+}
+
+TEST_CASE("a linked layer reads another dataset's mags; its new mags are its own; the pair can move") {
+    TempDir dir;
+    vx::ThreadPool pool(2);
+    std::vector<std::uint32_t> data(8 * 8 * 4);
+    std::iota(data.begin(), data.end(), 1u);
+    {
+        auto source = vx::io::Dataset::create((dir.path / "work" / "a").string(), {4, 4, 8});
+        source->add_layer("cells", "segmentation", vx::DType::uint32);
+        source->add_mag("cells", {1, 1, 1}, {4, 4, 4}, {8, 8, 4})
+            .write({8, 0, 0}, {8, 8, 4}, reinterpret_cast<const std::uint8_t*>(data.data()), pool);
+        auto view = vx::io::Dataset::create((dir.path / "work" / "b").string(), {4, 4, 8});
+        view->add_layer_link("linked", *source, "cells");
+        const vx::io::LayerInfo info = view->layer("linked");
+        CHECK(info.bounding_box == vx::Box({8, 0, 0}, {8, 8, 4}));
+        CHECK(info.largest_segment_id == std::optional<std::uint64_t>(256));
+        CHECK(info.dtype == vx::DType::uint32);
+        const fs::path link = dir.path / "work" / "b" / "linked" / "1";
+        REQUIRE(fs::is_symlink(link));
+        CHECK(fs::read_symlink(link) == fs::path("../../a/cells/1"));  // relative: the pair can move
+        view->downsample("linked", {1, 1, 1}, {2, 2, 1}, vx::io::Downsampling::mode, pool);
+        CHECK(!fs::is_symlink(dir.path / "work" / "b" / "linked" / "2-2-1"));
+        CHECK(!fs::exists(dir.path / "work" / "a" / "cells" / "2-2-1"));
+        REQUIRE_THROWS_AS(view->add_layer_link("linked", *source, "cells"), vx::InvalidArgument);
+        REQUIRE_THROWS_AS(view->add_layer_link("other", *source, "absent"), vx::NotFound);
+    }
+    fs::rename(dir.path / "work", dir.path / "moved");
+    auto moved = vx::io::Dataset::open((dir.path / "moved" / "b").string());
+    std::vector<std::uint32_t> back(data.size());
+    moved->get_mag("linked", {1, 1, 1})
+        .read(vx::Box({8, 0, 0}, {8, 8, 4}), reinterpret_cast<std::uint8_t*>(back.data()), pool);
+    CHECK(back == data);
 }

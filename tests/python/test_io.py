@@ -298,6 +298,27 @@ def test_webknossos_opens_our_dataset(tmp_path):
     np.testing.assert_array_equal(seg_mag.read(absolute_offset=(32, 0, 8), size=(96, 80, 40))[0], labels)
 
 
+def test_a_linked_layer_reads_the_foreign_one_and_keeps_its_own_mags(tmp_path):
+    ds, raw, labels = make_dataset(tmp_path)
+    view = vx.Dataset.create(tmp_path / "view", voxel_size=ds.voxel_size)
+    linked = view.add_layer_link(ds.get_layer("segmentation"), "labels")
+    assert linked.bounding_box == ds.get_layer("segmentation").bounding_box and linked.dtype == np.uint32
+    assert linked.mags == [(1, 1, 1), (2, 2, 1)] and os.path.islink(tmp_path / "view" / "labels" / "2-2-1")
+    np.testing.assert_array_equal(linked.get_mag("2-2-1").read()[0], labels)
+    linked.downsample(from_mag="2-2-1", max_mag=(4, 4, 2))  # a new mag: this dataset's own
+    assert not os.path.islink(tmp_path / "view" / "labels" / "4-4-2")
+    assert ds.get_layer("segmentation").mags == [(1, 1, 1), (2, 2, 1)]
+    with pytest.raises(ValueError, match="exists already"):
+        view.add_layer_link(ds.get_layer("color"), "labels")
+    os.rename(tmp_path, tmp_path.parent / (tmp_path.name + "-moved"))  # relative links move along
+    moved = vx.Dataset.open(tmp_path.parent / (tmp_path.name + "-moved") / "view").get_layer("labels")
+    np.testing.assert_array_equal(moved.get_mag("2-2-1").read()[0], labels)
+    wk = pytest.importorskip("webknossos")
+    warnings.filterwarnings("ignore")
+    theirs = wk.Dataset.open(moved.dataset.path).get_layer("labels").get_mag("2-2-1")
+    np.testing.assert_array_equal(theirs.read(absolute_offset=(32, 0, 8), size=(96, 80, 40))[0], labels)
+
+
 def test_we_open_a_webknossos_dataset(tmp_path):
     warnings.filterwarnings("ignore")
     wk = pytest.importorskip("webknossos")

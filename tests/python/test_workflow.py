@@ -163,6 +163,111 @@ def test_blockwise_segmentation_equals_segment_neurons(tmp_path):
         "agglomerate_view_30", "agglomerate_view_60"]  # fmt: skip
 
 
+STEPS = """
+  fragments:
+    task: Fragments
+    config: {block: [32, 32, 16]}
+    inputs: {dataset: synthetic}
+  graph:
+    task: RegionGraph
+    config: {block: [16, 32, 32]}
+    inputs: {fragments: fragments, dataset: synthetic}
+  segment:
+    task: Agglomerate
+    config: {thresholds: [0.3, 0.6], apply: 0.6, block: [32, 32, 32]}
+    inputs: {graph: graph, fragments: fragments}
+"""
+
+
+def test_fragments_region_graph_agglomerate_equal_segment_neurons(tmp_path):
+    """The three tasks, each with its own block shape, give SegmentNeurons' output; the
+    agglomerate's fragments are a link, not a copy; new thresholds rerun Agglomerate only."""
+    whole = small(tmp_path, name="whole")
+    workflow.Runner(whole, progress=False).run()
+    start = SMALL.index("  segment:")
+    steps = SMALL[:start] + STEPS.replace("{", "{{").replace("}", "}}") + SMALL[SMALL.index("  evaluate:") :]
+    wf = workflow.load_workflow(steps.format(work_dir=tmp_path / "steps", executor="multiprocessing"))
+    result = workflow.Runner(wf, progress=False).run()
+    assert [result.state(n) for n in wf.order] == ["complete"] * 5
+    assert result.tasks["fragments"]["units"] == 2 * 16 and result.tasks["graph"]["units"] == 16
+    ours = vx.Dataset.open(tmp_path / "steps" / "segment" / "dataset")
+    theirs = vx.Dataset.open(tmp_path / "whole" / "segment" / "dataset")
+    for name in ("fragments", "segmentation"):
+        a, b = ours.get_layer(name).get_mag(1).read(), theirs.get_layer(name).get_mag(1).read()
+        assert a.max() > 10 and np.array_equal(a, b), name
+        assert ours.get_layer(name).largest_segment_id == theirs.get_layer(name).largest_segment_id
+    assert os.path.islink(tmp_path / "steps" / "segment" / "dataset" / "fragments" / "1")
+    for file in ("agglomeration.npz", "state.json", "fragment_positions.npz"):
+        assert (Path(ours.path) / file).read_bytes() == (Path(theirs.path) / file).read_bytes(), file
+    views = ["agglomerate_view_30", "agglomerate_view_60"]
+    for dataset in (ours, theirs):
+        assert sorted(a["name"] for a in dataset.get_layer("fragments").attachments) == views
+    for view in views:
+        a, b = (
+            vx.read_agglomerates(Path(d.path) / "fragments" / "agglomerates" / view) for d in (ours, theirs)
+        )
+        assert a["segment_to_agglomerate"].size > 10 and all(np.array_equal(a[k], b[k]) for k in a), view
+    scores = json.loads((tmp_path / "steps" / "evaluate" / "metrics.json").read_text())
+    assert scores == json.loads((tmp_path / "whole" / "evaluate" / "metrics.json").read_text())
+
+    changed = workflow.load_workflow(
+        steps.format(work_dir=tmp_path / "steps", executor="sequential").replace(
+            "[0.3, 0.6]", "[0.3, 0.5, 0.6]"
+        )
+    )
+    again = workflow.Runner(changed, progress=False).run()
+    assert [again.state(n) for n in changed.order] == [
+        "skipped",
+        "skipped",
+        "skipped",
+        "complete",
+        "complete",
+    ]
+    assert len(vx.neurons.load_agglomeration(tmp_path / "steps" / "segment" / "dataset").thresholds) == 3
+
+
+def test_neuron_tasks_on_affinities_equal_segment_neurons(tmp_path):
+    """On affinities (fragments one unit, size merging included) the three tasks give
+    SegmentNeurons' one-unit output too."""
+    labels = vx.synthetic.voronoi_labels((48, 40, 32), 30, seed=1)
+    affinities = np.zeros((3, *labels.shape), np.float32, order="F")
+    for c in range(3):  # channel c at v: v and v - e_c in one cell, plus noise
+        upper = tuple(slice(1, None) if a == c else slice(None) for a in range(3))
+        lower = tuple(slice(None, -1) if a == c else slice(None) for a in range(3))
+        affinities[(c, *upper)] = (labels[upper] == labels[lower]) & (labels[upper] > 0)
+    noise = np.random.default_rng(0).random(affinities.shape, dtype=np.float32)
+    ds = vx.Dataset.create(tmp_path / "source", (8, 8, 8))
+    ds.add_layer("affinities", "color", np.float32, 3).add_mag(1).write(
+        np.asfortranarray(0.8 * affinities + 0.2 * noise)
+    )
+    agglomerate = "thresholds: [0.3, 0.6], apply: 0.6"
+    source = "dataset: paths.source"
+    text = f"""
+global_parameters: {{work_dir: {tmp_path / "run"}, executor: sequential}}
+paths: {{source: {tmp_path / "source"}}}
+tasks:
+  whole:
+    task: SegmentNeurons
+    config: {{layer: affinities, {agglomerate}, block: [16, 16, 16]}}
+    inputs: {{{source}}}
+  fragments: {{task: Fragments, config: {{layer: affinities, block: [16, 16, 16]}}, inputs: {{{source}}}}}
+  graph:
+    task: RegionGraph
+    config: {{layer: affinities, block: [32, 16, 16]}}
+    inputs: {{fragments: fragments, {source}}}
+  segment: {{task: Agglomerate, config: {{{agglomerate}}}, inputs: {{graph: graph, fragments: fragments}}}}
+"""
+    workflow.Runner(workflow.load_workflow(text), progress=False).run()
+    ours, theirs = (vx.Dataset.open(tmp_path / "run" / t / "dataset") for t in ("segment", "whole"))
+    for name in ("fragments", "segmentation"):
+        a, b = ours.get_layer(name).get_mag(1).read(), theirs.get_layer(name).get_mag(1).read()
+        assert a.max() > 100 and np.array_equal(a, b), name
+    a, b = (vx.neurons.load_agglomeration(d.path) for d in (ours, theirs))
+    assert len(a.merges) > 100 and all(
+        np.array_equal(getattr(a, k), getattr(b, k)) for k in ("nodes", "segments", "merges", "scores")
+    )
+
+
 def test_until_only_force(tmp_path):
     wf = small(tmp_path)
     result = workflow.Runner(wf, progress=False).run(until="segment")
@@ -205,11 +310,23 @@ def test_downsample_adds_mags(tmp_path):
         "  pyramid:\n    task: Downsample\n    config: {layers: [color, cells], max_mag: 2}\n"
         "    inputs: {dataset: synthetic}\n"
     )
+    workflow.Runner(workflow.load_workflow(text), progress=False).run(until="synthetic")
+    before = tree(tmp_path / "run" / "synthetic")
     result = workflow.Runner(workflow.load_workflow(text), progress=False).run(until="pyramid")
     assert result.tasks["pyramid"]["summary"] == {"color": [[2, 2, 1]], "cells": [[2, 2, 1]]}
     ds = vx.Dataset.open(tmp_path / "run" / "pyramid" / "dataset")
     cells = ds.get_layer("cells")
     assert (2, 2, 1) in cells.mags and ds.get_layer("color").get_mag("2-2-1").read().shape == (1, 32, 32, 64)
+    assert set(ds.layers) == set(vx.Dataset.open(tmp_path / "run" / "synthetic" / "dataset").layers)
+    assert ds.get_layer("boundaries").mags == [(1, 1, 1)]  # linked, not downsampled
+    assert tree(tmp_path / "run" / "synthetic") == before  # the input is never written
+    # a pyramid of the pyramid: the mags there are kept (never rewritten through their links)
+    more = text + "  more:\n    task: Downsample\n    config: {layers: [cells], max_mag: 4}\n"
+    more += "    inputs: {dataset: pyramid}\n"
+    result = workflow.Runner(workflow.load_workflow(more), progress=False).run()
+    assert result.tasks["more"]["summary"] == {"cells": [[4, 4, 2]]}
+    assert tree(tmp_path / "run" / "synthetic") == before
+    assert os.path.islink(tmp_path / "run" / "more" / "dataset" / "cells" / "2-2-1")
 
 
 class Failing(workflow.Task):
@@ -520,6 +637,12 @@ def test_explorative_workflow_on_real_data(tmp_path):
     assert all(s["erl_nm"] is None for s in states)  # no skeletons for this truth
     best = min(states, key=lambda s: s["voi"])
     assert metrics["best_state"] == best["threshold"] and best["voi"] < 2.0
+    # explore: another scoring reruns the agglomeration and the evaluation only
+    changed = workflow.load_workflow(
+        text.replace("scoring: mean", "scoring: max"), base_dir=ROOT / "examples" / "workflows"
+    )
+    again = workflow.Runner(changed, progress=False).run()
+    assert [n for n in changed.order if again.state(n) == "complete"] == ["segment", "evaluate"]
 
 
 def test_species_retraining_workflow(tmp_path):

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <array>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -301,6 +302,30 @@ public:
                       all.end());
             all.push_back(attachment);
         });
+    }
+
+    /// Adds layer `name` as a view of layer `foreign_layer` of `foreign` (another dataset): the
+    /// same properties and mags, each mag folder a relative symbolic link to the foreign one, so
+    /// a dataset can build on another one's layers without copying them (and the pair can move
+    /// together). Attachments are not carried over: those added here are this dataset's own.
+    void add_layer_link(const std::string& name, const Dataset& foreign, const std::string& foreign_layer) {
+        namespace fs = std::filesystem;
+        LayerInfo l = foreign.layer(foreign_layer);
+        l.name = name;
+        l.attachments.clear();
+        const fs::path folder = fs::absolute(fs::path(path_) / name);
+        std::vector<fs::path> targets;
+        for (const Vec3& m : l.mags) {
+            targets.push_back(fs::absolute(fs::path(foreign.path()) / foreign_layer / mag_name(m)));
+            if (!fs::is_directory(targets.back()))
+                throw NotFound("layer '" + foreign_layer + "' of " + foreign.path() + ": mag folder " +
+                               targets.back().string() + " is missing");
+        }
+        add_layer(name, l.category, l.dtype, l.num_channels);
+        fs::create_directories(folder);
+        for (std::size_t i = 0; i < targets.size(); ++i)
+            fs::create_directory_symlink(targets[i].lexically_relative(folder), folder / mag_name(l.mags[i]));
+        update([&] { *find_layer(name) = l; });
     }
 
     /// Sets a segmentation layer's largestSegmentId (nothing: unknown), e.g. after relabelling.

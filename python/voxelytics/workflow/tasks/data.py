@@ -7,6 +7,7 @@ import functools
 import glob
 import json
 import os
+import shutil
 from typing import List, Literal, Optional
 
 import numpy as np
@@ -14,7 +15,7 @@ import pydantic
 
 from ... import synthetic
 from ...core import Box
-from ...io import Dataset
+from ...io import Dataset, next_mag
 from ..task import Task, register
 from .common import Config, Vec3, block_units, shard_layout, task_box, unit_box
 
@@ -308,10 +309,13 @@ class ImportDataset(Task):
 
 @register
 class Downsample(Task):
-    """Coarser mags of layers of a dataset (mean for color, mode for segmentation), in place:
-    the output is the input dataset itself, with mags added (``max_mag``: the coarsest)."""
+    """Coarser mags of layers of a dataset (mean for color, mode for segmentation) in a dataset
+    of its own: every layer of the input linked (not copied, :meth:`Dataset.add_layer_link`),
+    the new mags written beside the links, so the input task's output is never changed
+    (``max_mag``: the coarsest; mags the input has already are kept, not rebuilt)."""
 
     name = "Downsample"
+    version = 2
 
     class Config(Config):
         layers: Optional[List[str]] = None
@@ -324,11 +328,27 @@ class Downsample(Task):
         ds = Dataset.open(self.context.inputs["dataset"])
         return [{"layer": name} for name in (self.config.layers or sorted(ds.layers))]
 
+    def prepare(self):
+        out = self.context.output("dataset")
+        if os.path.exists(out):
+            return
+        source = Dataset.open(self.context.inputs["dataset"])
+        for unit in self.units():
+            source.get_layer(unit["layer"])  # an unknown layer fails here, naming the dataset
+        tmp = out + ".tmp"  # links made all at once: a kill leaves no half-linked dataset
+        shutil.rmtree(tmp, ignore_errors=True)
+        ds = Dataset.create(tmp, source.voxel_size, source.unit)
+        for layer in source.layers.values():
+            ds.add_layer_link(layer)
+        os.rename(tmp, out)
+
     def run_unit(self, unit):
-        layer = Dataset.open(self.context.inputs["dataset"]).get_layer(unit["layer"])
-        mags = layer.downsample(max_mag=self.config.max_mag, threads=self.context.threads)
+        layer = Dataset.open(self.context.output("dataset")).get_layer(unit["layer"])
+        start = (1, 1, 1)  # from the coarsest mag there is (linked ones are never written)
+        while (coarser := tuple(next_mag(start, layer.dataset.voxel_size))) in layer.mags:
+            start = coarser
+        mags = layer.downsample(from_mag=start, max_mag=self.config.max_mag, threads=self.context.threads)
         return {"mags": [list(m.factor) for m in mags]}
 
     def finish(self, results):
-        os.symlink(os.path.abspath(self.context.inputs["dataset"]), self.context.output("dataset"))
         return {r_layer["layer"]: r["mags"] for r_layer, r in zip(self.units(), results)}
