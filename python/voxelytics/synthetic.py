@@ -56,6 +56,7 @@ __all__ = [
     "SyntheticVolume",
     "generate",
     "make_scene",
+    "traced_skeletons",
     "voronoi_labels",
     "write_dataset",
 ]
@@ -183,25 +184,45 @@ class SyntheticVolume:
 
     def run_length(self, segmentation: np.ndarray):
         """Expected run length (``metrics.RunLength``: ``erl`` and the perfect ``max_erl``, nm) of a
-        segmentation of this volume along the cells' skeletons: their nodes inside the volume and
-        inside their own cell's voxels (about 2% of axis points render in a neighbour where cells
-        cross; one such node would count a perfect segmentation as a merger), as an annotator's
-        skeletons would lie."""
+        segmentation of this volume along the cells' skeletons as an annotator would trace them
+        (``traced_skeletons``: nodes inside the volume and inside their own cell), edges measured
+        between the nodes' exact positions in nm."""
         from .metrics import expected_run_length
 
-        vs = np.asarray(self.voxel_size)
-        ids, nodes, edges = [], [], []
-        for cell, sk in self.skeletons.items():
-            voxels = np.floor(sk["nodes"][:, :3] / vs).astype(int)
-            inside = ((voxels >= 0) & (voxels < self.cells.shape)).all(axis=1)
-            inside[inside] = self.cells[tuple(voxels[inside].T)] == cell
-            index = np.cumsum(inside) - 1 + len(nodes)
-            edges += [(index[a], index[b]) for a, b in sk["edges"] if inside[a] and inside[b]]
-            nodes += list(sk["nodes"][inside, :3])
-            ids += [cell] * int(inside.sum())
-        nodes = np.array(nodes).reshape(-1, 3)
-        segments = segmentation[tuple(np.floor(nodes / vs).astype(int).T)]
-        return expected_run_length(ids, segments, edges, positions=nodes)
+        sk, nm = traced_skeletons(self.scene, lambda voxels: self.cells[tuple(voxels.T)])
+        segments = segmentation[tuple(sk.positions.T)]
+        return expected_run_length(sk.tree_ids, segments, sk.edges, positions=nm)
+
+
+def traced_skeletons(scene: Scene, cell_at) -> tuple:
+    """The scene's skeletons as an annotator would trace them in the rendered volume, as
+    ``skeletons.Skeletons`` (voxels of the nodes, radii in nm) and the kept nodes' positions in nm:
+    only nodes inside the volume and inside their own cell's voxels (about 2% of axis points render
+    in a neighbour where cells cross; one such node would count a perfect segmentation as a
+    merger), and the edges between them. ``cell_at(voxels)``: the rendered cell ids at (k, 3)
+    voxels. Tree ``k`` (from 1) is the scene's ``k``-th cell, named ``cell <id>``; node ids count
+    every node of the scene from 1, so a node keeps its id whichever others are dropped."""
+    from .skeletons import Skeletons
+
+    cells = list(scene.skeletons)
+    counts = [len(scene.skeletons[c]["nodes"]) for c in cells]
+    starts = np.cumsum([0] + counts)[:-1]
+    nodes = np.concatenate([scene.skeletons[c]["nodes"] for c in cells] + [np.zeros((0, 4))])
+    edges = [scene.skeletons[c]["edges"] + s for c, s in zip(cells, starts)]
+    tree = np.repeat(np.arange(1, len(cells) + 1), counts)
+    voxels = np.floor(nodes[:, :3] / np.asarray(scene.voxel_size)).astype(np.int64)
+    keep = ((voxels >= 0) & (voxels < scene.shape)).all(axis=1)
+    keep[keep] = np.asarray(cell_at(voxels[keep])) == np.asarray(cells, np.uint64)[tree[keep] - 1]
+    sk = Skeletons(
+        tree_ids=tree,
+        node_ids=np.arange(1, len(nodes) + 1),
+        positions=voxels,
+        edges=np.concatenate(edges + [np.zeros((0, 2), np.int64)]),
+        voxel_size=scene.voxel_size,
+        radii=np.round(nodes[:, 3], 2),
+        tree_names={k + 1: f"cell {c}" for k, c in enumerate(cells)},
+    )
+    return sk.select(keep), nodes[keep, :3]
 
 
 class _Builder:
@@ -743,8 +764,10 @@ def write_dataset(scene: Scene, path, *, block: int = 256, threads: int | None =
     """Renders ``scene`` block by block into a webKnossos dataset at ``path`` (which must not
     exist): layers ``color`` (EM), ``cells``, ``compartments``, ``mitochondria`` (segmentation),
     and next to them ``synapses.csv``, ``neurons.csv`` and ``skeletons.nml`` (webKnossos skeleton
-    format, node positions in voxels). The dataset is written under a temporary name and renamed
-    when complete, so an interrupted run never leaves a dataset that looks finished."""
+    format, node positions in voxels, radii in nm; the nodes an annotator would place:
+    ``traced_skeletons``, for ``skeletons.run_length``). The dataset is written under a temporary
+    name and renamed when complete, so an interrupted run never leaves a dataset that looks
+    finished."""
     from .io import Dataset
 
     path = os.fspath(path)
@@ -794,8 +817,7 @@ def _write_tables(scene: Scene, folder):
             for k in ("pre_position", "post_position", "cleft_position"):
                 row += [f"{v:.1f}" for v in s[k][i]]
             w.writerow(row)
-    with open(os.path.join(folder, "skeletons.nml"), "w") as f:
-        f.write(_nml(scene))
+    _write_skeletons(scene, folder)
     with open(os.path.join(folder, "synthetic.json"), "w") as f:
         json.dump(
             {"preset": dataclasses.asdict(scene.preset), "seed": scene.seed, "shape": scene.shape},
@@ -804,33 +826,30 @@ def _write_tables(scene: Scene, folder):
         )
 
 
-def _nml(scene: Scene) -> str:
-    vs = np.array(scene.voxel_size)
-    lines = [
-        "<things>",
-        "  <parameters>",
-        f'    <scale x="{vs[0]}" y="{vs[1]}" z="{vs[2]}"/>',
-        "  </parameters>",
-    ]
-    node_id = 1
-    for tree_id, (cell, sk) in enumerate(scene.skeletons.items(), start=1):
-        lines.append(f'  <thing id="{tree_id}" name="cell {cell}">')
-        lines.append("    <nodes>")
-        first = node_id
-        for x, y, z, r in sk["nodes"]:
-            v = np.floor(np.array([x, y, z]) / vs).astype(int)
-            lines.append(
-                f'      <node id="{node_id}" radius="{r / vs[0]:.2f}" x="{v[0]}" y="{v[1]}" z="{v[2]}"/>'
-            )
-            node_id += 1
-        lines.append("    </nodes>")
-        lines.append("    <edges>")
-        for a, c in sk["edges"]:
-            lines.append(f'      <edge source="{first + a}" target="{first + c}"/>')
-        lines.append("    </edges>")
-        lines.append("  </thing>")
-    lines.append("</things>")
-    return "\n".join(lines) + "\n"
+def _write_skeletons(scene: Scene, folder):
+    """``skeletons.nml``: the skeletons an annotator would trace (``traced_skeletons``) in the
+    ``cells`` layer of the dataset at ``folder``, read around the nodes block by block."""
+    from .io import Dataset
+    from .skeletons import write_nml
+
+    mag = Dataset.open(folder).get_layer("cells").get_mag(1)
+    sk, _ = traced_skeletons(scene, lambda voxels: _values_at(mag, voxels))
+    write_nml(os.path.join(folder, "skeletons.nml"), sk, name="synthetic")
+
+
+def _values_at(mag, voxels: np.ndarray, block: int = 128) -> np.ndarray:
+    """The values of a one-channel dataset mag at (k, 3) voxels, reading per block of ``block``
+    voxels only the box around that block's voxels."""
+    out = np.zeros(len(voxels), np.uint64)
+    if not len(voxels):
+        return out
+    _, group = np.unique(voxels // block, axis=0, return_inverse=True)
+    order = np.argsort(group.reshape(-1), kind="stable")
+    for sel in np.split(order, np.flatnonzero(np.diff(group.reshape(-1)[order])) + 1):
+        lo, hi = voxels[sel].min(axis=0), voxels[sel].max(axis=0) + 1
+        data = mag.read(Box(tuple(int(v) for v in lo), tuple(int(v) for v in hi - lo)))[0]
+        out[sel] = data[tuple((voxels[sel] - lo).T)]
+    return out
 
 
 def voronoi_labels(

@@ -683,3 +683,69 @@ def test_serve_answers_byte_ranges_with_cors(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+# -- evaluation against skeletons (NML) --------------------------------------------------------
+
+
+def test_evaluate_against_skeletons_without_dense_truth(tmp_path):
+    """Evaluate with only ground-truth skeletons (the SyntheticDataset's skeletons.nml): every
+    state's ERL as skeletons.run_length gives it, no VOI / ARAND, the best state by ERL; with a
+    dense truth as well, VOI from the labels and ERL still from the NML."""
+    from voxelytics.workflow.report import _evaluation
+    from voxelytics.workflow.task import Context
+    from voxelytics.workflow.tasks.evaluate import Evaluate
+
+    tasks = (
+        "inputs: {segmentation: segment, skeletons: synthetic}\n  both:\n    task: Evaluate\n"
+        "    inputs: {truth: synthetic, segmentation: segment, skeletons: synthetic.skeletons}"
+    )
+    wf = small(tmp_path, **{"inputs: {truth: synthetic, segmentation: segment}": tasks})
+    workflow.Runner(wf, progress=False).run()
+    run = tmp_path / "run"
+    nml = run / "synthetic" / "dataset" / "skeletons.nml"
+    skeletons = vx.skeletons.read_nml(nml)
+    layer = vx.Dataset.open(run / "segment" / "dataset").get_layer("fragments")
+    agglomeration = vx.neurons.load_agglomeration(run / "segment" / "dataset")
+    expected = [
+        vx.skeletons.run_length(skeletons, seg, offset=layer.bounding_box.topleft)
+        for seg in agglomeration.apply_all(layer.get_mag(1).read()[0])
+    ]
+    assert expected[0].total_length > 0 and expected[0].max_erl > expected[0].erl > 0
+
+    metrics = json.loads((run / "evaluate" / "metrics.json").read_text())
+    states = metrics["agglomeration_states"]
+    assert [s["threshold"] for s in states] == [0.3, 0.6]
+    assert [s["erl_nm"] for s in states] == [e.erl for e in expected]
+    assert all(s[k] is None for s in states for k in ("voi", "voi_split", "voi_merge", "arand"))
+    assert metrics["best_by"] == "erl" and metrics["true_cells"] is None
+    assert metrics["best_state"] == [0.3, 0.6][int(np.argmax([e.erl for e in expected]))]
+    assert metrics["erl_of_perfect_segmentation_nm"] == expected[0].max_erl
+    assert metrics["erl_skeletons"] == str(nml) and metrics["skeleton_trees"] == len(skeletons.trees)
+    page = _evaluation(metrics)  # the report: "–" where VOI / ARAND are missing, ERL plotted
+    assert "<td>–</td>" in page and "<img" in page and f"ERL along the skeletons of {nml}" in page
+
+    dense = json.loads((run / "both" / "metrics.json").read_text())
+    assert [s["erl_nm"] for s in dense["agglomeration_states"]] == [e.erl for e in expected]
+    assert all(s["voi"] is not None and s["arand"] is not None for s in dense["agglomeration_states"])
+    assert dense["best_by"] == "voi" and dense["true_cells"] > 0
+
+    def evaluate(out, skeletons=nml, **config):  # the task on its own, the NML given as a file
+        inputs = {"segmentation": str(run / "segment" / "dataset")}
+        inputs.update({"skeletons": str(skeletons)} if skeletons else {})
+        os.makedirs(tmp_path / out)
+        context = Context(task="score", config=Evaluate.Config(**config), inputs=inputs,
+                          out=str(tmp_path / out), outputs=Evaluate.outputs)  # fmt: skip
+        task = Evaluate(context)
+        task.prepare()
+        return task.run_unit(None)
+
+    assert [s["erl_nm"] for s in evaluate("file")["agglomeration_states"]] == [e.erl for e in expected]
+    with pytest.raises(ValueError, match="task 'score': best_by voi needs a dense truth"):
+        evaluate("voi", best_by="voi")
+    with pytest.raises(ValueError, match="task 'score': nothing to evaluate against"):
+        evaluate("none", skeletons=None)
+    with pytest.raises(ValueError, match="task 'score': the skeletons of .* have voxel size"):
+        bad = tmp_path / "other.nml"
+        vx.skeletons.write_nml(bad, vx.skeletons.Skeletons([1], [1], [[0, 0, 0]], [], (1, 1, 1)))
+        evaluate("scale", skeletons=bad)

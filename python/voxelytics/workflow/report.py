@@ -203,24 +203,30 @@ def _evaluation(summary: dict) -> str:
         import matplotlib.pyplot as plt
 
         best = summary.get("best_state")
+
+        def number(value, digits: int, scale: float = 1) -> str:  # "–": not measured (no such truth)
+            return "–" if value is None else f"{value / scale:.{digits}f}"
+
         rows = []
         for s in states:
             mark = " <b>(best)</b>" if s["threshold"] == best else ""
             rows.append(
                 [
                     f"{s['threshold']:.2f}{mark}",
-                    f"{s['voi_split']:.3f}",
-                    f"{s['voi_merge']:.3f}",
-                    f"{s['voi']:.3f}",
-                    f"{s['arand']:.4f}",
-                    "–" if s.get("erl_nm") is None else f"{s['erl_nm'] / 1000:.2f}",
+                    number(s.get("voi_split"), 3),
+                    number(s.get("voi_merge"), 3),
+                    number(s.get("voi"), 3),
+                    number(s.get("arand"), 4),
+                    number(s.get("erl_nm"), 2, 1000),
                     s["segments"],
                 ]
             )
         parts.append("<h4>Which agglomeration state is best?</h4>")
         perfect = summary.get("erl_of_perfect_segmentation_nm")
+        along = summary.get("erl_skeletons")
         parts.append(
-            f"<p>Best by {html.escape(summary.get('best_by', 'voi'))}: threshold <b>{best}</b>."
+            f"<p>Best by {html.escape(summary.get('best_by') or 'voi')}: threshold <b>{best}</b>."
+            + (f" ERL along the skeletons of {html.escape(along)}." if along else "")
             + (f" ERL of a perfect segmentation: {perfect / 1000:.2f} µm." if perfect else "")
             + "</p>"
         )
@@ -228,20 +234,24 @@ def _evaluation(summary: dict) -> str:
             _table(rows, ["threshold", "VOI split", "VOI merge", "VOI", "ARAND", "ERL (µm)", "segments"])
         )
         t = [s["threshold"] for s in states]
-        fig, axes = plt.subplots(1, 2, figsize=(8, 3))
-        axes[0].plot(t, [s["voi_split"] for s in states], "o-", label="VOI split")
-        axes[0].plot(t, [s["voi_merge"] for s in states], "o-", label="VOI merge")
-        axes[0].plot(t, [s["voi"] for s in states], "o-", label="VOI")
-        if all(s.get("erl_nm") is not None for s in states):
-            axes[1].plot(t, [s["erl_nm"] / 1000 for s in states], "o-", color="C3")
-        else:
-            axes[1].plot(t, [s["arand"] for s in states], "o-", color="C3")
-        for ax in axes:
-            ax.axvline(best, color="k", ls="--", lw=1)
-            ax.set_xlabel("agglomeration threshold")
-        axes[0].legend(fontsize=8)
-        axes[1].set_ylabel("ERL (µm)" if all(s.get("erl_nm") is not None for s in states) else "ARAND")
-        parts.append(_img(_png(fig), "agglomeration states"))
+        has_voi = all(s.get("voi") is not None for s in states)  # a dense truth
+        has_erl = all(s.get("erl_nm") is not None for s in states)  # skeletons
+        panels = int(has_voi) + int(has_erl or has_voi)
+        if panels:
+            fig, axes = plt.subplots(1, panels, figsize=(4 * panels, 3), squeeze=False)
+            axes = list(axes[0])
+            if has_voi:
+                for key, label in (("voi_split", "VOI split"), ("voi_merge", "VOI merge"), ("voi", "VOI")):
+                    axes[0].plot(t, [s[key] for s in states], "o-", label=label)
+                axes[0].legend(fontsize=8)
+            key, label, scale = ("erl_nm", "ERL (µm)", 1000) if has_erl else ("arand", "ARAND", 1)
+            axes[-1].plot(t, [s[key] / scale for s in states], "o-", color="C3")
+            axes[-1].set_ylabel(label)
+            for ax in axes:
+                if best is not None:
+                    ax.axvline(best, color="k", ls="--", lw=1)
+                ax.set_xlabel("agglomeration threshold")
+            parts.append(_img(_png(fig), "agglomeration states"))
     soma = summary.get("soma_exclusion")
     if soma:
         keys = [

@@ -48,7 +48,7 @@ class SyntheticDataset(Task):
                 raise ValueError("must be 3 positive integers (x, y, z)")
             return v
 
-    outputs = {"dataset": "dataset"}
+    outputs = {"dataset": "dataset", "skeletons": "dataset/skeletons.nml"}
     LAYERS = {"image": ("color", "color", "uint8"), "cells": ("cells", "segmentation", "uint64"),
               "compartments": ("compartments", "segmentation", "uint8"),
               "mitochondria": ("mitochondria", "segmentation", "uint64")}  # fmt: skip
