@@ -7,11 +7,12 @@ same threads. The model is a valid-convolution U-Net, so the windows overlap by 
 
 * voxelytics: ``Predictor(model, batch, threads).predict(volume)`` (normalisation, mirrored
   borders, tiles, batches, output assembly in C++; the model frozen and optimised for inference,
-  the default) and with ``optimize=False``;
+  and output tiles of at most 64 voxels per axis splitting the volume evenly: the defaults), with
+  ``optimize=False``, and with the card's output patch as its tile;
 * plain loop: ``torch.jit.load``, the volume normalised and mirror-padded by half the context
   with numpy, output tiles stepped by the output patch, batches under ``torch.inference_mode``,
   written into the output array; the same loop on the model optimised with
-  ``torch.jit.optimize_for_inference`` for reference;
+  ``torch.jit.optimize_for_inference``, and that with the Predictor's tiles, for reference;
 * MONAI: ``SlidingWindowInferer(roi_size=input patch, sw_batch_size=batch, overlap=context /
   patch, mode="gaussian")`` on the normalised, mirror-padded volume, the network's valid output
   padded back to the window (replicate) so MONAI can blend it, the result cropped to the volume
@@ -74,11 +75,13 @@ def padded_input(volume: np.ndarray, card) -> np.ndarray:
     return np.ascontiguousarray(np.pad(x, [(h, h) for h in half], mode="symmetric").T)
 
 
-def plain_loop(module, volume, card, batch) -> np.ndarray:
-    """What a PyTorch user writes: valid output tiles stepped by the output patch."""
+def plain_loop(module, volume, card, batch, tile=None) -> np.ndarray:
+    """What a PyTorch user writes: valid output tiles stepped by the output patch (or ``tile``,
+    x, y, z, with its input grown by the context)."""
     x = torch.from_numpy(padded_input(volume, card))
-    op = list(card.output.patch_shape)[::-1]  # (z, y, x)
-    ip = list(card.input.patch_shape)[::-1]
+    tile = card.output.patch_shape if tile is None else tile
+    op = list(tile)[::-1]  # (z, y, x)
+    ip = [t + c for t, c in zip(tile, card.output.context)][::-1]
     shape = volume.shape[::-1]
     channels = len(card.output.channels)
     out = np.empty((channels, *shape), np.float32)
@@ -131,10 +134,12 @@ def main() -> None:
         ours = Predictor(path, batch=args.batch, threads=args.threads)
         ours_plain = Predictor(path, batch=args.batch, threads=args.threads, optimize=False)
         card = ours.card
+        ours_card = Predictor(path, batch=args.batch, threads=args.threads, tile=card.output.patch_shape)
+        tile = ours.tile_for(volume.shape)
         script, optimized = load_script(path, False), load_script(path, True)
         print(f"model {path.name}: input patch {card.input.patch_shape}, output {card.output.patch_shape}, "
               f"{len(card.output.channels)} channels; volume {volume.shape}, batch {args.batch}, "
-              f"{args.threads} threads")  # fmt: skip
+              f"{args.threads} threads; the Predictor's tile {tile}")  # fmt: skip
 
         reference = ours.predict(volume)
         loop = plain_loop(script, volume, card, args.batch)
@@ -146,17 +151,21 @@ def main() -> None:
         runs = {
             "voxelytics Predictor": lambda: ours.predict(volume),
             "voxelytics, optimize=False": lambda: ours_plain.predict(volume),
+            "voxelytics, tile = the card's patch": lambda: ours_card.predict(volume),
             "plain PyTorch loop": lambda: plain_loop(script, volume, card, args.batch),
             "plain loop, optimize_for_inference": lambda: plain_loop(optimized, volume, card, args.batch),
+            "plain loop, optimized, Predictor's tiles": lambda: plain_loop(
+                optimized, volume, card, args.batch, tile
+            ),
             "MONAI SlidingWindowInferer (gaussian)": lambda: monai_inference(
                 script, volume, card, args.batch
             ),
         }
         times = best_times(runs, args.repeat)
 
-        tiles = math.prod(math.ceil(n / p) for n, p in zip(volume.shape, card.output.patch_shape))
+        tiles = math.prod(math.ceil(n / p) for n, p in zip(volume.shape, tile))
         batches = math.ceil(tiles / args.batch)
-        x = torch.randn(args.batch, 1, *list(card.input.patch_shape)[::-1])
+        x = torch.randn(args.batch, 1, *[t + c for t, c in zip(tile, card.output.context)][::-1])
 
         def forward_only():
             with torch.inference_mode():

@@ -147,17 +147,20 @@ def saved_unet(tmp_path_factory):
     return net, config, path
 
 
-@pytest.mark.parametrize("patch", [(52, 52, 20), (64, 56, 24)])
+@pytest.mark.parametrize("tile", [None, "card", (1, 1, 1), (5, 3, 2)])  # explicit: x the alignment
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("box", [((0, 0, 0), None), ((-5, 7, 3), (33, 20, 9)), ((2, 1, 0), (3, 2, 1))])
-def test_predictor_tiles_equal_one_whole_pass(saved_unet, tmp_path, patch, batch, box):
-    net, config, _ = saved_unet
-    path = tmp_path / "m.pt"
-    models.save(net, path, name="tiny-unet", voxel_size=(1, 1, 1), patch_shape=patch)
+def test_predictor_tiles_equal_one_whole_pass(saved_unet, tile, batch, box):
+    net, config, path = saved_unet
     volume = np.random.default_rng(4).integers(0, 256, (70, 45, 27)).astype(np.uint8)
     offset, shape = box
     shape = volume.shape if shape is None else shape
-    predictor = vxi.Predictor(path, batch=batch, threads=2)
+    card = models.read_card(path)
+    if tile == "card":
+        tile = card.output.patch_shape
+    elif tile is not None:
+        tile = tuple(t * a for t, a in zip(tile, card.output.alignment))
+    predictor = vxi.Predictor(path, batch=batch, threads=2, tile=tile)
     out = predictor.predict(volume, offset=offset, shape=shape)
     assert out.shape == (config.out_channels, *shape) and out.dtype == np.float32 and out.flags.f_contiguous
     np.testing.assert_allclose(
@@ -165,6 +168,23 @@ def test_predictor_tiles_equal_one_whole_pass(saved_unet, tmp_path, patch, batch
     )
     comp = predictor.channels("compartments")
     np.testing.assert_allclose(out[comp].sum(axis=0), 1, rtol=1e-5)
+
+
+def test_predictor_default_tiles_split_the_box_evenly(saved_unet):
+    _, _, path = saved_unet
+    predictor = vxi.Predictor(path)
+    align = tuple(predictor.card.output.alignment)
+    assert vxi.TILE == (64, 64, 32)
+    for shape in [(128, 128, 128), (100, 65, 20), (1, 2, 3), (300, 64, 33)]:
+        tile = predictor.tile_for(shape)
+        pieces = [-(-n // t) for n, t in zip(shape, tile)]
+        assert all(t % a == 0 and t >= a for t, a in zip(tile, align)), (shape, tile)
+        # the fewest tiles of at most TILE voxels, each no larger than an even split needs
+        assert pieces == [max(1, -(-n // m)) for n, m in zip(shape, vxi.TILE)], (shape, tile)
+        assert all(t < -(-n // p) + a for n, t, p, a in zip(shape, tile, pieces, align)), (shape, tile)
+    assert vxi.Predictor(path, tile=(8, 8, 8)).tile_for((128, 128, 128)) == (8, 8, 8)
+    with pytest.raises(ValueError, match="multiples of the model's alignment"):
+        vxi.Predictor(path, tile=(align[0] + 1, align[1], align[2]))
 
 
 def test_predictor_takes_volumes_smaller_than_its_field_of_view(saved_unet):
