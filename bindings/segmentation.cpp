@@ -13,6 +13,7 @@
 #include "voxelytics/segmentation/connected_components.hpp"
 #include "voxelytics/segmentation/distance_height.hpp"
 #include "voxelytics/segmentation/distance_transform.hpp"
+#include "voxelytics/segmentation/label_statistics.hpp"
 #include "voxelytics/segmentation/relabel.hpp"
 #include "voxelytics/segmentation/steepest_ascent.hpp"
 #include "voxelytics/segmentation/watershed.hpp"
@@ -127,6 +128,35 @@ py::list remap_each(const py::handle& labels_obj, const ArrayOf<std::uint64_t>& 
     return outs;
 }
 
+py::dict label_statistics(const py::handle& labels_obj, const py::list& values_list, std::array<double, 3> voxel_size,
+                          vx::Vec3 offset, std::size_t threads) {
+    const py::array labels = volume_argument(labels_obj, "labels");
+    std::vector<py::array> arrays;  // float32, x fastest: kept alive while the views are used
+    std::vector<vx::View<const float>> values;
+    for (const py::handle v : values_list) {
+        arrays.push_back(float32_volume_argument(v, "values"));
+        values.push_back(const_view<float>(arrays.back()));
+    }
+    seg::LabelStatistics stats;
+    dispatch_array<vx::UnsignedTypes>(labels, "labels", [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        const py::gil_scoped_release nogil;
+        vx::ThreadPool pool(threads);
+        stats = seg::label_statistics<T>(const_view<T>(labels), values, voxel_size, offset, pool);
+    });
+    const auto n = static_cast<py::ssize_t>(stats.labels.size()), nv = static_cast<py::ssize_t>(values.size());
+    auto table = [](const std::vector<double>& v, py::ssize_t rows, py::ssize_t cols) {
+        return py::array_t<double>({rows, cols}, v.data());
+    };
+    py::dict out;
+    out["labels"] = py::array_t<std::uint64_t>(n, stats.labels.data());
+    out["counts"] = py::array_t<std::uint64_t>(n, stats.counts.data());
+    out["moments"] = table(stats.moments, n, seg::LabelStatistics::num_moments);
+    out["sums"] = table(stats.sums, n, nv);
+    out["maxima"] = table(stats.maxima, n, nv);
+    return out;
+}
+
 py::array distance_transform(const py::handle& labels_obj, std::array<double, 3> voxel_size, bool squared,
                              bool black_border, double max_distance, std::size_t threads, const py::object& out_obj) {
     const py::array labels = volume_argument(labels_obj, "labels");
@@ -238,6 +268,8 @@ void export_segmentation(py::module_& parent) {
           "One uint64 volume per row of values: labels remapped (missing values kept), in one pass.");
     m.def("seeded_watershed", &seeded_watershed, py::arg("boundary"), py::arg("seeds"), py::arg("mask") = py::none(),
           "uint64 labels: seeds flooded over the boundary map (priority flood).");
+    m.def("label_statistics", &label_statistics, py::arg("labels"), py::arg("values"), py::arg("voxel_size"),
+          py::arg("offset"), py::arg("threads"));
     m.def("distance_transform", &distance_transform, py::arg("labels"), py::arg("voxel_size"), py::arg("squared"),
           py::arg("black_border"), py::arg("max_distance"), py::arg("threads"), py::arg("out") = py::none(),
           "float32 distance of each voxel to the nearest voxel of another value (0 for label 0).");

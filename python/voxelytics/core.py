@@ -22,7 +22,6 @@ __all__ = [
     "Box",
     "progress_bar",
     "resolve_threads",
-    "label_sums",
     "shifted_slices",
     "unique_pairs",
 ]
@@ -56,21 +55,6 @@ def shifted_slices(shape, offset) -> tuple[tuple[slice, ...], tuple[slice, ...]]
     here = tuple(slice(max(-int(o), 0), max(n - max(int(o), 0), 0)) for n, o in zip(shape, offset))
     there = tuple(slice(min(max(int(o), 0), n), max(n + min(int(o), 0), 0)) for n, o in zip(shape, offset))
     return here, there
-
-
-def label_sums(labels: np.ndarray, weights) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """The nonzero labels of a flat label array (sorted, uint64), their voxel counts and the sum
-    of each of ``weights`` (flat arrays of its length) over their voxels."""
-    labels = np.asarray(labels)
-    if labels.size and labels.max() >= 4 * labels.size:  # sparse ids: compact them first
-        ids, index = np.unique(labels, return_inverse=True)
-    else:
-        index = labels.astype(np.int64, copy=False)
-        ids = np.arange(int(index.max()) + 1 if index.size else 0, dtype=np.uint64)
-    counts = np.bincount(index, minlength=len(ids))
-    sums = [np.bincount(index, weights=w, minlength=len(ids)) for w in weights]
-    keep = (counts > 0) & (ids != 0)
-    return ids[keep].astype(np.uint64), counts[keep], [s[keep] for s in sums]
 
 
 def unique_pairs(a, b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -13,6 +13,7 @@
 #include "voxelytics/segmentation/connected_components.hpp"
 #include "voxelytics/segmentation/distance_height.hpp"
 #include "voxelytics/segmentation/distance_transform.hpp"
+#include "voxelytics/segmentation/label_statistics.hpp"
 #include "voxelytics/segmentation/relabel.hpp"
 #include "voxelytics/segmentation/steepest_ascent.hpp"
 #include "voxelytics/segmentation/watershed.hpp"
@@ -676,4 +677,73 @@ TEST_CASE("seeded_watershed labels exactly as a plain binary-heap flood, on ties
             check_watershed_against_reference<float>(rng, s, levels);
             check_watershed_against_reference<double>(rng, s, levels);
         }
+}
+
+TEST_CASE("label_statistics: counts, exact moments, value sums and maxima, any thread count, blocks add up") {
+    const vx::Vec3 shape{9, 7, 11};
+    std::mt19937 rng(5);
+    std::vector<std::uint32_t> labels(static_cast<std::size_t>(shape.prod()));
+    std::vector<float> values(labels.size());
+    for (std::size_t i = 0; i < labels.size(); ++i) {
+        labels[i] = static_cast<std::uint32_t>(rng() % 4);  // 0 = background
+        values[i] = static_cast<float>(rng() % 1000) / 8.0f;
+    }
+    const std::array<double, 3> vs{2, 3, 5};
+    const vx::Vec3 offset{-3, 10, 4};  // negative positions too
+    // Brute force: each voxel on its own.
+    std::map<std::uint64_t, std::array<double, 12>> expected;  // count, 9 moments, sum, max
+    for (std::int64_t z = 0; z < shape.z; ++z)
+        for (std::int64_t y = 0; y < shape.y; ++y)
+            for (std::int64_t x = 0; x < shape.x; ++x) {
+                const std::size_t i = static_cast<std::size_t>(x + shape.x * (y + shape.y * z));
+                if (!labels[i]) continue;
+                const double px = double(x + offset.x) * vs[0], py = double(y + offset.y) * vs[1],
+                             pz = double(z + offset.z) * vs[2];
+                auto& e =
+                    expected.try_emplace(labels[i], std::array<double, 12>{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1e300})
+                        .first->second;
+                const std::array<double, 9> m{px, py, pz, px * px, py * py, pz * pz, px * py, px * pz, py * pz};
+                e[0] += 1;
+                for (std::size_t j = 0; j < 9; ++j) e[1 + j] += m[j];
+                e[10] += values[i];
+                e[11] = std::max(e[11], double(values[i]));
+            }
+    const vx::View<const std::uint32_t> lv(labels.data(), shape);
+    const std::vector<vx::View<const float>> vv{vx::View<const float>(values.data(), shape)};
+    vx::ThreadPool one(1), three(3);
+    const auto a = vx::segmentation::label_statistics(lv, vv, vs, offset, one);
+    const auto b = vx::segmentation::label_statistics(lv, vv, vs, offset, three);
+    REQUIRE(a.labels == std::vector<std::uint64_t>{1, 2, 3});
+    CHECK(a.labels == b.labels);
+    CHECK(a.counts == b.counts);
+    CHECK(a.moments == b.moments);  // bit for bit
+    CHECK(a.sums == b.sums);
+    CHECK(a.maxima == b.maxima);
+    for (std::size_t k = 0; k < a.labels.size(); ++k) {
+        const auto& e = expected.at(a.labels[k]);
+        CHECK(double(a.counts[k]) == e[0]);
+        for (std::size_t j = 0; j < 9; ++j) CHECK(a.moments[k * 9 + j] == Approx(e[1 + j]).epsilon(1e-12));
+        CHECK(a.sums[k] == Approx(e[10]).epsilon(1e-9));
+        CHECK(a.maxima[k] == e[11]);
+    }
+    // Two blocks along z, each with its offset, add up to the whole.
+    const vx::Vec3 lower{shape.x, shape.y, 5}, upper{shape.x, shape.y, shape.z - 5};
+    const std::size_t split = static_cast<std::size_t>(lower.prod());
+    const auto lo = vx::segmentation::label_statistics(vx::View<const std::uint32_t>(labels.data(), lower),
+                                                       {vx::View<const float>(values.data(), lower)}, vs, offset, one);
+    const auto hi = vx::segmentation::label_statistics(vx::View<const std::uint32_t>(labels.data() + split, upper),
+                                                       {vx::View<const float>(values.data() + split, upper)}, vs,
+                                                       {offset.x, offset.y, offset.z + 5}, one);
+    REQUIRE(lo.labels == a.labels);
+    REQUIRE(hi.labels == a.labels);
+    for (std::size_t k = 0; k < a.labels.size(); ++k) {
+        CHECK(lo.counts[k] + hi.counts[k] == a.counts[k]);
+        for (std::size_t j = 0; j < 9; ++j)
+            CHECK(lo.moments[k * 9 + j] + hi.moments[k * 9 + j] == Approx(a.moments[k * 9 + j]).epsilon(1e-12));
+        CHECK(std::max(lo.maxima[k], hi.maxima[k]) == a.maxima[k]);
+    }
+    std::vector<float> wrong(10);
+    REQUIRE_THROWS_AS(
+        vx::segmentation::label_statistics(lv, {vx::View<const float>(wrong.data(), {10, 1, 1})}, vs, offset, one),
+        vx::InvalidArgument);
 }

@@ -815,3 +815,47 @@ def test_fragments_of_empty_and_uniform_volumes():
     assert n == 1 and (frag == 1).all()
     frag, n = vx.affinity_watershed(np.zeros((3, 5, 5, 5), np.float32))  # no edge: no fragment
     assert n == 0 and (frag == 0).all()
+
+
+# --- label_statistics --------------------------------------------------------------------------
+
+
+def test_label_statistics_equal_numpy_and_regionprops_on_flyem(flyem):
+    from skimage.measure import regionprops
+
+    labels = np.asfortranarray(flyem["test"]["gt"]).astype(np.uint32)
+    boundary = np.asfortranarray(flyem["test"]["boundary"])
+    vs = (10.0, 10.0, 12.5)
+    s = vx.segmentation.label_statistics(labels, [boundary], voxel_size=vs, offset=(5, 0, -2), threads=2)
+    ids = np.unique(labels[labels > 0])
+    np.testing.assert_array_equal(s.labels, ids)
+    flat = labels.ravel(order="F")
+    index = np.searchsorted(ids, flat[flat > 0])
+    np.testing.assert_array_equal(s.counts, np.bincount(index, minlength=len(ids)))
+    pos = [
+        (c.ravel(order="F")[flat > 0] + o) * v for c, o, v in zip(np.indices(labels.shape), (5, 0, -2), vs)
+    ]
+    np.testing.assert_allclose(s.means, np.stack([np.bincount(index, p) for p in pos], 1) / s.counts[:, None])
+    values = boundary.ravel(order="F")[flat > 0]
+    np.testing.assert_allclose(s.sums[:, 0], np.bincount(index, values), rtol=1e-9)
+    top = np.full(len(ids), -np.inf)
+    np.maximum.at(top, index, values)
+    np.testing.assert_array_equal(s.maxima[:, 0], top)
+    # the peer: scikit-image's regionprops (pixel units; its inertia tensor is about the centroid)
+    props = {p.label: p for p in regionprops(labels, spacing=vs)}
+    for label in s.labels[:: max(1, len(ids) // 20)]:
+        p, row = props[int(label)], int(np.searchsorted(s.labels, label))
+        np.testing.assert_allclose(s.means[row] - np.multiply((5, 0, -2), vs), p.centroid, rtol=1e-9)
+        cov = s.covariances[row]  # regionprops' inertia tensor is trace(cov) * I - cov
+        np.testing.assert_allclose(np.trace(cov) * np.eye(3) - cov, p.inertia_tensor, rtol=1e-6, atol=1e-6)
+    again = vx.segmentation.label_statistics(labels, [boundary], voxel_size=vs, offset=(5, 0, -2), threads=1)
+    for field in ("counts", "moments", "sums", "maxima"):
+        np.testing.assert_array_equal(getattr(again, field), getattr(s, field))  # any thread count
+
+
+def test_label_statistics_rejects_mismatched_values():
+    labels = np.ones((4, 3, 2), np.uint64)
+    with pytest.raises(ValueError, match="shapes differ"):
+        vx.segmentation.label_statistics(labels, [np.zeros((4, 3, 1), np.float32)])
+    with pytest.raises(TypeError, match="float32"):
+        vx.segmentation.label_statistics(labels, [np.zeros((4, 3, 2))])

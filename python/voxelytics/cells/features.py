@@ -7,9 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core import label_sums
 from ..graph import _positions
-from ..segmentation import distance_transform
+from ..segmentation import distance_transform, label_statistics
 from ..somata.detection import Somata
 from ..synapses.partners import Partners, _segments_of
 from ..synapses.settings import COMPARTMENT_CHANNELS
@@ -74,9 +73,7 @@ def cell_features(
     vs = np.asarray(voxel_size, float)
     flat = _segments_of(labels.ravel(order="F").astype(np.uint64, copy=False), mapping)
     segmentation = flat.reshape(labels.shape, order="F")
-    depth = distance_transform(segmentation, tuple(vs), threads=threads).ravel(order="F").astype(np.float64)
-    x, y, z = (c.ravel(order="F") * s for c, s in zip(np.indices(labels.shape, np.float64), vs))
-    weights = [x, y, z, x * x, y * y, z * z, x * y, x * z, y * z, depth]
+    values = [distance_transform(segmentation, tuple(vs), threads=threads)]  # depth: sum and maximum
     if compartments is not None:
         compartments = np.asarray(compartments)
         if compartments.shape != (len(COMPARTMENT_CHANNELS), *labels.shape):
@@ -85,35 +82,25 @@ def cell_features(
                 f"({', '.join(COMPARTMENT_CHANNELS)}) of the fragments' shape {labels.shape}, "
                 f"got {compartments.shape}"
             )
-        weights += [c.ravel(order="F").astype(np.float64) for c in compartments]
-    segments, counts, sums = label_sums(flat, weights)
+        values += [np.asarray(c, np.float32) for c in compartments]
+    stats = label_statistics(segmentation, values, voxel_size=tuple(vs), threads=threads)
+    segments = stats.labels
     if not len(segments):
         raise ValueError(
             f"cell_features: the fragments (shape {labels.shape}) hold no segment, only background"
         )
-    n = counts.astype(np.float64)
-    mean = np.stack(sums[:3], 1) / n[:, None]
-    c = np.stack(sums[3:9], 1) / n[:, None]
-    c[:, :3] -= mean**2
-    c[:, 3] -= mean[:, 0] * mean[:, 1]
-    c[:, 4] -= mean[:, 0] * mean[:, 2]
-    c[:, 5] -= mean[:, 1] * mean[:, 2]
-    cov = np.stack(
-        [np.stack([c[:, 0], c[:, 3], c[:, 4]], -1), np.stack([c[:, 3], c[:, 1], c[:, 5]], -1),
-         np.stack([c[:, 4], c[:, 5], c[:, 2]], -1)], -2,
-    ).reshape(-1, 3, 3)  # fmt: skip
-    extents = np.sqrt(np.clip(np.linalg.eigvalsh(cov)[:, ::-1], 0, None)) if len(n) else np.zeros((0, 3))
+    n = stats.counts.astype(np.float64)
+    extents = np.sqrt(np.clip(np.linalg.eigvalsh(stats.covariances)[:, ::-1], 0, None))
     voxel_nm3 = float(np.prod(vs))
-    max_depth = _max_per_segment(segments, flat, depth)
     columns = {
         "log_volume_nm3": np.log(n * voxel_nm3),
         **{f"log_extent_{k}_nm": np.log1p(extents[:, k]) for k in range(3)},
-        "log_mean_depth_nm": np.log1p(sums[9] / n),
-        "log_max_depth_nm": np.log1p(max_depth),
+        "log_mean_depth_nm": np.log1p(stats.sums[:, 0] / n),
+        "log_max_depth_nm": np.log1p(stats.maxima[:, 0]),
     }
     if compartments is not None:
         for k, name in enumerate(COMPARTMENT_CHANNELS):
-            columns[f"p_{name}"] = sums[10 + k] / n
+            columns[f"p_{name}"] = stats.sums[:, 1 + k] / n
     if somata is not None:
         columns.update(_soma_columns(somata, mapping, segments, n))
     if partners is not None:
@@ -121,13 +108,6 @@ def cell_features(
     names = tuple(columns)
     X = np.stack([columns[k] for k in names], 1).reshape(len(segments), len(names))
     return CellFeatures(segments, names, X)
-
-
-def _max_per_segment(segments: np.ndarray, flat: np.ndarray, values: np.ndarray) -> np.ndarray:
-    out = np.zeros(len(segments))
-    at, hit = _positions(segments, flat)
-    np.maximum.at(out, at[hit], values[hit])
-    return out
 
 
 def _soma_columns(somata: Somata, mapping, segments: np.ndarray, voxels: np.ndarray) -> dict:

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core import label_sums, unique_pairs
+from ..core import unique_pairs
 from ..graph import RegionGraph, _positions, seeded_cut
+from ..segmentation import label_statistics
 from ..synapses.partners import _best_per_group, _segments_of
 from .detection import Somata
 
@@ -67,7 +68,7 @@ class SomaExclusion:
 
 def fragment_means(fragments, channels) -> tuple[np.ndarray, np.ndarray]:
     """Per fragment of ``fragments`` ([x, y, z] labels, 0 = background) the mean of each of
-    ``channels`` (a sequence of arrays of its shape, or a [C, x, y, z] array) over its voxels:
+    ``channels`` (a sequence of arrays of its shape, or a [C, x, y, z] array; as float32) over its voxels:
     ``(fragment ids, (n, C) means)``, e.g. the compartments head's probabilities summarised as
     :func:`soma_exclusion` takes them."""
     labels = np.asarray(fragments)
@@ -75,8 +76,8 @@ def fragment_means(fragments, channels) -> tuple[np.ndarray, np.ndarray]:
     for k, c in enumerate(channels):
         if c.shape != labels.shape:
             raise ValueError(f"channel {k} has shape {c.shape}, the fragments {labels.shape}")
-    ids, counts, sums = label_sums(labels.ravel(order="F"), [c.ravel(order="F") for c in channels])
-    return ids, np.stack(sums, axis=1).reshape(len(ids), len(channels)) / counts[:, None]
+    stats = label_statistics(labels, [np.asarray(c, np.float32) for c in channels])
+    return stats.labels, stats.sums / stats.counts[:, None]
 
 
 def _edge_scores(graph: RegionGraph, scoring: str, quantile: float) -> np.ndarray:
