@@ -3,13 +3,16 @@
 // boundary, so the extension needs no libtorch_python.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
+#include <string>
 #include <vector>
 
 #include <ATen/Parallel.h>
 #include <torch/version.h>
 
 #include "detail/vec3_caster.hpp"
+#include "voxelytics/inference/output_channels.hpp"
 #include "voxelytics/inference/predictor.hpp"
 #include "voxelytics/inference/torchscript.hpp"
 
@@ -44,6 +47,29 @@ public:
 private:
     int before_;
 };
+
+// prediction: (C, x, y, z) float32, channels fastest; returns (len(channels), x, y, z) of `dtype`
+// ("float32" or "uint8": probabilities quantised), channels fastest.
+py::array output_channels(const py::array_t<float, py::array::f_style>& prediction,
+                          const std::vector<std::int64_t>& channels, const std::string& dtype, std::size_t threads) {
+    if (prediction.ndim() != 4) throw vx::InvalidArgument("output_channels: the prediction must be (C, x, y, z)");
+    const std::int64_t voxels = prediction.shape(1) * prediction.shape(2) * prediction.shape(3);
+    const std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(channels.size()), prediction.shape(1),
+                                         prediction.shape(2), prediction.shape(3)};
+    auto run = [&](auto tag) {
+        using Out = decltype(tag);
+        py::array_t<Out, py::array::f_style> out(shape);
+        Out* o = out.mutable_data();
+        const float* in = prediction.data();
+        const py::gil_scoped_release nogil;
+        vx::ThreadPool pool(threads);
+        vx::inference::output_channels<Out>(in, prediction.shape(0), voxels, channels, o, pool);
+        return py::array(out);
+    };
+    if (dtype == "float32") return run(float{});
+    if (dtype == "uint8") return run(std::uint8_t{});
+    throw vx::InvalidArgument("output_channels: dtype must be float32 or uint8, got '" + dtype + "'");
+}
 
 // input: (c, x, y, z) uint8 or float32, channels fastest (Fortran order); returns (C, x, y, z)
 // float32 of out_shape, channels fastest.
@@ -86,6 +112,8 @@ void export_inference(py::module_& parent) {
         .def_property_readonly("precision", &vx::inference::TorchScriptModel::precision)
         .def_property_readonly("optimized", &vx::inference::TorchScriptModel::optimized)
         .def("forward", &forward, py::arg("input"), "float32 array in, float32 array out (C order).");
+    m.def("output_channels", &output_channels, py::arg("prediction"), py::arg("channels"), py::arg("dtype"),
+          py::arg("threads"));
     m.def("predict", &predict, py::arg("model"), py::arg("input"), py::arg("input_patch"), py::arg("output_patch"),
           py::arg("alignment"), py::arg("out_channels"), py::arg("mean"), py::arg("std"), py::arg("out_offset"),
           py::arg("out_shape"), py::arg("batch"), py::arg("threads"),

@@ -384,10 +384,26 @@ def predict_block(predictor: Predictor, source_mag, core: Box, targets: dict, dt
     offset = tuple(int(v) for v in top - np.array(outer.topleft))
     pred = predictor.predict(data, offset=offset, shape=core.size, threads=threads)
     for mag, channels in targets.items():
-        part = pred if len(channels) == len(pred) else np.asfortranarray(pred[channels])
-        if np.dtype(dtype) == np.uint8:
-            part = np.asfortranarray(np.clip(np.rint(part * 255), 0, 255).astype(np.uint8))
+        part = output_channels(pred, channels, dtype, threads=threads)
         mag.write(part, offset=core.topleft, threads=threads)
+
+
+def output_channels(prediction: np.ndarray, channels, dtype=np.float32, *, threads=None) -> np.ndarray:
+    """Channels ``channels`` of a (C, x, y, z) float32 prediction, channels fastest, as float32
+    or as uint8 (probabilities quantised: ``clip(rint(p * 255), 0, 255)``), in one threaded pass.
+
+    >>> import numpy as np, voxelytics.inference as vxi
+    >>> p = np.asfortranarray(np.array([0.0, 0.5, 1.0, 0.002], np.float32).reshape(4, 1, 1, 1))
+    >>> vxi.output_channels(p, [2, 1, 3], np.uint8)[:, 0, 0, 0]
+    array([255, 128,   1], dtype=uint8)
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in (np.uint8, np.float32):
+        raise ValueError(f"dtype must be float32 or uint8, got {dtype}")
+    prediction = np.asfortranarray(prediction, np.float32)
+    return _core.inference.output_channels(
+        prediction, [int(c) for c in channels], dtype.name, resolve_threads(threads)
+    )
 
 
 def _output_mag(ds, name: str, channels: int, dtype, card, layout=None):

@@ -363,3 +363,23 @@ def test_test_time_augmentation_transforms_each_head_back(tmp_path, augment):
     np.testing.assert_allclose(augmented, plain, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="augment must be one of"):
         predictor.predict(volume, augment=3)
+
+
+def test_output_channels_equal_numpy_quantisation():
+    rng = np.random.default_rng(8)
+    pred = rng.random((6, 33, 20, 9), dtype=np.float32)
+    pred[:, :4] = (np.arange(4 * 6 * 20 * 9).reshape(6, 4, 20, 9) % 256 + 0.5).astype(
+        np.float32
+    ) / 255  # ties
+    pred[0, 0, 0, 0], pred[1, 0, 0, 0] = -0.2, 1.3  # clipped
+    pred = np.asfortranarray(pred)
+    for channels in ([0, 1, 2, 3, 4, 5], [4, 1], [5]):
+        expected = np.clip(np.rint(pred[channels] * 255), 0, 255).astype(np.uint8)
+        got = vxi.output_channels(pred, channels, np.uint8, threads=3)
+        assert got.flags.f_contiguous and got.dtype == np.uint8
+        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(vxi.output_channels(pred, channels, np.float32), pred[channels])
+    with pytest.raises(ValueError, match="channel 6 of a prediction with 6"):
+        vxi.output_channels(pred, [6], np.uint8)
+    with pytest.raises(ValueError, match="float32 or uint8"):
+        vxi.output_channels(pred, [0], np.float64)
