@@ -8,6 +8,7 @@ membrane) or an affinity layer (3 channels, offsets (-1, 0, 0), (0, -1, 0), (0, 
 - ``fragments``: uint64 fragment ids 1..n (:func:`voxelytics.segmentation.blockwise_fragments`;
   the same partition and ids for any block shape),
 - ``segmentation``: the fragments agglomerated at ``thresholds[apply]``,
+- ``fragment_positions.npz``: ``positions``, the first voxel (x, y, z) of each fragment 1..n,
 - ``agglomeration.npz``: every threshold's fragment -> segment mapping and the merge history
   (``thresholds``, ``nodes``, ``segments``, ``merges``, ``scores``), so another state can be
   applied later without recomputing (:func:`load_agglomeration`),
@@ -33,6 +34,8 @@ from .io import Dataset, save_arrays
 from .segmentation import AffinityWatershed, DistanceWatershed, blockwise_fragments
 
 __all__ = ["load_agglomeration", "segment_neurons", "write_agglomerate_attachment"]
+
+POSITIONS = "fragment_positions.npz"  # beside a fragments layer: (n, 3) first voxel of fragments 1..n
 
 
 class LayerVolume:
@@ -150,6 +153,7 @@ def segment_neurons(
     layers["fragments"].largest_segment_id = n
     layers["segmentation"].largest_segment_id = int(lookup.max(initial=0))
     positions = first + np.asarray(box.topleft)
+    save_arrays(os.path.join(partial, POSITIONS), positions=positions)
     for k, threshold in enumerate(thresholds):
         name = f"agglomerate_view_{round(threshold * 100):d}"
         write_agglomerate_attachment(layers["fragments"], name, agglomeration, k, positions)

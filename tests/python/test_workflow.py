@@ -571,6 +571,48 @@ tasks:
         workflow.Runner(workflow.load_workflow(bad), progress=False).run()
 
 
+def test_blockwise_soma_exclusion_equals_the_whole_volume_computation(demo_run, tmp_path):
+    """SomaExclusion in 18 blocks gives what the library gives on whole arrays: the graph, the
+    compartment means, the somata, the positions and so the state and the cuts."""
+    from voxelytics.somata import detect_somata, fragment_means, soma_exclusion
+    from voxelytics.workflow.tasks.somata import read_channel
+
+    folder, _ = demo_run
+    run = Path(folder) / "run"
+    text = f"""
+global_parameters: {{work_dir: {tmp_path / "run"}, executor: multiprocessing}}
+paths: {{predictions: {run / "predict" / "dataset"}, segmentation: {run / "segment" / "dataset"}}}
+tasks:
+  exclusion:
+    task: SomaExclusion
+    config: {{block: [32, 48, 32]}}
+    inputs: {{predictions: paths.predictions, segmentation: paths.segmentation}}
+"""
+    result = workflow.Runner(workflow.load_workflow(text), progress=False).run()
+    assert result.tasks["exclusion"]["units"] == 3 * 2 * 2
+    table, somata = load_state(str(tmp_path / "run" / "exclusion" / "state"))
+
+    pred, seg = vx.Dataset.open(run / "predict" / "dataset"), vx.Dataset.open(run / "segment" / "dataset")
+    fragments = seg.get_layer("fragments").get_mag(1).read()[0]
+    graph = vx.graph.region_graph(fragments, read_channel(pred.get_layer("boundaries")))
+    state = json.loads((run / "segment" / "dataset" / "state.json").read_text())["apply"]
+    agglomeration = vx.neurons.load_agglomeration(run / "segment" / "dataset")
+    mapping = agglomeration.mapping(list(agglomeration.thresholds).index(state))
+    whole_somata = detect_somata(pred.get_layer("soma"), fragments=seg.get_layer("fragments"), progress=False)
+    layer = pred.get_layer("compartments")
+    means = fragment_means(fragments, [read_channel(layer, c) for c in range(layer.num_channels)])
+    positions = vx.agglomerates.fragment_positions(fragments, graph.nodes) * np.asarray(pred.voxel_size)
+    whole = soma_exclusion(graph, mapping, whole_somata, compartments=means, fragment_positions=positions)
+    assert len(whole_somata) == len(somata) >= 1 and len(whole.nodes) > 100 and len(whole.cuts["u"]) >= 1
+    for key, column in whole_somata.somata.items():
+        np.testing.assert_array_equal(somata.somata[key], column, err_msg=key)
+    expected = np.zeros_like(table)
+    expected[whole.nodes.astype(np.int64)] = whole.segments
+    np.testing.assert_array_equal(table, expected)
+    cuts = (tmp_path / "run" / "exclusion" / "state" / "cuts.csv").read_text().splitlines()
+    assert len(cuts) - 1 == len(whole.cuts["u"])
+
+
 def test_report_shows_states_images_and_evaluation(demo_run):
     folder, stdout = demo_run
     report = Path(stdout.split("report:")[1].split()[0])

@@ -352,6 +352,7 @@ class Runner:
             for stage in task.stages():
                 # A stage's finish runs again on resumption (idempotent), so the next stage finds
                 # what it wrote, whether or not its units ran in this run.
+                step = "running the units" + ("" if stage is None else f" of stage {stage!r}")
                 records, error = self._run_units(p, task, stage, executors)
                 if error is not None:
                     return {"state": "failed", "error": error}

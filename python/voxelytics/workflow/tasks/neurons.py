@@ -30,7 +30,13 @@ import numpy as np
 from ... import graph as vx_graph
 from ...core import BlockGrid, Box
 from ...io import Dataset, save_arrays
-from ...neurons import LayerVolume, _segment_lookup, segment_neurons, write_agglomerate_attachment
+from ...neurons import (
+    POSITIONS,
+    LayerVolume,
+    _segment_lookup,
+    segment_neurons,
+    write_agglomerate_attachment,
+)
 from ...segmentation import (
     AffinityWatershed,
     DistanceWatershed,
@@ -45,7 +51,6 @@ from ..task import Task, register
 from .common import Config, Vec3, shard_layout
 
 AGGLOMERATION = ("thresholds", "nodes", "segments", "merges", "scores")
-POSITIONS = "fragment_positions.npz"  # next to a fragments layer: each fragment's first voxel
 
 
 class _Blockwise(Task):
@@ -182,14 +187,17 @@ class _FragmentSteps(_Blockwise):
 
 class _GraphSteps(_Blockwise):
     """Each block's region graph of the fragments at ``_fragments_path()`` on ``config.layer``
-    of ``inputs["dataset"]`` (boundary map or affinities), then the merged graph."""
+    of ``_values_path()`` (boundary map or affinities), then the merged graph."""
+
+    def _values_path(self) -> str:
+        return self.context.inputs["dataset"]
 
     def _graph(self, index: int):
         core, _ = self._blocks()[index]
         lo = tuple(max(a - 1, 0) for a in core.topleft)
         read = Box(lo, tuple(b - a for a, b in zip(lo, core.bottomright)))
         fragments = np.asarray(self._volume(self._fragments_path(), "fragments")[_slices(read)])
-        layer = Dataset.open(self.context.inputs["dataset"]).get_layer(self.config.layer)
+        layer = Dataset.open(self._values_path()).get_layer(self.config.layer)
         if layer.num_channels == 1:
             values = {"boundary": np.asarray(LayerVolume(layer, self._box())[_slices(read)])}
         else:
@@ -389,7 +397,7 @@ class SegmentNeurons(_FragmentSteps, _GraphSteps, _AgglomerationSteps):
     writing the same dataset as Agglomerate, with the fragments in it, plus ``state.json``."""
 
     name = "SegmentNeurons"
-    version = 2
+    version = 3  # 3: fragment_positions.npz
 
     class Config(_AgglomerationConfig):
         layer: str = "boundaries"

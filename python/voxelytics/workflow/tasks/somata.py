@@ -9,14 +9,15 @@ from typing import Optional
 
 import numpy as np
 
-from ... import graph as vx_graph
-from ...agglomerates import fragment_positions
 from ...io import Dataset, save_arrays
-from ...somata import Somata, detect_somata, fragment_means, soma_exclusion
+from ...neurons import POSITIONS, LayerVolume
+from ...segmentation import label_statistics
+from ...somata import Somata, detect_somata, soma_exclusion
 from ...somata.exclusion import REASONS
 from ...synapses.detection import _feature
-from ..task import Task, register
-from .common import Config
+from ..task import register
+from .common import Config, Vec3
+from .neurons import _GraphSteps, _slices
 from .synapses import agglomeration_state
 
 
@@ -62,47 +63,105 @@ def state_lookup(table: np.ndarray, n: int) -> np.ndarray:
 
 
 @register
-class SomaExclusion(Task):
+class SomaExclusion(_GraphSteps):
     """Somata from the ``soma`` layer of a prediction dataset, then soma exclusion at an
-    agglomeration state of a SegmentNeurons output (``threshold``; default its applied one): two
+    agglomeration state of a segmentation output (``threshold``; default its applied one): two
     somata in one segment are cut apart, a touching axon and dendrite (from the ``compartments``
     layer) are cut at the contact, a neuron keeps one axon. Writes the corrected state and the
     somata (``state.npz``/``state.json``) and every cut (``cuts.csv``: segment, fragments, score,
-    reason, position in nm)."""
+    reason, position in nm).
+
+    Block by block (``block``): each unit reads one block of the fragments, the ``layer``
+    boundary map and the compartments, and gives its region graph and per-fragment compartment
+    sums; the somata are read block by block too. Only graphs and tables meet in the driver."""
 
     name = "SomaExclusion"
+    version = 2  # 2: block by block
 
     class Config(Config):
         threshold: Optional[float] = None
         soma_threshold: float = 0.5
         min_soma_volume_nm3: float = 1e9
         confidence: float = 0.6  # a fragment is axonal / dendritic from this mean probability on
+        layer: str = "boundaries"  # the boundary map whose contacts are scored
+        bins: int = 64
+        block: Vec3 = [128, 128, 128]
 
     inputs = {"predictions": True, "segmentation": True}
     outputs = {"state": "state"}
 
-    def run_unit(self, unit):
-        pred = Dataset.open(self.context.inputs["predictions"])
-        seg_path = self.context.inputs["segmentation"]
-        fragments_layer = Dataset.open(seg_path).get_layer("fragments")
-        fragments = fragments_layer.get_mag(1).read()[0]
-        boundary = read_channel(pred.get_layer("boundaries"))
-        region_graph = vx_graph.region_graph(fragments, boundary, threads=self.context.threads)
+    def _fragments_path(self) -> str:
+        return self.context.inputs["segmentation"]
+
+    def _values_path(self) -> str:
+        return self.context.inputs["predictions"]
+
+    def _box(self):
+        return Dataset.open(self._fragments_path()).get_layer("fragments").bounding_box
+
+    def prepare(self):
+        pred = Dataset.open(self._values_path())
+        for name in (self.config.layer, "soma"):
+            layer = pred.get_layer(name)  # a missing one fails here, naming the dataset
+            if not layer.bounding_box.contains_box(self._box()):
+                raise ValueError(
+                    f"task {self.context.task!r}: layer {name!r} of {pred.path} ({layer.bounding_box}) "
+                    f"does not cover the fragments ({self._box()})"
+                )
+
+    def units(self):
+        return self.stage_units("graph")
+
+    def _graph(self, index: int):
+        """The block's region graph, and its fragments' compartment sums (``means/<block>.npz``)."""
+        super()._graph(index)
+        pred = Dataset.open(self._values_path())
+        if "compartments" not in pred.layers:
+            return
+        core, _ = self._blocks()[index]
+        layer = pred.get_layer("compartments")
+        channels = np.asarray(
+            LayerVolume(layer, self._box(), layer.num_channels)[(slice(None), *_slices(core))]
+        )
+        fragments = np.asarray(self._volume(self._fragments_path(), "fragments")[_slices(core)])
+        stats = label_statistics(fragments, [_feature(c) for c in channels])
+        os.makedirs(self._scratch("means"), exist_ok=True)
+        save_arrays(
+            self._scratch(f"means/{index:06d}.npz"), labels=stats.labels, counts=stats.counts, sums=stats.sums
+        )
+
+    def _compartments(self, blocks: int):
+        """(fragment ids, (n, C) mean compartment probabilities) from the blocks' sums."""
+        parts = []
+        for i in range(blocks):
+            path = self._scratch(f"means/{i:06d}.npz")
+            if not os.path.exists(path):
+                return None  # no compartments layer
+            with np.load(path) as f:
+                parts.append((f["labels"], f["counts"], f["sums"]))
+        labels = np.concatenate([p[0] for p in parts])
+        ids, at = np.unique(labels, return_inverse=True)
+        counts = np.bincount(at, np.concatenate([p[1] for p in parts]).astype(np.float64), len(ids))
+        sums = np.concatenate([p[2] for p in parts])
+        means = np.stack([np.bincount(at, sums[:, c], len(ids)) for c in range(sums.shape[1])], 1)
+        return ids, means / counts[:, None]
+
+    def finish(self, results):
+        pred = Dataset.open(self._values_path())
+        seg_path = self._fragments_path()
+        region_graph = self._merged_graph(len(results))
         threshold, mapping = agglomeration_state(seg_path, self.config.threshold)
         somata = detect_somata(
-            pred.get_layer("soma"), fragments=fragments_layer, threshold=self.config.soma_threshold,
-            min_volume_nm3=self.config.min_soma_volume_nm3, threads=self.context.threads, progress=False,
+            pred.get_layer("soma"), fragments=Dataset.open(seg_path).get_layer("fragments"),
+            threshold=self.config.soma_threshold, min_volume_nm3=self.config.min_soma_volume_nm3,
+            block_shape=self.config.block, threads=self.context.threads, progress=False,
         )  # fmt: skip
-        compartments = None
-        if "compartments" in pred.layers:
-            layer = pred.get_layer("compartments")
-            compartments = fragment_means(
-                fragments, [read_channel(layer, c) for c in range(layer.num_channels)]
-            )
-        positions = fragment_positions(fragments, region_graph.nodes) * np.asarray(pred.voxel_size)
+        with np.load(os.path.join(seg_path, POSITIONS)) as f:
+            first = f["positions"]  # of fragments 1..n
+        positions = first[region_graph.nodes.astype(np.int64) - 1] * np.asarray(pred.voxel_size)
         corrected = soma_exclusion(
-            region_graph, mapping, somata, compartments=compartments, confidence=self.config.confidence,
-            fragment_positions=positions,
+            region_graph, mapping, somata, compartments=self._compartments(len(results)),
+            confidence=self.config.confidence, fragment_positions=positions,
         )  # fmt: skip
         out = self.context.output("state")
         os.makedirs(out, exist_ok=True)
@@ -121,6 +180,3 @@ class SomaExclusion(Task):
                 w.writerow([int(segment), int(u), int(v), f"{score:.6g}", reasons[int(reason)],
                             *(f"{c:.1f}" for c in p)])  # fmt: skip
         return summary
-
-    def finish(self, results):
-        return results[0]
