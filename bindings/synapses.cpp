@@ -7,6 +7,10 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <cstring>
+#include <string>
+#include <type_traits>
+#include <vector>
 
 #include "detail/numpy.hpp"
 #include "detail/vec3_caster.hpp"
@@ -159,12 +163,55 @@ py::dict finish(syn::Detector& detector, std::uint64_t min_size, std::uint64_t m
     return out;
 }
 
+// BlockPieces to and from bytes, so that blocks can be detected in other processes or hosts
+// (workflow units) and joined later: the structs are plain integers, stored as they are.
+template <class T>
+py::bytes bytes_of(const std::vector<T>& v) {
+    static_assert(std::is_trivially_copyable_v<T>);
+    return py::bytes(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+}
+
+template <class T>
+std::vector<T> vector_of(const py::bytes& b, const char* what) {
+    static_assert(std::is_trivially_copyable_v<T>);
+    const std::string s = b;
+    if (s.size() % sizeof(T)) throw vx::InvalidArgument(std::string("BlockPieces: truncated ") + what);
+    std::vector<T> v(s.size() / sizeof(T));
+    std::memcpy(v.data(), s.data(), s.size());
+    return v;
+}
+
+py::tuple pieces_state(const syn::BlockPieces& b) {
+    std::vector<std::int64_t> shell_index;
+    std::vector<std::uint32_t> shell_piece;
+    for (const auto& [index, piece] : b.shell) shell_index.push_back(index), shell_piece.push_back(piece);
+    return py::make_tuple(1, b.topleft, b.num_features, bytes_of(b.pieces), bytes_of(b.features), bytes_of(b.contacts),
+                          bytes_of(b.contact_features), bytes_of(shell_index), bytes_of(shell_piece));
+}
+
+syn::BlockPieces pieces_from_state(const py::tuple& t) {
+    if (t.size() != 9 || t[0].cast<int>() != 1) throw vx::InvalidArgument("BlockPieces: unknown pickle format");
+    syn::BlockPieces b;
+    b.topleft = t[1].cast<vx::Vec3>();
+    b.num_features = t[2].cast<std::size_t>();
+    b.pieces = vector_of<syn::Synapse>(t[3], "pieces");
+    b.features = vector_of<std::int64_t>(t[4], "features");
+    b.contacts = vector_of<syn::Contact>(t[5], "contacts");
+    b.contact_features = vector_of<std::int64_t>(t[6], "contact features");
+    const auto index = vector_of<std::int64_t>(t[7], "shell");
+    const auto piece = vector_of<std::uint32_t>(t[8], "shell");
+    if (index.size() != piece.size()) throw vx::InvalidArgument("BlockPieces: truncated shell");
+    for (std::size_t i = 0; i < index.size(); ++i) b.shell.emplace_back(index[i], piece[i]);
+    return b;
+}
+
 }  // namespace
 
 void export_synapses(py::module_& parent) {
     auto m = parent.def_submodule("synapses", "synapse detection (vx::synapses)");
     py::class_<syn::BlockPieces>(m, "BlockPieces", "The synapse pieces of one block (pass to Detector.add).")
-        .def_property_readonly("count", [](const syn::BlockPieces& b) { return b.pieces.size(); });
+        .def_property_readonly("count", [](const syn::BlockPieces& b) { return b.pieces.size(); })
+        .def(py::pickle(&pieces_state, &pieces_from_state));
     m.def("block_pieces", &block_pieces, py::arg("score"), py::arg("threshold"), py::arg("fragments"),
           py::arg("features"), py::arg("topleft"), py::arg("volume_shape"), py::arg("connectivity"),
           py::arg("threads"));

@@ -97,6 +97,32 @@ def test_same_table_for_every_block_shape_and_thread_count(connectivity):
                 np.testing.assert_array_equal(a[key], b[key], err_msg=f"{table}.{key}, blocks {block_shape}")
 
 
+def test_blocks_detected_apart_and_pickled_give_the_same_table():
+    """SynapseDetection's steps, each block's pieces pickled (as workflow units hand them over)
+    and joined in another order, give detect_synapses' table."""
+    import pickle
+
+    cleft, fragments, feature = random_volume()
+    kw = dict(threshold=0.6, min_size=3, fragments=fragments, features={"f": feature})
+    whole = synapses.detect_synapses(cleft, **kw)
+    detection = synapses.SynapseDetection(cleft, block_shape=(16, 9, 8), **kw)
+    blocks = detection.blocks()
+    assert len(blocks) > 8
+    stored = [pickle.dumps(detection.pieces(b, threads=2)) for b in blocks]
+    assert sum(pickle.loads(p).count for p in stored) > len(whole)  # synapses cut by block faces
+    joined = detection.finish(pickle.loads(p) for p in reversed(stored))
+    for table in ("synapses", "contacts"):
+        a, b = getattr(whole, table), getattr(joined, table)
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{table}.{key}")
+    piece = next(p for p in map(pickle.loads, stored) if p.count)
+    state, cls = piece.__getstate__(), type(piece)
+    with pytest.raises(ValueError, match="truncated pieces"):
+        cls.__new__(cls).__setstate__((*state[:3], state[3][:-1], *state[4:]))
+    with pytest.raises(ValueError, match="unknown pickle format"):
+        cls.__new__(cls).__setstate__((2, *state[1:]))
+
+
 def test_uint8_channel_reads_as_quantised_probabilities():
     cleft, _, _ = random_volume()
     quantised = np.asfortranarray(np.rint(cleft * 255).astype(np.uint8))

@@ -613,6 +613,32 @@ tasks:
     assert len(cuts) - 1 == len(whole.cuts["u"])
 
 
+def test_synapses_in_blocks_equal_one_detection(demo_run, tmp_path):
+    """Synapses with a unit per block (pieces pickled, joined by the driver) gives the demo's
+    tables, detected there as one block."""
+    folder, _ = demo_run
+    run = Path(folder) / "run"
+    text = f"""
+global_parameters: {{work_dir: {tmp_path / "run"}, executor: multiprocessing}}
+paths: {{predictions: {run / "predict" / "dataset"}, segmentation: {run / "segment" / "dataset"}}}
+tasks:
+  synapses:
+    task: Synapses
+    config: {{block: [32, 40, 16]}}
+    inputs: {{predictions: paths.predictions, segmentation: paths.segmentation}}
+"""
+    result = workflow.Runner(workflow.load_workflow(text), progress=False).run()
+    assert result.tasks["synapses"]["units"] == 3 * 3 * 4
+    ours = np.load(tmp_path / "run" / "synapses" / "tables" / "tables.npz")
+    theirs = np.load(run / "synapses" / "tables" / "tables.npz")
+    assert sorted(ours.files) == sorted(theirs.files) and len(theirs["synapses.id"]) >= 3
+    records = (tmp_path / "run" / "synapses" / ".voxelytics" / "units").glob("*.json")
+    pieces = sum(json.loads(r.read_text())["result"]["pieces"] for r in records)
+    assert pieces > len(theirs["synapses.id"])  # synapses cut by block faces, joined again
+    for key in theirs.files:
+        np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
+
+
 def test_report_shows_states_images_and_evaluation(demo_run):
     folder, stdout = demo_run
     report = Path(stdout.split("report:")[1].split()[0])

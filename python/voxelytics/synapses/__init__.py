@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..classifier import SoftmaxClassifier
 from ..connectome.connectome import COMPARTMENTS, KINDS
-from .detection import Detections, detect_synapses
+from .detection import Detections, SynapseDetection, detect_synapses
 from .partners import Partners, assign_partners
 from .settings import SPECIES, SynapseSettings, prediction_channels, settings_for, synapse_stage
 from .types import (
@@ -29,6 +29,7 @@ __all__ = [
     "SPECIES",
     "Detections",
     "SynapseSettings",
+    "SynapseDetection",
     "Partners",
     "SoftmaxClassifier",
     "SynapseTypeModel",

@@ -22,7 +22,7 @@ from .._core import synapses as _syn
 from ..core import BlockGrid, Box, progress_bar, resolve_threads
 from ..segmentation import _label_array, _slices
 
-__all__ = ["Detections", "LayerChannel", "detect_synapses"]
+__all__ = ["Detections", "LayerChannel", "SynapseDetection", "detect_synapses"]
 
 
 @dataclass(frozen=True)
@@ -148,62 +148,96 @@ def detect_synapses(
     positions are in the coordinates of the dataset it was cut from; for layers both default to
     the layer's (bounding box and voxel size at ``mag``), for arrays to (0, 0, 0) and 1 nm.
     """
-    cleft = _source(cleft, mag)
-    fragments = None if fragments is None else _source(fragments, mag)
-    features = {name: _source(channel, mag) for name, channel in (features or {}).items()}
-    shape = _volume_shape(cleft, "cleft")
-    named = [("fragments", fragments)] + [(f"feature {n!r}", c) for n, c in features.items()]
-    for name, source in named:
-        if source is None:
-            continue
-        if _volume_shape(source, name) != shape:
-            raise ValueError(
-                f"{_described(source, name)} has shape {np.shape(source)}, the cleft channel {shape}"
-            )
-        if isinstance(source, LayerChannel) != isinstance(cleft, LayerChannel) or (
-            isinstance(source, LayerChannel) and source.offset != cleft.offset
-        ):
-            raise ValueError(
-                f"{_described(source, name)} is not aligned with the cleft channel "
-                f"({_described(cleft, 'cleft')}): offsets {getattr(source, 'offset', None)} and "
-                f"{getattr(cleft, 'offset', None)}"
-            )
-    if isinstance(cleft, LayerChannel):
-        offset = cleft.offset if offset is None else offset
-        voxel_size = cleft.voxel_size if voxel_size is None else voxel_size
-    offset = (0, 0, 0) if offset is None else offset
-    voxel_size = (1.0, 1.0, 1.0) if voxel_size is None else voxel_size
-    if not 0.0 <= threshold <= 1.0 or not np.isfinite(threshold):
-        raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
-    if min_size < 1 or (max_size is not None and max_size < min_size):
-        raise ValueError(f"need 1 <= min_size <= max_size, got {min_size} and {max_size}")
-    voxel_size = tuple(float(v) for v in voxel_size)
-    offset = tuple(int(v) for v in offset)
-    if len(voxel_size) != 3 or min(voxel_size) <= 0 or len(offset) != 3:
-        raise ValueError("voxel_size must be three positive numbers and offset three integers")
-    block_shape = shape if block_shape is None else tuple(int(b) for b in block_shape)
-    if len(block_shape) != 3 or min(block_shape) < 1:
-        raise ValueError(f"block_shape must be three positive integers, got {block_shape}")
+    detection = SynapseDetection(
+        cleft, threshold=threshold, min_size=min_size, max_size=max_size, fragments=fragments,
+        features=features, voxel_size=voxel_size, offset=offset, mag=mag, block_shape=block_shape,
+        connectivity=connectivity,
+    )  # fmt: skip
     threads = resolve_threads(threads)
-    names = tuple(features)
-    detector = _syn.Detector(shape, len(names), connectivity)
-    if min(shape) > 0:
-        grid = BlockGrid(Box((0, 0, 0), shape), block_shape=tuple(max(b, 1) for b in block_shape))
-        for block in progress_bar(list(grid), progress, "synapses"):
-            core = block.core
-            score = _block(cleft, core)
-            if score.dtype not in (np.uint8, np.float32):
-                score = score.astype(np.float32)
-            if score.dtype == np.float32 and not np.isfinite(np.sum(score)):
-                bad = np.argwhere(~np.isfinite(score))[0] + np.asarray(core.topleft)
-                raise ValueError(f"NaN or Inf in the cleft channel at voxel {tuple(int(v) for v in bad)}")
-            ids = None if fragments is None else _label_array(_block(fragments, core))
-            channels = [_feature(_block(features[n], core)) for n in names]
-            detector.add(
-                _syn.block_pieces(score, threshold, ids, channels, core.topleft, shape, connectivity, threads)
-            )
-    found = detector.finish(min_size, np.iinfo(np.uint64).max if max_size is None else max_size)
-    return _tables(found, names, voxel_size, offset, threshold)
+    blocks = progress_bar(detection.blocks(), progress, "synapses")
+    return detection.finish(detection.pieces(block, threads) for block in blocks)
+
+
+class SynapseDetection:
+    """:func:`detect_synapses` in its steps, for blocks computed anywhere (e.g. workflow units,
+    each in its own process): ``blocks()``, the core boxes; ``pieces(block)``, what one block
+    holds (picklable); ``finish(pieces)``, the blocks' pieces joined into the detections. The
+    arguments are :func:`detect_synapses`'."""
+
+    def __init__(
+        self, cleft, *, threshold=0.5, min_size=1, max_size=None, fragments=None, features=None,
+        voxel_size=None, offset=None, mag=(1, 1, 1), block_shape=None, connectivity=26,
+    ):  # fmt: skip
+        cleft = _source(cleft, mag)
+        fragments = None if fragments is None else _source(fragments, mag)
+        features = {name: _source(channel, mag) for name, channel in (features or {}).items()}
+        shape = _volume_shape(cleft, "cleft")
+        named = [("fragments", fragments)] + [(f"feature {n!r}", c) for n, c in features.items()]
+        for name, source in named:
+            if source is None:
+                continue
+            if _volume_shape(source, name) != shape:
+                raise ValueError(
+                    f"{_described(source, name)} has shape {np.shape(source)}, the cleft channel {shape}"
+                )
+            if isinstance(source, LayerChannel) != isinstance(cleft, LayerChannel) or (
+                isinstance(source, LayerChannel) and source.offset != cleft.offset
+            ):
+                raise ValueError(
+                    f"{_described(source, name)} is not aligned with the cleft channel "
+                    f"({_described(cleft, 'cleft')}): offsets {getattr(source, 'offset', None)} and "
+                    f"{getattr(cleft, 'offset', None)}"
+                )
+        if isinstance(cleft, LayerChannel):
+            offset = cleft.offset if offset is None else offset
+            voxel_size = cleft.voxel_size if voxel_size is None else voxel_size
+        offset = (0, 0, 0) if offset is None else offset
+        voxel_size = (1.0, 1.0, 1.0) if voxel_size is None else voxel_size
+        if not 0.0 <= threshold <= 1.0 or not np.isfinite(threshold):
+            raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
+        if min_size < 1 or (max_size is not None and max_size < min_size):
+            raise ValueError(f"need 1 <= min_size <= max_size, got {min_size} and {max_size}")
+        self.voxel_size = tuple(float(v) for v in voxel_size)
+        self.offset = tuple(int(v) for v in offset)
+        if len(self.voxel_size) != 3 or min(self.voxel_size) <= 0 or len(self.offset) != 3:
+            raise ValueError("voxel_size must be three positive numbers and offset three integers")
+        block_shape = shape if block_shape is None else tuple(int(b) for b in block_shape)
+        if len(block_shape) != 3 or min(block_shape) < 1:
+            raise ValueError(f"block_shape must be three positive integers, got {block_shape}")
+        self.cleft, self.fragments, self.features, self.shape = cleft, fragments, features, shape
+        self.block_shape, self.threshold, self.connectivity = block_shape, threshold, connectivity
+        self.min_size, self.max_size = min_size, max_size
+
+    def blocks(self) -> list[Box]:
+        """The core boxes of the blocks, in the volume's voxels from 0."""
+        if min(self.shape) == 0:
+            return []
+        return [b.core for b in BlockGrid(Box((0, 0, 0), self.shape), block_shape=self.block_shape)]
+
+    def pieces(self, core: Box, threads: int | None = None):
+        """The synapse pieces of one block (``_core.synapses.BlockPieces``, picklable)."""
+        score = _block(self.cleft, core)
+        if score.dtype not in (np.uint8, np.float32):
+            score = score.astype(np.float32)
+        if score.dtype == np.float32 and not np.isfinite(np.sum(score)):
+            bad = np.argwhere(~np.isfinite(score))[0] + np.asarray(core.topleft)
+            raise ValueError(f"NaN or Inf in the cleft channel at voxel {tuple(int(v) for v in bad)}")
+        ids = None if self.fragments is None else _label_array(_block(self.fragments, core))
+        channels = [_feature(_block(self.features[n], core)) for n in self.features]
+        return _syn.block_pieces(
+            score, self.threshold, ids, channels, core.topleft, self.shape, self.connectivity,
+            resolve_threads(threads),
+        )  # fmt: skip
+
+    def finish(self, pieces) -> Detections:
+        """The detections from every block's pieces (any iterable, e.g. a generator, so that
+        they need not all be in memory at once)."""
+        detector = _syn.Detector(self.shape, len(self.features), self.connectivity)
+        for p in pieces:
+            detector.add(p)
+        top = np.iinfo(np.uint64).max if self.max_size is None else self.max_size
+        found = detector.finish(self.min_size, top)
+        return _tables(found, tuple(self.features), self.voxel_size, self.offset, self.threshold)
 
 
 def _feature(values: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from typing import Optional
 
 import numpy as np
@@ -15,6 +16,7 @@ from ...neurons import load_agglomeration
 from ...synapses.detection import Detections
 from ...synapses.partners import Partners
 from ...synapses.settings import COMPARTMENT_CHANNELS
+from ..engine import RECORDS
 from ..task import Task, register
 from .common import Config, Vec3
 
@@ -68,26 +70,28 @@ def agglomeration_state(segmentation: str, threshold: Optional[float]):
 @register
 class Synapses(Task):
     """Synapses of the ``synapses`` layer of a prediction dataset (cleft, vesicles channels; the
-    ``compartments`` layer and the image as features): detected block by block, partners under
-    an agglomeration state of the segmentation (``threshold``, default its applied one), typed
-    by a shipped type model. Writes ``tables.npz``/``tables.json``."""
+    ``compartments`` layer and the image as features): one unit per block (``block``) finds the
+    block's synapse pieces (:class:`voxelytics.synapses.SynapseDetection`), the driver joins them
+    across blocks, assigns partners under an agglomeration state of the segmentation
+    (``threshold``, default its applied one) and types them with a shipped type model. Writes
+    ``tables.npz``/``tables.json``; the same tables as one :func:`detect_synapses` call."""
 
     name = "Synapses"
+    version = 2  # 2: a unit per block
 
     class Config(Config):
         species: str = "mouse"  # detection settings (threshold, minimum size): synapses.settings_for
         type_model: Optional[str] = "mouse"
         threshold: Optional[float] = None
         image_layer: str = "color"
-        block: Vec3 = [256, 256, 128]
+        block: Vec3 = [128, 128, 128]
 
     inputs = {"predictions": True, "segmentation": True}
     outputs = {"tables": "tables"}
 
-    def run_unit(self, unit):
+    def _detection(self) -> syn.SynapseDetection:
         pred = Dataset.open(self.context.inputs["predictions"])
-        seg_path = self.context.inputs["segmentation"]
-        fragments = Dataset.open(seg_path).get_layer("fragments")
+        fragments = Dataset.open(self.context.inputs["segmentation"]).get_layer("fragments")
         settings = syn.settings_for(self.config.species)
         cleft = pred.get_layer("synapses")
         features = {"vesicles": (cleft, 1)}
@@ -97,12 +101,35 @@ class Synapses(Task):
             )
         if self.config.image_layer in pred.layers:
             features["image"] = pred.get_layer(self.config.image_layer)
-        found = syn.detect_synapses(
+        return syn.SynapseDetection(
             cleft, threshold=settings.threshold, min_size=settings.min_size_voxels(pred.voxel_size),
             fragments=fragments, features=features, block_shape=self.config.block,
-            threads=self.context.threads, progress=False,
         )  # fmt: skip
-        _, mapping = agglomeration_state(seg_path, self.config.threshold)
+
+    def _pieces_path(self, index: int) -> str:
+        return os.path.join(self.context.out, RECORDS, "pieces", f"{index:06d}.pickle")
+
+    def units(self):
+        return [{"block": i} for i in range(len(self._detection().blocks()))]
+
+    def run_unit(self, unit):
+        detection = self._detection()
+        pieces = detection.pieces(detection.blocks()[unit["block"]], self.context.threads)
+        path = self._pieces_path(unit["block"])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "wb") as f:
+            pickle.dump(pieces, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(path + ".tmp", path)
+        return {"pieces": pieces.count}
+
+    def finish(self, results):
+        def pieces():
+            for i in range(len(results)):
+                with open(self._pieces_path(i), "rb") as f:
+                    yield pickle.load(f)
+
+        found = self._detection().finish(pieces())
+        _, mapping = agglomeration_state(self.context.inputs["segmentation"], self.config.threshold)
         partners = syn.assign_partners(found, mapping)
         types = {}
         if self.config.type_model:
@@ -111,9 +138,6 @@ class Synapses(Task):
         os.makedirs(out, exist_ok=True)
         save_synapse_tables(out, found, partners, types)
         return {"detected": len(found), "with_partners": len(partners), "dropped": partners.dropped}
-
-    def finish(self, results):
-        return results[0]
 
 
 @register
