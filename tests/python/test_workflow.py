@@ -533,15 +533,56 @@ def test_demo_runs_the_whole_pipeline(demo_run):
     cells = (run / "cell_types" / "cells" / "cells.csv").read_text().splitlines()
     assert cells[0].startswith('"segment","type","type_probability","compartment"') and len(cells) > 10
     export = vx.Dataset.open(run / "export" / "dataset")
-    assert sorted(export.layers) == ["color", "segmentation"]
+    assert sorted(export.layers) == ["color", "fragments", "segmentation"]
     assert (run / "export" / "dataset" / "connectome" / "edges.parquet").exists()
     exported = export.get_layer("segmentation").get_mag(1).read()[0]
     fragments = vx.Dataset.open(run / "segment" / "dataset").get_layer("fragments").get_mag(1).read()[0]
     table, _ = load_state(str(run / "soma_exclusion" / "state"))
     assert (exported == table[fragments]).all()  # the corrected state, applied
+    # on the fragments, the state as an agglomerate attachment and the connectome on that mapping
+    layer = export.get_layer("fragments")
+    assert (layer.get_mag(1).read()[0] == fragments).all()
+    kinds = {(a["kind"], a["name"]) for a in layer.attachments}
+    assert kinds == {("agglomerates", "final"), ("connectomes", "connectome")}
+    agglomerates = vx.read_agglomerates(run / "export" / "dataset" / "fragments" / "agglomerates" / "final")
+    assert (agglomerates["segment_to_agglomerate"][fragments] == exported).all()  # what webKnossos shows
+    wk_connectome, mapping = vx.Connectome.read_webknossos(
+        run / "export" / "dataset" / "fragments" / "connectomes" / "connectome"
+    )
+    assert mapping == "final" and len(wk_connectome) == len(connectome) > 0
+    pre = {(int(i), int(p)) for i, p in zip(connectome.column("id"), connectome.column("pre"))}
+    assert {(int(i), int(p)) for i, p in zip(wk_connectome.column("id"), wk_connectome.column("pre"))} == pre
     status = subprocess.run([sys.executable, "-m", "voxelytics", "status", str(folder / "demo.yaml")],
                             capture_output=True, text=True)  # fmt: skip
     assert status.returncode == 0 and status.stdout.count("complete  -> reuse") == 9
+
+
+def test_export_of_a_threshold_state_carries_its_agglomerate_attachment(demo_run, tmp_path):
+    folder, _ = demo_run
+    run = Path(folder) / "run"
+    text = f"""
+global_parameters: {{work_dir: {tmp_path / "run"}, executor: sequential}}
+paths: {{segmentation: {run / "segment" / "dataset"}}}
+tasks:
+  export:
+    task: Export
+    config: {{threshold: 0.6, mapping_name: mean_060, block: [48, 48, 32]}}
+    inputs: {{segmentation: paths.segmentation}}
+"""
+    workflow.Runner(workflow.load_workflow(text), progress=False).run()
+    export = vx.Dataset.open(tmp_path / "run" / "export" / "dataset")
+    exported = export.get_layer("segmentation").get_mag(1).read()[0]
+    fragments = export.get_layer("fragments").get_mag(1).read()[0]
+    agglomeration = vx.neurons.load_agglomeration(run / "segment" / "dataset")
+    k = list(agglomeration.thresholds).index(0.6)
+    assert (exported == agglomeration.apply(fragments, k)).all()
+    path = tmp_path / "run" / "export" / "dataset" / "fragments" / "agglomerates" / "mean_060"
+    arrays = vx.read_agglomerates(path)
+    assert (arrays["segment_to_agglomerate"][fragments] == exported).all()
+    # the merges of the state: each agglomerate of m fragments is joined by m - 1 edges (a tree)
+    sizes = np.diff(arrays["agglomerate_to_segments_offsets"].astype(np.int64))
+    edges = np.diff(arrays["agglomerate_to_edges_offsets"].astype(np.int64))
+    assert (edges[sizes > 0] == sizes[sizes > 0] - 1).all() and edges.sum() > 10
 
 
 def test_evaluate_against_a_synapse_table(demo_run, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from types import SimpleNamespace
 from typing import Literal, Optional
 
 import numpy as np
@@ -19,17 +20,25 @@ class Export(Task):
     """The segmentation of the final state (``state``, a SomaExclusion output, or the
     segmentation's state ``threshold``) applied to the fragments, with the image (``image``: a
     dataset with an ``image_layer``, e.g. Predict's output) and the connectome's tables
-    (``connectome``), in one new dataset: ``format: webknossos`` (layers ``color`` and
-    ``segmentation``, block by block) or ``npy`` (``color.npy`` and ``segmentation.npy``, [x, y, z]
-    arrays, for small volumes)."""
+    (``connectome``), in one new dataset: ``format: webknossos`` or ``npy`` (``color.npy`` and
+    ``segmentation.npy``, [x, y, z] arrays, for small volumes).
+
+    The webKnossos dataset (written block by block) has layers ``color``, ``segmentation`` and
+    ``fragments``; on the fragments, the final state as the agglomerate attachment
+    ``mapping_name`` (agglomerate ids = the segmentation's ids; its edges: the region graph's
+    contacts inside each segment for a SomaExclusion state, the merges that formed each segment
+    for a threshold's) and the connectome as a connectome attachment on that mapping, so
+    webKnossos shows the agglomerates and their synapses on the fragments."""
 
     name = "Export"
+    version = 2  # 2: fragments with the state's agglomerate and connectome attachments
 
     class Config(Config):
         format: Literal["webknossos", "npy"] = "webknossos"
         threshold: Optional[float] = None
         image_layer: str = "color"
         block: Vec3 = [128, 128, 128]
+        mapping_name: str = "final"  # the agglomerate attachment of the exported state
 
     inputs = {"segmentation": True, "state": False, "image": False, "connectome": False}
     outputs = {"dataset": "dataset"}
@@ -58,6 +67,9 @@ class Export(Task):
         if self.config.format == "webknossos" and not os.path.exists(path):
             ds = Dataset.create(path, Dataset.open(inputs["segmentation"]).voxel_size)
             ds.add_layer("segmentation", "segmentation", dtype).add_mag(1, **shard_layout(self.config.block))
+            ds.add_layer("fragments", "segmentation", fragments.dtype).add_mag(
+                1, **shard_layout(self.config.block)
+            )
             if "image" in inputs:
                 image = Dataset.open(inputs["image"]).get_layer(self.config.image_layer)
                 ds.add_layer("color", "color", image.dtype, image.num_channels).add_mag(
@@ -74,7 +86,10 @@ class Export(Task):
     def _arrays(self, box=None) -> dict:
         lookup = np.load(self._lookup_path(), mmap_mode="r")
         fragments = Dataset.open(self.context.inputs["segmentation"]).get_layer("fragments").get_mag(1)
-        out = {"segmentation": np.asfortranarray(lookup[fragments.read(box)[0]], self.context.extra["dtype"])}
+        ids = fragments.read(box)[0]
+        out = {"segmentation": np.asfortranarray(lookup[ids], self.context.extra["dtype"])}
+        if self.config.format == "webknossos":
+            out["fragments"] = ids
         if "image" in self.context.inputs:
             image = Dataset.open(self.context.inputs["image"]).get_layer(self.config.image_layer).get_mag(1)
             out["color"] = image.read(box)
@@ -98,9 +113,39 @@ class Export(Task):
         path = self.context.output("dataset")
         lookup = np.load(self._lookup_path(), mmap_mode="r")
         if self.config.format == "webknossos":
-            Dataset.open(path).get_layer("segmentation").largest_segment_id = int(lookup.max(initial=0))
+            ds = Dataset.open(path)
+            ds.get_layer("segmentation").largest_segment_id = int(lookup.max(initial=0))
+            self._attachments(ds.get_layer("fragments"), lookup)
         if "connectome" in self.context.inputs:
             shutil.copytree(
                 self.context.inputs["connectome"], os.path.join(path, "connectome"), dirs_exist_ok=True
             )
         return {"format": self.config.format, "segments": int(len(np.unique(lookup[1:])))}
+
+    def _attachments(self, layer, lookup) -> None:
+        """The state as the fragments' agglomerate attachment, the connectome on it."""
+        from ...agglomerates import agglomerate_arrays, attachment_arrays, write_attachment
+        from ...connectome import Connectome
+        from ...neurons import POSITIONS, load_agglomeration
+        from .somata import GRAPH_EDGES
+        from .synapses import agglomeration_state
+
+        inputs = self.context.inputs
+        fragments = Dataset.open(inputs["segmentation"]).get_layer("fragments")
+        n = int(fragments.largest_segment_id or 0)
+        layer.largest_segment_id = n
+        with np.load(os.path.join(inputs["segmentation"], POSITIONS)) as f:
+            positions = f["positions"]
+        if "state" in inputs:
+            with np.load(os.path.join(inputs["state"], "graph.npz")) as f:
+                graph = SimpleNamespace(**{k: f[k] for k in GRAPH_EDGES})
+            arrays = agglomerate_arrays(graph, lookup[: n + 1], positions)
+        else:
+            threshold, _ = agglomeration_state(inputs["segmentation"], self.config.threshold)
+            agglomeration = load_agglomeration(inputs["segmentation"])
+            formed = agglomeration.scores < threshold  # the merges of this state
+            edges = agglomeration.merges[formed]
+            arrays = attachment_arrays(lookup[1 : n + 1], edges, 1 - agglomeration.scores[formed], positions)
+        write_attachment(layer, self.config.mapping_name, arrays)
+        if "connectome" in inputs:
+            Connectome.read(inputs["connectome"]).write_webknossos(layer, self.config.mapping_name)

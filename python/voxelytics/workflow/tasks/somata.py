@@ -20,6 +20,8 @@ from .common import Config, Vec3
 from .neurons import _GraphSteps, _slices
 from .synapses import agglomeration_state
 
+GRAPH_EDGES = ("nodes", "edges", "mean")  # state/graph.npz: the region graph, without histograms
+
 
 def read_channel(layer, channel: int = 0) -> np.ndarray:
     """One channel of a layer's mag 1 as float32 probabilities (uint8 as value / 255), as the
@@ -68,8 +70,8 @@ class SomaExclusion(_GraphSteps):
     agglomeration state of a segmentation output (``threshold``; default its applied one): two
     somata in one segment are cut apart, a touching axon and dendrite (from the ``compartments``
     layer) are cut at the contact, a neuron keeps one axon. Writes the corrected state and the
-    somata (``state.npz``/``state.json``) and every cut (``cuts.csv``: segment, fragments, score,
-    reason, position in nm).
+    somata (``state.npz``/``state.json``), every cut (``cuts.csv``: segment, fragments, score,
+    reason, position in nm) and the region graph's edges and mean boundary (``graph.npz``).
 
     Block by block (``block``): each unit reads one block of the fragments, the ``layer``
     boundary map and the compartments, and gives its region graph and per-fragment compartment
@@ -171,6 +173,8 @@ class SomaExclusion(_GraphSteps):
         summary = {"threshold": threshold, "somata": len(somata), "edges_cut": counts,
                    "segments_split": len(corrected.split_segments)}  # fmt: skip
         save_state(out, corrected.nodes, corrected.segments, somata, summary)
+        # the contacts the state was cut on: the edges of its webKnossos agglomerate file (Export)
+        save_arrays(os.path.join(out, "graph.npz"), **{k: getattr(region_graph, k) for k in GRAPH_EDGES})
         with open(os.path.join(out, "cuts.csv"), "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["segment", "u", "v", "score", "reason", "x_nm", "y_nm", "z_nm"])
