@@ -11,7 +11,7 @@ SomaExclusion, Connectome) are forced to rerun and timed, end to end through the
 Per task: wall time, units, and the largest peak resident memory of a unit next to the size of
 its block (units are blocks for Predict; the other tasks are one unit over the whole volume).
 
-Run: python benchmarks/bench_pipeline.py [--shape 256 256 256]
+Run: python benchmarks/bench_pipeline.py [--shape 256 256 256] [--precision bfloat16]
 """
 
 from __future__ import annotations
@@ -27,10 +27,14 @@ from voxelytics.workflow.demo import demo_workflow
 TIMED = ["predict", "segment", "synapses", "soma_exclusion", "connectome"]
 
 
-def run(folder: str, shape, executor: str) -> tuple[float, dict]:
+def run(folder: str, shape, executor: str, precision: str) -> tuple[float, dict]:
     path = os.path.join(folder, "demo.yaml")
+    text = demo_workflow(shape, executor).replace(
+        "{model: mouse,", f"{{model: mouse, precision: {precision},"
+    )
+    assert f"precision: {precision}" in text
     with open(path, "w") as f:
-        f.write(demo_workflow(shape, executor))
+        f.write(text)
     wf = workflow.load_workflow(path)
     workflow.Runner(wf, progress=False).run(until="synthetic")  # the raw EM: not timed
     start = time.perf_counter()
@@ -44,6 +48,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shape", type=int, nargs=3, default=(256, 256, 256))
     p.add_argument("--cores", type=int, default=2)
+    p.add_argument(
+        "--precision", default="float32", choices=["float32", "bfloat16"], help="Predict's weights"
+    )
     args = p.parse_args()
     voxels = args.shape[0] * args.shape[1] * args.shape[2]
     folder = tempfile.mkdtemp(prefix="bench_pipeline_")
@@ -54,9 +61,9 @@ def main() -> None:
     }
     seconds, tasks = {}, {}
     for name, executor in runs.items():
-        seconds[name], tasks[name] = run(folder, args.shape, executor)
+        seconds[name], tasks[name] = run(folder, args.shape, executor, args.precision)
     x, y, z = args.shape
-    print(f"raw EM to connectome, {x} x {y} x {z} voxels, {args.cores} cores")
+    print(f"raw EM to connectome, {x} x {y} x {z} voxels, {args.cores} cores, {args.precision} network")
     for name, s in seconds.items():
         per_core = voxels / s / args.cores / 1e6
         print(f"  {name:<16} {s:7.1f} s   {voxels / s / 1e6:.2f} megavoxels/s, {per_core:.2f} per core")
