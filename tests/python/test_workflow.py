@@ -557,19 +557,25 @@ def test_demo_runs_the_whole_pipeline(demo_run):
     assert status.returncode == 0 and status.stdout.count("complete  -> reuse") == 9
 
 
-def test_export_of_a_threshold_state_carries_its_agglomerate_attachment(demo_run, tmp_path):
-    folder, _ = demo_run
-    run = Path(folder) / "run"
+DEMO_INPUTS = "{predictions: paths.predictions, segmentation: paths.segmentation}"
+
+
+def run_on_demo(demo_run, tmp_path, name: str, task: str, config: str, inputs: str = DEMO_INPUTS):
+    """Runs one task on the outputs of the demo (paths ``predictions`` and ``segmentation``) in
+    ``tmp_path/run``; returns (the demo's run folder, the result)."""
+    run = Path(demo_run[0]) / "run"
     text = f"""
-global_parameters: {{work_dir: {tmp_path / "run"}, executor: sequential}}
-paths: {{segmentation: {run / "segment" / "dataset"}}}
+global_parameters: {{work_dir: {tmp_path / "run"}, executor: multiprocessing}}
+paths: {{predictions: {run / "predict" / "dataset"}, segmentation: {run / "segment" / "dataset"}}}
 tasks:
-  export:
-    task: Export
-    config: {{threshold: 0.6, mapping_name: mean_060, block: [48, 48, 32]}}
-    inputs: {{segmentation: paths.segmentation}}
+  {name}: {{task: {task}, config: {config}, inputs: {inputs}}}
 """
-    workflow.Runner(workflow.load_workflow(text), progress=False).run()
+    return run, workflow.Runner(workflow.load_workflow(text), progress=False).run()
+
+
+def test_export_of_a_threshold_state_carries_its_agglomerate_attachment(demo_run, tmp_path):
+    config = "{threshold: 0.6, mapping_name: mean_060, block: [48, 48, 32]}"
+    run, _ = run_on_demo(demo_run, tmp_path, "export", "Export", config, "{segmentation: paths.segmentation}")
     export = vx.Dataset.open(tmp_path / "run" / "export" / "dataset")
     exported = export.get_layer("segmentation").get_mag(1).read()[0]
     fragments = export.get_layer("fragments").get_mag(1).read()[0]
@@ -613,23 +619,12 @@ tasks:
 
 
 def test_blockwise_soma_exclusion_equals_the_whole_volume_computation(demo_run, tmp_path):
-    """SomaExclusion in 18 blocks gives what the library gives on whole arrays: the graph, the
+    """SomaExclusion in 12 blocks gives what the library gives on whole arrays: the graph, the
     compartment means, the somata, the positions and so the state and the cuts."""
     from voxelytics.somata import detect_somata, fragment_means, soma_exclusion
     from voxelytics.workflow.tasks.somata import read_channel
 
-    folder, _ = demo_run
-    run = Path(folder) / "run"
-    text = f"""
-global_parameters: {{work_dir: {tmp_path / "run"}, executor: multiprocessing}}
-paths: {{predictions: {run / "predict" / "dataset"}, segmentation: {run / "segment" / "dataset"}}}
-tasks:
-  exclusion:
-    task: SomaExclusion
-    config: {{block: [32, 48, 32]}}
-    inputs: {{predictions: paths.predictions, segmentation: paths.segmentation}}
-"""
-    result = workflow.Runner(workflow.load_workflow(text), progress=False).run()
+    run, result = run_on_demo(demo_run, tmp_path, "exclusion", "SomaExclusion", "{block: [32, 48, 32]}")
     assert result.tasks["exclusion"]["units"] == 3 * 2 * 2
     table, somata = load_state(str(tmp_path / "run" / "exclusion" / "state"))
 
@@ -657,18 +652,7 @@ tasks:
 def test_synapses_in_blocks_equal_one_detection(demo_run, tmp_path):
     """Synapses with a unit per block (pieces pickled, joined by the driver) gives the demo's
     tables, detected there as one block."""
-    folder, _ = demo_run
-    run = Path(folder) / "run"
-    text = f"""
-global_parameters: {{work_dir: {tmp_path / "run"}, executor: multiprocessing}}
-paths: {{predictions: {run / "predict" / "dataset"}, segmentation: {run / "segment" / "dataset"}}}
-tasks:
-  synapses:
-    task: Synapses
-    config: {{block: [32, 40, 16]}}
-    inputs: {{predictions: paths.predictions, segmentation: paths.segmentation}}
-"""
-    result = workflow.Runner(workflow.load_workflow(text), progress=False).run()
+    run, result = run_on_demo(demo_run, tmp_path, "synapses", "Synapses", "{block: [32, 40, 16]}")
     assert result.tasks["synapses"]["units"] == 3 * 3 * 4
     ours = np.load(tmp_path / "run" / "synapses" / "tables" / "tables.npz")
     theirs = np.load(run / "synapses" / "tables" / "tables.npz")
