@@ -466,6 +466,28 @@ def test_multiprocessing_and_dask_give_identical_output(tmp_path):
     assert outputs["dask"] == outputs["sequential"]
 
 
+def test_dask_workers_keep_glibcs_adaptive_malloc_thresholds():
+    """Dask sets MALLOC_TRIM_THRESHOLD_ in its workers (large arrays then page-fault anew each
+    time); the LocalCluster the dask executor starts leaves it out, and the user's setting of
+    Dask's other worker variables stands."""
+    pytest.importorskip("distributed")
+    import dask
+
+    from voxelytics.workflow.executors import DaskExecutor
+
+    assert "MALLOC_TRIM_THRESHOLD_" in dask.config.get("distributed.nanny.pre-spawn-environ")
+    executor = DaskExecutor(processes=1)
+    try:
+        env = executor.client.run(
+            lambda: {k: os.environ.get(k) for k in ("MALLOC_TRIM_THRESHOLD_", "MKL_NUM_THREADS")}
+        )
+        assert list(env.values()) == [{"MALLOC_TRIM_THRESHOLD_": None, "MKL_NUM_THREADS": "1"}]
+        assert executor.submit(sum, [1, 2]).result() == 3
+    finally:
+        executor.shutdown()
+    assert "MALLOC_TRIM_THRESHOLD_" in dask.config.get("distributed.nanny.pre-spawn-environ")  # restored
+
+
 @pytest.fixture(scope="module")
 def slurm(tmp_path_factory):
     """A real single-node SLURM started for these tests, skipped with the reason where it cannot."""
