@@ -113,6 +113,24 @@ class LabelStatistics:
     sums: np.ndarray
     maxima: np.ndarray
 
+    @classmethod
+    def merge(cls, parts) -> LabelStatistics:
+        """The statistics of a volume from those of disjoint blocks of it (each computed with
+        its ``offset``): counts, moments and sums add up, maxima combine."""
+        parts = list(parts)
+        if not parts:
+            raise ValueError("merge needs at least one LabelStatistics")
+        ids, at = np.unique(np.concatenate([p.labels for p in parts]), return_inverse=True)
+
+        def added(field):
+            values = np.concatenate([getattr(p, field) for p in parts]).reshape(len(at), -1)
+            return np.stack([np.bincount(at, v.astype(np.float64), len(ids)) for v in values.T], 1)
+
+        maxima = np.full((len(ids), parts[0].maxima.shape[1]), -np.inf)
+        np.maximum.at(maxima, at, np.concatenate([p.maxima for p in parts]))
+        counts = added("counts")[:, 0].astype(np.uint64)
+        return cls(ids.astype(np.uint64), counts, added("moments"), added("sums"), maxima)
+
     @property
     def means(self) -> np.ndarray:
         """(n, 3) centroids."""

@@ -859,3 +859,24 @@ def test_label_statistics_rejects_mismatched_values():
         vx.segmentation.label_statistics(labels, [np.zeros((4, 3, 1), np.float32)])
     with pytest.raises(TypeError, match="float32"):
         vx.segmentation.label_statistics(labels, [np.zeros((4, 3, 2))])
+
+
+def test_label_statistics_of_blocks_merge_into_the_volumes():
+    rng = np.random.default_rng(3)
+    labels = np.asfortranarray(rng.integers(0, 6, (20, 14, 9)).astype(np.uint16))
+    values = np.asfortranarray(rng.random((20, 14, 9), dtype=np.float32))
+    whole = vx.segmentation.label_statistics(labels, [values], voxel_size=(2, 3, 5))
+    blocks = [(slice(None), slice(None), slice(z, z + 4)) for z in range(0, 9, 4)]
+    parts = [
+        vx.segmentation.label_statistics(
+            labels[b], [values[b]], voxel_size=(2, 3, 5), offset=(0, 0, b[2].start)
+        )
+        for b in blocks
+    ]
+    merged = vx.segmentation.LabelStatistics.merge(parts)
+    np.testing.assert_array_equal(merged.labels, whole.labels)
+    np.testing.assert_array_equal(merged.counts, whole.counts)
+    np.testing.assert_allclose(merged.moments, whole.moments, rtol=1e-12)
+    np.testing.assert_allclose(merged.sums, whole.sums, rtol=1e-12)
+    np.testing.assert_array_equal(merged.maxima, whole.maxima)
+    np.testing.assert_allclose(merged.covariances, whole.covariances, rtol=1e-9, atol=1e-9)

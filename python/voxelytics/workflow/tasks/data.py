@@ -345,7 +345,7 @@ class Downsample(Task):
     def run_unit(self, unit):
         layer = Dataset.open(self.context.output("dataset")).get_layer(unit["layer"])
         start = (1, 1, 1)  # from the coarsest mag there is (linked ones are never written)
-        while (coarser := tuple(next_mag(start, layer.dataset.voxel_size))) in layer.mags:
+        while (coarser := next_mag(start, layer.dataset.voxel_size)) in layer.mags:
             start = coarser
         mags = layer.downsample(from_mag=start, max_mag=self.config.max_mag, threads=self.context.threads)
         return {"mags": [list(m.factor) for m in mags]}

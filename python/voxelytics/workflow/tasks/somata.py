@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 from typing import Optional
@@ -11,7 +12,7 @@ import numpy as np
 
 from ...io import Dataset, save_arrays
 from ...neurons import POSITIONS, LayerVolume
-from ...segmentation import label_statistics
+from ...segmentation import LabelStatistics, label_statistics
 from ...somata import Somata, detect_somata, soma_exclusion
 from ...somata.exclusion import REASONS
 from ...synapses.detection import _feature
@@ -128,9 +129,7 @@ class SomaExclusion(_GraphSteps):
         fragments = np.asarray(self._volume(self._fragments_path(), "fragments")[_slices(core)])
         stats = label_statistics(fragments, [_feature(c) for c in channels])
         os.makedirs(self._scratch("means"), exist_ok=True)
-        save_arrays(
-            self._scratch(f"means/{index:06d}.npz"), labels=stats.labels, counts=stats.counts, sums=stats.sums
-        )
+        save_arrays(self._scratch(f"means/{index:06d}.npz"), **dataclasses.asdict(stats))
 
     def _compartments(self, blocks: int):
         """(fragment ids, (n, C) mean compartment probabilities) from the blocks' sums."""
@@ -140,13 +139,9 @@ class SomaExclusion(_GraphSteps):
             if not os.path.exists(path):
                 return None  # no compartments layer
             with np.load(path) as f:
-                parts.append((f["labels"], f["counts"], f["sums"]))
-        labels = np.concatenate([p[0] for p in parts])
-        ids, at = np.unique(labels, return_inverse=True)
-        counts = np.bincount(at, np.concatenate([p[1] for p in parts]).astype(np.float64), len(ids))
-        sums = np.concatenate([p[2] for p in parts])
-        means = np.stack([np.bincount(at, sums[:, c], len(ids)) for c in range(sums.shape[1])], 1)
-        return ids, means / counts[:, None]
+                parts.append(LabelStatistics(**f))
+        stats = LabelStatistics.merge(parts)
+        return stats.labels, stats.sums / stats.counts[:, None]
 
     def finish(self, results):
         pred = Dataset.open(self._values_path())
