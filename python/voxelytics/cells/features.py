@@ -58,7 +58,8 @@ def cell_features(
     - shape: ``log_volume_nm3``, ``log_extent_{0,1,2}_nm`` (square roots of the voxel
       coordinates' covariance eigenvalues, largest first), ``log_mean_depth_nm`` /
       ``log_max_depth_nm`` (distance from the segment's voxels to its boundary: how thick it is);
-    - ``compartments`` ([5, x, y, z] probabilities of the compartments head): ``p_<channel>``,
+    - ``compartments`` ([5, x, y, z] probabilities of the compartments head, or a sequence of
+      five [x, y, z] channels): ``p_<channel>``,
       their mean over the segment;
     - ``somata`` (detected on the same fragments): ``somata`` (how many have most of their
       voxels in the segment) and ``soma_share`` (the segment's share in somata);
@@ -75,14 +76,15 @@ def cell_features(
     segmentation = flat.reshape(labels.shape, order="F")
     values = [distance_transform(segmentation, tuple(vs), threads=threads)]  # depth: sum and maximum
     if compartments is not None:
-        compartments = np.asarray(compartments)
-        if compartments.shape != (len(COMPARTMENT_CHANNELS), *labels.shape):
+        channels = [np.asarray(c) for c in compartments]  # not stacked: each channel as it is
+        shapes = {c.shape for c in channels}
+        if len(channels) != len(COMPARTMENT_CHANNELS) or shapes != {labels.shape}:
             raise ValueError(
                 f"compartments must be [{len(COMPARTMENT_CHANNELS)}, x, y, z] probabilities "
                 f"({', '.join(COMPARTMENT_CHANNELS)}) of the fragments' shape {labels.shape}, "
-                f"got {compartments.shape}"
+                f"got {len(channels)} of shape(s) {sorted(shapes)}"
             )
-        values += [np.asarray(c, np.float32) for c in compartments]
+        values += [np.asarray(c, np.float32) for c in channels]
     stats = label_statistics(segmentation, values, voxel_size=tuple(vs), threads=threads)
     segments = stats.labels
     if not len(segments):

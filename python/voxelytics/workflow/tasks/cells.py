@@ -14,10 +14,11 @@ from .common import Config
 
 
 def segmentation_inputs(task: Task, threshold: Optional[float] = None):
-    """(fragments, fragment -> segment state, somata or None, compartments [5, x, y, z] or None) of a
+    """(fragments, fragment -> segment state, somata or None, compartments (five [x, y, z]
+    channels) or None) of a
     task with inputs ``segmentation`` (SegmentNeurons), optional ``state`` (SomaExclusion) and
     optional ``predictions`` (Predict, for its compartments layer)."""
-    from .somata import load_state, read_channel
+    from .somata import load_state, read_channels
     from .synapses import agglomeration_state
 
     inputs = task.context.inputs
@@ -32,7 +33,7 @@ def segmentation_inputs(task: Task, threshold: Optional[float] = None):
         pred = Dataset.open(inputs["predictions"])
         if "compartments" in pred.layers:
             layer = pred.get_layer("compartments")
-            compartments = np.stack([read_channel(layer, c) for c in range(layer.num_channels)])
+            compartments = read_channels(layer)  # [x, y, z] channels: cell_features takes them unstacked
     return fragments, mapping, somata, compartments
 
 
