@@ -583,12 +583,13 @@ DEMO_INPUTS = "{predictions: paths.predictions, segmentation: paths.segmentation
 
 
 def run_on_demo(demo_run, tmp_path, name: str, task: str, config: str, inputs: str = DEMO_INPUTS):
-    """Runs one task on the outputs of the demo (paths ``predictions`` and ``segmentation``) in
-    ``tmp_path/run``; returns (the demo's run folder, the result)."""
+    """Runs one task on the outputs of the demo (paths ``predictions``, ``segmentation``,
+    ``synapses`` and ``state``) in ``tmp_path/run``; returns (the demo's run folder, the result)."""
     run = Path(demo_run[0]) / "run"
     text = f"""
 global_parameters: {{work_dir: {tmp_path / "run"}, executor: multiprocessing}}
-paths: {{predictions: {run / "predict" / "dataset"}, segmentation: {run / "segment" / "dataset"}}}
+paths: {{predictions: {run / "predict" / "dataset"}, segmentation: {run / "segment" / "dataset"},
+        synapses: {run / "synapses" / "tables"}, state: {run / "soma_exclusion" / "state"}}}
 tasks:
   {name}: {{task: {task}, config: {config}, inputs: {inputs}}}
 """
@@ -684,6 +685,16 @@ def test_synapses_in_blocks_equal_one_detection(demo_run, tmp_path):
     assert pieces > len(theirs["synapses.id"])  # synapses cut by block faces, joined again
     for key in theirs.files:
         np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
+
+
+def test_connectome_without_cell_types_has_the_same_synapses(demo_run, tmp_path):
+    inputs = "{synapses: paths.synapses, segmentation: paths.segmentation, state: paths.state}"
+    run, _ = run_on_demo(demo_run, tmp_path, "connectome", "Connectome", "{cell_model: null}", inputs)
+    ours = vx.Connectome.read(tmp_path / "run" / "connectome" / "connectome")
+    demo = vx.Connectome.read(run / "connectome" / "connectome")
+    assert "pre_type" not in ours.synapses.column_names and "pre_type" in demo.synapses.column_names
+    for column in ("id", "pre", "post", "kind", "compartment"):
+        assert list(ours.column(column)) == list(demo.column(column)), column
 
 
 def test_report_shows_states_images_and_evaluation(demo_run):

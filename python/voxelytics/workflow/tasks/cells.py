@@ -13,23 +13,26 @@ from ..task import Task, register
 from .common import Config
 
 
-def segmentation_inputs(task: Task, threshold: Optional[float] = None):
+def segmentation_inputs(task: Task, threshold: Optional[float] = None, volumes: bool = True):
     """(fragments, fragment -> segment state, somata or None, compartments (five [x, y, z]
-    channels) or None) of a
-    task with inputs ``segmentation`` (SegmentNeurons), optional ``state`` (SomaExclusion) and
-    optional ``predictions`` (Predict, for its compartments layer)."""
+    channels) or None) of a task with inputs ``segmentation`` (SegmentNeurons), optional
+    ``state`` (SomaExclusion) and optional ``predictions`` (Predict, for its compartments
+    layer). ``volumes=False``: the state and somata only (fragments and compartments None,
+    nothing read whole)."""
     from .somata import load_state, read_channels
     from .synapses import agglomeration_state
 
     inputs = task.context.inputs
-    fragments = Dataset.open(inputs["segmentation"]).get_layer("fragments").get_mag(1).read()[0]
+    fragments = None
+    if volumes:
+        fragments = Dataset.open(inputs["segmentation"]).get_layer("fragments").get_mag(1).read()[0]
     somata = None
     if "state" in inputs:
         mapping, somata = load_state(inputs["state"])
     else:
         _, mapping = agglomeration_state(inputs["segmentation"], threshold)
     compartments = None
-    if "predictions" in inputs:
+    if volumes and "predictions" in inputs:
         pred = Dataset.open(inputs["predictions"])
         if "compartments" in pred.layers:
             layer = pred.get_layer("compartments")

@@ -169,7 +169,9 @@ class BuildConnectome(Task):
         else:
             fragments = compartments = somata = None
             if "segmentation" in inputs:
-                fragments, mapping, somata, compartments = segmentation_inputs(self, self.config.threshold)
+                fragments, mapping, somata, compartments = segmentation_inputs(
+                    self, self.config.threshold, volumes=bool(self.config.cell_model)
+                )
             else:
                 mapping, somata = load_state(inputs["state"])
             if not self.config.cell_model or compartments is None:
