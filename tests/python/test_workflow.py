@@ -161,6 +161,10 @@ def test_blockwise_segmentation_equals_segment_neurons(tmp_path):
         assert np.array_equal(getattr(mine, key), getattr(theirs, key)), key
     assert sorted(a["name"] for a in ours.get_layer("fragments").attachments) == [
         "agglomerate_view_30", "agglomerate_view_60"]  # fmt: skip
+    records = tmp_path / "run" / "segment" / ".voxelytics"
+    assert (
+        len(list((records / "units").iterdir())) == 64 and not (records / "scratch").exists()
+    )  # pieces gone
 
 
 STEPS = """

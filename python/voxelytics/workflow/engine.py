@@ -376,6 +376,9 @@ class Runner:
                   "finished": time.time()}  # fmt: skip
         _write_json(os.path.join(partial, RECORDS, "task.json"), record)
         os.rename(partial, final)
+        # Scratch (e.g. a volume of block-local ids) only after the rename: a kill before it
+        # resumes with the scratch that the finishing steps read.
+        shutil.rmtree(os.path.join(final, RECORDS, "scratch"), ignore_errors=True)
         return {"state": "complete", "units": len(every), "unit_stats": stats, "summary": summary}
 
     def _run_units(self, p: TaskPlan, task, stage, executors: dict) -> tuple:

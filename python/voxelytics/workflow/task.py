@@ -38,6 +38,13 @@ class Context:
         """Where output ``name`` is written."""
         return os.path.join(self.out, self.outputs[name])
 
+    def scratch(self, name: str) -> str:
+        """Where the task keeps ``name`` (a path, its folder created) between its units and
+        steps: in ``.voxelytics/scratch``, removed once the task is complete."""
+        path = os.path.join(self.out, ".voxelytics", "scratch", name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return path
+
 
 class Task:
     """Base class of workflow tasks. Subclasses set ``name`` (as written in workflow files),

@@ -10,7 +10,6 @@ from typing import Literal, Optional
 import numpy as np
 
 from ...io import Dataset
-from ..engine import RECORDS
 from ..task import Task, register
 from .common import Config, Vec3, block_units, shard_layout, unit_box
 
@@ -44,7 +43,7 @@ class Export(Task):
     outputs = {"dataset": "dataset"}
 
     def _lookup_path(self) -> str:
-        return os.path.join(self.context.out, RECORDS, "lookup.npy")
+        return self.context.scratch("lookup.npy")
 
     def prepare(self):
         from ...neurons import _segment_lookup, load_agglomeration
@@ -60,7 +59,6 @@ class Export(Task):
             threshold, _ = agglomeration_state(inputs["segmentation"], self.config.threshold)
             agglomeration = load_agglomeration(inputs["segmentation"])
             lookup = _segment_lookup(agglomeration, list(agglomeration.thresholds).index(threshold), n)
-        os.makedirs(os.path.dirname(self._lookup_path()), exist_ok=True)
         np.save(self._lookup_path(), lookup)
         dtype = np.uint32 if lookup.max(initial=0) < 2**32 else np.uint64
         path = self.context.output("dataset")

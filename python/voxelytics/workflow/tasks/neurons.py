@@ -46,7 +46,6 @@ from ...segmentation import (
     linked_pairs,
     packed_links,
 )
-from ..engine import RECORDS
 from ..task import Task, register
 from .common import Config, Vec3, shard_layout
 
@@ -62,7 +61,7 @@ class _Blockwise(Task):
         raise NotImplementedError
 
     def _scratch(self, name: str) -> str:
-        return os.path.join(self.context.out, RECORDS, name)
+        return self.context.scratch(name)
 
     def _blocks(self, halo=(0, 0, 0)) -> list:
         """(core, outer) boxes relative to ``_box()``."""
@@ -208,7 +207,6 @@ class _GraphSteps(_Blockwise):
             fragments, **values, bins=self.config.bins,
             threads=self.context.threads, core=Box(tuple(a - r for a, r in zip(core.topleft, lo)), core.size),
         )  # fmt: skip
-        os.makedirs(self._scratch("graphs"), exist_ok=True)
         save_arrays(self._scratch(f"graphs/{index:06d}.npz"), **{f: getattr(g, f) for f in _GRAPH_FIELDS})
 
     def _merged_graph(self, blocks: int) -> vx_graph.RegionGraph:

@@ -134,7 +134,6 @@ class SomaExclusion(_GraphSteps):
         )
         fragments = np.asarray(self._volume(self._fragments_path(), "fragments")[_slices(core)])
         stats = label_statistics(fragments, [_feature(c) for c in channels])
-        os.makedirs(self._scratch("means"), exist_ok=True)
         save_arrays(self._scratch(f"means/{index:06d}.npz"), **dataclasses.asdict(stats))
 
     def _compartments(self, blocks: int):

@@ -16,7 +16,6 @@ from ...neurons import load_agglomeration
 from ...synapses.detection import Detections
 from ...synapses.partners import Partners
 from ...synapses.settings import COMPARTMENT_CHANNELS
-from ..engine import RECORDS
 from ..task import Task, register
 from .common import Config, Vec3
 
@@ -107,7 +106,7 @@ class Synapses(Task):
         )  # fmt: skip
 
     def _pieces_path(self, index: int) -> str:
-        return os.path.join(self.context.out, RECORDS, "pieces", f"{index:06d}.pickle")
+        return self.context.scratch(f"pieces/{index:06d}.pickle")
 
     def units(self):
         return [{"block": i} for i in range(len(self._detection().blocks()))]
@@ -116,7 +115,6 @@ class Synapses(Task):
         detection = self._detection()
         pieces = detection.pieces(detection.blocks()[unit["block"]], self.context.threads)
         path = self._pieces_path(unit["block"])
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path + ".tmp", "wb") as f:
             pickle.dump(pieces, f, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(path + ".tmp", path)
