@@ -26,10 +26,9 @@ from typing import Optional
 
 from .executors import make_executor
 from .spec import Workflow, WorkflowError
-from .task import Context, task_class
+from .task import RECORDS, Context, task_class
 
 STATES = ("pending", "skipped", "running", "complete", "failed", "cancelled", "stale")
-RECORDS = ".voxelytics"  # inside each task folder: task.json, units/
 log = logging.getLogger("voxelytics.workflow")
 
 

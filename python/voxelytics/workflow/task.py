@@ -16,6 +16,8 @@ from typing import Any, ClassVar, Optional
 
 import pydantic
 
+RECORDS = ".voxelytics"  # inside each task folder: task.json, units/, scratch/
+
 
 class NoConfig(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
@@ -41,7 +43,7 @@ class Context:
     def scratch(self, name: str) -> str:
         """Where the task keeps ``name`` (a path, its folder created) between its units and
         steps: in ``.voxelytics/scratch``, removed once the task is complete."""
-        path = os.path.join(self.out, ".voxelytics", "scratch", name)
+        path = os.path.join(self.out, RECORDS, "scratch", name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         return path
 

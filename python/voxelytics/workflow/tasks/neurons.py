@@ -57,8 +57,13 @@ class _Blockwise(Task):
     fragments' box (so each block is one shard of what a task writes), units per block and
     stage, scratch files inside the task's folder."""
 
-    def _box(self) -> Box:
+    def _fragments_path(self) -> str:
+        """The dataset whose ``fragments`` layer the task reads or writes."""
         raise NotImplementedError
+
+    def _box(self) -> Box:
+        """The box the blocks tile: the fragments' (tasks that make fragments: their source's)."""
+        return Dataset.open(self._fragments_path()).get_layer("fragments").bounding_box
 
     def _scratch(self, name: str) -> str:
         return self.context.scratch(name)
@@ -94,9 +99,6 @@ class _FragmentSteps(_Blockwise):
 
     def _box(self) -> Box:
         return self._source().bounding_box
-
-    def _fragments_path(self) -> str:
-        raise NotImplementedError
 
     def _check_source(self) -> int:
         channels = self._source().num_channels
@@ -259,12 +261,16 @@ class _AgglomerationSteps(_Blockwise):
         fragments = np.asarray(self._volume(out, "fragments")[_slices(core)])
         self._volume(out, "segmentation")[_slices(core)] = lookup[fragments]
 
+    def _write_state(self) -> None:
+        """``state.json``: the thresholds and the applied one, as downstream tasks read them."""
+        with open(os.path.join(self._segmentation_path(), "state.json"), "w") as f:
+            json.dump({"thresholds": self.thresholds, "apply": self.config.apply}, f)
+
     def _finish_segmentation(self) -> dict:
         out = self._segmentation_path()
         with np.load(self._scratch("segments.npz")) as f:
             Dataset.open(out).get_layer("segmentation").largest_segment_id = int(f["lookup"].max(initial=0))
-        with open(os.path.join(out, "state.json"), "w") as f:
-            json.dump({"thresholds": self.thresholds, "apply": self.config.apply}, f)
+        self._write_state()
         with np.load(os.path.join(out, "agglomeration.npz")) as f:
             return {"fragments": int(len(f["nodes"])), "merges": int(len(f["merges"]))}
 
@@ -332,9 +338,6 @@ class RegionGraph(_GraphSteps):
     def _fragments_path(self) -> str:
         return self.context.inputs["fragments"]
 
-    def _box(self) -> Box:
-        return Dataset.open(self._fragments_path()).get_layer("fragments").bounding_box
-
     def units(self):
         return self.stage_units("graph")
 
@@ -364,8 +367,8 @@ class Agglomerate(_AgglomerationSteps):
     inputs = {"graph": True, "fragments": True}
     outputs = {"dataset": "dataset"}
 
-    def _box(self) -> Box:
-        return Dataset.open(self.context.inputs["fragments"]).get_layer("fragments").bounding_box
+    def _fragments_path(self) -> str:
+        return self.context.inputs["fragments"]
 
     def units(self):
         return self.stage_units("segmentation")
@@ -376,7 +379,7 @@ class Agglomerate(_AgglomerationSteps):
         if os.path.exists(os.path.join(out, "agglomeration.npz")):
             return  # resumed after the agglomeration (written last)
         shutil.rmtree(out, ignore_errors=True)
-        fragments = Dataset.open(self.context.inputs["fragments"])
+        fragments = Dataset.open(self._fragments_path())
         ds = Dataset.create(out, fragments.voxel_size, fragments.unit)
         ds.add_layer_link(fragments.get_layer("fragments"))
         shutil.copyfile(os.path.join(fragments.path, POSITIONS), os.path.join(out, POSITIONS))
@@ -436,10 +439,8 @@ class SegmentNeurons(_FragmentSteps, _GraphSteps, _AgglomerationSteps):
             self._agglomerate(self._merged_graph(len(results)))
 
     def finish(self, results):
-        out = self.context.output("dataset")
         if results and results[0] is not None:  # the one-unit path
-            with open(os.path.join(out, "state.json"), "w") as f:
-                json.dump({"thresholds": self.thresholds, "apply": self.config.apply}, f)
+            self._write_state()
             return results[0]
         return self._finish_segmentation()
 

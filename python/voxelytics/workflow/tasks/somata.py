@@ -105,9 +105,6 @@ class SomaExclusion(_GraphSteps):
     def _values_path(self) -> str:
         return self.context.inputs["predictions"]
 
-    def _box(self):
-        return Dataset.open(self._fragments_path()).get_layer("fragments").bounding_box
-
     def prepare(self):
         pred = Dataset.open(self._values_path())
         for name in (self.config.layer, "soma"):
