@@ -25,7 +25,7 @@ from _predictions import cached_prediction
 
 import voxelytics as vx
 from voxelytics import models, synapses, synthetic
-from voxelytics.cells import CELL_CLASSES, CELL_TYPES, CellFeatures, CellTypeModel
+from voxelytics.cells import CELL_CLASSES, CELL_TYPES, DEPTH_CAP_NM, CellFeatures, CellTypeModel
 from voxelytics.cells.evaluation import true_cell_classes
 from voxelytics.inference import Predictor
 from voxelytics.train.validation import affinity_states
@@ -35,7 +35,7 @@ HELD_OUT = {"mouse": 17, "human": 18}
 MIN_SOMATA = {"mouse": 3, "human": 3}
 
 
-def labelled_features(preset, seed, shape, predictor, cache, min_volume_um3):
+def labelled_features(preset, seed, shape, predictor, cache, min_volume_um3, depth_cap_nm):
     """(features, true classes) of one volume's segments."""
     volume = synthetic.generate(shape, preset, seed, progress=False, min_somata=MIN_SOMATA[preset])
     pred = cached_prediction(
@@ -55,7 +55,7 @@ def labelled_features(preset, seed, shape, predictor, cache, min_volume_um3):
     compartments = pred[predictor.channels("compartments")]
     features = vx.cell_features(
         fragments, mapping, voxel_size=volume.voxel_size, compartments=compartments,
-        somata=somata, partners=partners, synapse_types=types,
+        somata=somata, partners=partners, synapse_types=types, depth_cap_nm=depth_cap_nm,
     )  # fmt: skip
     keep = np.exp(features.column("log_volume_nm3")) >= min_volume_um3 * 1e9
     features = CellFeatures(features.segments[keep], features.names, features.X[keep])
@@ -97,6 +97,9 @@ def main():
     parser.add_argument("--train-seeds", type=int, nargs="+", default=[301, 302])
     parser.add_argument("--shape", type=int, nargs=3, default=(256, 256, 96))
     parser.add_argument("--min-volume", type=float, default=0.02, help="um^3; smaller segments are left out")
+    parser.add_argument(
+        "--depth-cap", type=float, default=DEPTH_CAP_NM, help="nm; the depth features' cap (cell_features)"
+    )
     parser.add_argument("--cache", default=None, help="folder to keep the CNN's predictions in")
     parser.add_argument("--out", default=str(ROOT / "python" / "voxelytics" / "cells" / "weights"))
     args = parser.parse_args()
@@ -104,7 +107,7 @@ def main():
     shape = tuple(args.shape)
     t0 = time.time()
     train = [
-        labelled_features(p, s, shape, predictor, args.cache, args.min_volume)
+        labelled_features(p, s, shape, predictor, args.cache, args.min_volume, args.depth_cap)
         for p in HELD_OUT
         for s in args.train_seeds
     ]
@@ -113,12 +116,13 @@ def main():
     info = {
         "script": "scripts/train_cell_types.py",
         "train": {"presets": list(HELD_OUT), "seeds": args.train_seeds, "shape": list(shape),
-                  "min_volume_um3": args.min_volume, "segments": len(features)},
+                  "min_volume_um3": args.min_volume, "depth_cap_nm": args.depth_cap,
+                  "segments": len(features)},
     }  # fmt: skip
     model = CellTypeModel.fit(features, truth["type"], truth["compartment"], info)
     held_out = {}
     for preset, seed in HELD_OUT.items():
-        f, t = labelled_features(preset, seed, shape, predictor, args.cache, args.min_volume)
+        f, t = labelled_features(preset, seed, shape, predictor, args.cache, args.min_volume, args.depth_cap)
         held_out[f"{preset}-{seed}"] = scores(model, f, t)
         print(
             preset,

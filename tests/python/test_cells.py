@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import voxelytics as vx
-from voxelytics.cells import CellFeatures, CellTypeModel
+from voxelytics.cells import CellFeatures, CellStatistics, CellTypeModel
 from voxelytics.cells.evaluation import true_cell_classes
 from voxelytics.somata import Somata
 from voxelytics.synapses import Partners
@@ -33,6 +33,9 @@ def test_shape_features_of_a_rod_and_a_cube_under_a_mapping():
     # Thickness: every voxel of the rod touches background at 1 nm, the cube's centre is 2 nm deep.
     np.testing.assert_allclose(np.expm1(features.column("log_max_depth_nm")), [2.0, 1.0])
     assert np.expm1(features.column("log_mean_depth_nm"))[1] == pytest.approx(1.0)
+    # Depths stop at the cap: the cube's centre is 2 nm deep, its face 1 nm.
+    capped = vx.cell_features(f, {1: 7, 2: 7, 3: 3}, voxel_size=(2.0, 1.0, 1.0), depth_cap_nm=1.5)
+    np.testing.assert_allclose(np.expm1(capped.column("log_max_depth_nm")), [1.5, 1.0])
     # The fragments as segments: three of them.
     assert vx.cell_features(f).segments.tolist() == [1, 2, 3]
     with pytest.raises(KeyError, match="no feature 'nope'"):
@@ -97,6 +100,52 @@ def test_compartment_somata_and_synapse_features():
     )
     with pytest.raises(ValueError, match="soma 1 lies on fragment 9, which is not in the fragments"):
         vx.cell_features(f, somata=elsewhere)
+
+
+def cells_and_membranes(shape, cells: int, seed: int) -> np.ndarray:
+    """Voronoi cells of random seeds (labels 1..cells), parted by a two-voxel background membrane."""
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(0, 1, (cells, 3)) * shape
+    grid = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1)
+    d = np.linalg.norm(grid[..., None, :] - centres, axis=-1)
+    nearest = np.sort(d, axis=-1)
+    labels = (np.argmin(d, axis=-1) + 1).astype(np.uint32)
+    labels[nearest[..., 1] - nearest[..., 0] < 1.0] = 0
+    return np.asfortranarray(labels)
+
+
+def test_cell_statistics_block_by_block_give_the_features_of_the_whole_volume(tmp_path):
+    voxel_size = (11.24, 11.24, 30.0)
+    fragments = cells_and_membranes((60, 50, 24), 14, seed=3)
+    rng = np.random.default_rng(4)
+    compartments = np.asfortranarray(rng.integers(0, 256, (5, *fragments.shape)).astype(np.uint8))
+    ds = vx.Dataset.create(tmp_path / "ds", voxel_size)
+    topleft = (64, 32, 8)
+    ds.add_layer("fragments", "segmentation", np.uint32).add_mag(1, 16, 32).write(fragments, topleft)
+    ds.add_layer("compartments", "color", np.uint8, num_channels=5).add_mag(1, 16, 32).write(
+        compartments, topleft
+    )
+    mapping = {i: (i + 1) // 2 for i in range(1, 15)}  # pairs of cells as one segment
+    cap = 150.0  # a halo of 14 x 14 x 5 voxels, more than the blocks' overlap with their neighbours
+    whole = vx.cell_features(
+        fragments, mapping, voxel_size=voxel_size, compartments=compartments / np.float32(255),
+        depth_cap_nm=cap,
+    )  # fmt: skip
+    assert whole.column("log_max_depth_nm").max() == pytest.approx(np.log1p(cap))  # the cap is reached
+    stats = CellStatistics(
+        ds.get_layer("fragments"), mapping, compartments=ds.get_layer("compartments"),
+        block_shape=(24, 20, 8), depth_cap_nm=cap,
+    )  # fmt: skip
+    blocks = stats.blocks()
+    assert len(blocks) == 4 * 4 * 3 and blocks[1].outer.size[0] > blocks[1].core.size[0]
+    blockwise = stats.features([stats.statistics(b, threads=2) for b in blocks])
+    assert blockwise.names == whole.names and blockwise.segments.tolist() == list(range(1, 8))
+    np.testing.assert_allclose(blockwise.X, whole.X, rtol=1e-9)
+    # Without the halo the depth near block faces would be wrong: the blocks see other values.
+    no_halo = CellStatistics(ds.get_layer("fragments"), mapping, block_shape=(24, 20, 8), depth_cap_nm=0.0)
+    assert all(b.outer == b.core for b in no_halo.blocks())
+    with pytest.raises(ValueError, match="layer 'fragments' has 1 channels, compartments need 5"):
+        CellStatistics(ds.get_layer("fragments"), compartments=ds.get_layer("fragments"))
 
 
 def test_a_cell_type_model_learns_separable_classes_and_round_trips(tmp_path):

@@ -701,6 +701,32 @@ def test_connectome_without_cell_types_has_the_same_synapses(demo_run, tmp_path)
         assert list(ours.column(column)) == list(demo.column(column)), column
 
 
+def test_cell_types_and_connectome_block_by_block_equal_the_demos_single_block(demo_run, tmp_path):
+    """CellTypes and Connectome sum the cell features over blocks (a unit each, the depth with a
+    halo): the same features and classes as the demo's, which saw the volume as one block."""
+    import pyarrow.parquet as pq
+
+    inputs = "{segmentation: paths.segmentation, predictions: paths.predictions, state: paths.state, "
+    inputs += "synapses: paths.synapses}"
+    run, result = run_on_demo(demo_run, tmp_path, "cell_types", "CellTypes", "{block: [32, 40, 16]}", inputs)
+    assert result.tasks["cell_types"]["units"] == 3 * 3 * 4
+    ours = pq.read_table(tmp_path / "run" / "cell_types" / "cells" / "cells.parquet").to_pydict()
+    demo = pq.read_table(run / "cell_types" / "cells" / "cells.parquet").to_pydict()
+    assert list(ours) == list(demo) and len(demo["segment"]) > 10
+    for column, values in demo.items():
+        if isinstance(values[0], str):
+            assert ours[column] == values, column
+        else:
+            np.testing.assert_allclose(ours[column], values, rtol=1e-9, atol=1e-12, err_msg=column)
+    assert not (tmp_path / "run" / "cell_types" / ".voxelytics" / "scratch").exists()
+    _, result = run_on_demo(demo_run, tmp_path, "connectome", "Connectome", "{block: [48, 48, 32]}", inputs)
+    assert result.tasks["connectome"]["units"] == 2 * 2 * 2
+    ours = vx.Connectome.read(tmp_path / "run" / "connectome" / "connectome")
+    demo = vx.Connectome.read(run / "connectome" / "connectome")
+    for column in ("id", "pre", "post", "pre_type", "post_type", "post_class"):
+        assert list(ours.column(column)) == list(demo.column(column)), column
+
+
 def test_report_shows_states_images_and_evaluation(demo_run):
     folder, stdout = demo_run
     report = Path(stdout.split("report:")[1].split()[0])

@@ -1,3 +1,3 @@
 """The built-in tasks (importing this package registers them)."""
 
-from . import cells, data, evaluate, export, models, neurons, somata, synapses  # noqa: F401
+from . import cells, connectome, data, evaluate, export, models, neurons, somata, synapses  # noqa: F401

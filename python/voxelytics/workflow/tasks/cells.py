@@ -1,4 +1,5 @@
-"""Cell types and compartments per segment, as a table next to the connectome."""
+"""Cell types and compartments per segment, as a table next to the connectome; the features
+block by block, which the Connectome task shares."""
 
 from __future__ import annotations
 
@@ -7,78 +8,100 @@ from typing import Optional
 
 import numpy as np
 
-from ...cells import cell_features, classify_cells
+from ...cells import CellFeatures, CellStatistics, classify_cells
 from ...io import Dataset
 from ..task import Task, register
-from .common import Config
+from .common import Config, Vec3, agglomeration_state, load_pickle, save_pickle
+from .somata import load_state
+from .synapses import load_synapse_tables, typed_partners
 
 
-def segmentation_inputs(task: Task, threshold: Optional[float] = None, volumes: bool = True):
-    """(fragments, fragment -> segment state, somata or None, compartments (five [x, y, z]
-    channels) or None) of a task with inputs ``segmentation`` (SegmentNeurons), optional
-    ``state`` (SomaExclusion) and optional ``predictions`` (Predict, for its compartments
-    layer). ``volumes=False``: the state and somata only (fragments and compartments None,
-    nothing read whole)."""
-    from .somata import load_state, read_channels
-    from .synapses import agglomeration_state
-
+def segmentation_state(task: Task, threshold: Optional[float] = None):
+    """(fragment -> segment state, somata or None) of a task with inputs ``segmentation``
+    (SegmentNeurons or Agglomerate) and optional ``state`` (SomaExclusion, which wins)."""
     inputs = task.context.inputs
-    fragments = None
-    if volumes:
-        fragments = Dataset.open(inputs["segmentation"]).get_layer("fragments").get_mag(1).read()[0]
-    somata = None
     if "state" in inputs:
-        mapping, somata = load_state(inputs["state"])
-    else:
-        _, mapping = agglomeration_state(inputs["segmentation"], threshold)
-    compartments = None
-    if volumes and "predictions" in inputs:
-        pred = Dataset.open(inputs["predictions"])
-        if "compartments" in pred.layers:
-            layer = pred.get_layer("compartments")
-            compartments = read_channels(layer)  # [x, y, z] channels: cell_features takes them unstacked
-    return fragments, mapping, somata, compartments
+        return load_state(inputs["state"])
+    return agglomeration_state(inputs["segmentation"], threshold)[1], None
+
+
+class _CellSteps(Task):
+    """Cell features block by block: one unit per block of :class:`voxelytics.cells.CellStatistics`
+    (the block's sums, pickled to scratch), joined by the driver (``_cell_features``); a single
+    unit doing nothing when ``_wants_cells()`` is false. Inputs ``segmentation`` (its fragments
+    layer), ``state`` (optional) and ``predictions`` (its compartments layer, when it has one)."""
+
+    def _wants_cells(self) -> bool:
+        return True
+
+    def _cell_statistics(self, mapping=None) -> CellStatistics:
+        inputs = self.context.inputs
+        if mapping is None:
+            mapping, _ = segmentation_state(self, self.config.threshold)
+        compartments = None
+        if "predictions" in inputs:
+            pred = Dataset.open(inputs["predictions"])
+            compartments = pred.get_layer("compartments") if "compartments" in pred.layers else None
+        fragments = Dataset.open(inputs["segmentation"]).get_layer("fragments")
+        return CellStatistics(fragments, mapping, compartments=compartments, block_shape=self.config.block)
+
+    def _statistics_path(self, index: int) -> str:
+        return self.context.scratch(f"cells/{index:06d}.pickle")
+
+    def units(self):
+        if not self._wants_cells():
+            return [None]
+        return [{"block": i} for i in range(len(self._cell_statistics().blocks()))]
+
+    def run_unit(self, unit):
+        if unit is None:
+            return None
+        cells = self._cell_statistics()
+        stats = cells.statistics(cells.blocks()[unit["block"]], self.context.threads)
+        save_pickle(self._statistics_path(unit["block"]), stats)
+        return {"segments": len(stats.labels)}
+
+    def _cell_features(self, results: list, mapping, **tables) -> CellFeatures:
+        """The features of every segment from the units' sums; ``tables``: somata, partners and
+        synapse_types, as :func:`voxelytics.cells.features_of` takes them."""
+        parts = [load_pickle(self._statistics_path(i)) for i in range(len(results))]
+        return self._cell_statistics(mapping).features(parts, **tables)
 
 
 @register
-class CellTypes(Task):
+class CellTypes(_CellSteps):
     """Per segment of the corrected state (``state``, a SomaExclusion output) or of a state of
     the segmentation: its features (shape, compartments, somata, synapses in and out with their
-    types when ``synapses`` is given) and the shipped cell model's type (excitatory / inhibitory
-    / glia) and compartment, with probabilities: ``cells/cells.parquet`` and ``cells.csv``."""
+    types when ``synapses`` is given), summed block by block (``block``; the depth with a halo
+    of :data:`voxelytics.cells.DEPTH_CAP_NM`), and the shipped cell model's type (excitatory /
+    inhibitory / glia) and compartment, with probabilities: ``cells/cells.parquet`` and
+    ``cells.csv``."""
 
     name = "CellTypes"
+    version = 2  # 2: block by block, capped depth
 
     class Config(Config):
         model: str = "mouse"
         type_model: Optional[str] = "mouse"  # synapse types, for the features of in/out synapses
         threshold: Optional[float] = None  # the segmentation's state when there is no `state` input
+        block: Vec3 = [256, 256, 128]
 
     inputs = {"segmentation": True, "predictions": True, "state": False, "synapses": False}
     outputs = {"cells": "cells"}
 
-    def run_unit(self, unit):
+    def finish(self, results):
         import pyarrow as pa
         import pyarrow.csv as pcsv
         import pyarrow.parquet as pq
 
-        from ... import synapses as syn
-        from .synapses import load_synapse_tables
-
-        fragments, mapping, somata, compartments = segmentation_inputs(self, self.config.threshold)
-        voxel_size = Dataset.open(self.context.inputs["segmentation"]).voxel_size
+        mapping, somata = segmentation_state(self, self.config.threshold)
         partners = types = None
         if "synapses" in self.context.inputs:
             detections, _, _ = load_synapse_tables(self.context.inputs["synapses"])
-            partners = syn.assign_partners(detections, mapping)
-            if self.config.type_model:
-                types = syn.classify_synapses(
-                    detections, partners, syn.pretrained_type_model(self.config.type_model)
-                )
-        features = cell_features(
-            fragments, mapping, voxel_size=voxel_size, compartments=compartments, somata=somata,
-            partners=partners, synapse_types=types, threads=self.context.threads,
-        )  # fmt: skip
+            partners, types = typed_partners(detections, mapping, self.config.type_model)
+        features = self._cell_features(
+            results, mapping, somata=somata, partners=partners, synapse_types=types
+        )
         classes = classify_cells(features, self.config.model)
         columns = {k: (v.astype(str) if v.dtype == object else v) for k, v in classes.items()}
         columns.update({name: features.X[:, i] for i, name in enumerate(features.names)})
@@ -89,6 +112,3 @@ class CellTypes(Task):
         pcsv.write_csv(table, os.path.join(out, "cells.csv"))
         kinds, counts = np.unique(columns["type"], return_counts=True)
         return {"segments": len(features), "types": dict(zip(kinds.tolist(), counts.tolist()))}
-
-    def finish(self, results):
-        return results[0]

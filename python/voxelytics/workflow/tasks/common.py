@@ -1,13 +1,18 @@
-"""What the built-in tasks share: block units and boxes."""
+"""What the built-in tasks share: block units and boxes, files between units and steps, the
+agglomeration states of a segmentation."""
 
 from __future__ import annotations
 
+import json
 import math
-from typing import List
+import os
+import pickle
+from typing import List, Optional
 
 import pydantic
 
 from ...core import BlockGrid, Box
+from ...neurons import load_agglomeration
 
 
 class Config(pydantic.BaseModel):
@@ -49,3 +54,27 @@ def task_box(context, layer) -> Box:
             )
         box = cut
     return box
+
+
+def save_pickle(path: str, value) -> None:
+    """``value`` pickled to ``path``, renamed into place: a killed unit leaves no half file."""
+    with open(path + ".tmp", "wb") as f:
+        pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(path + ".tmp", path)
+
+
+def load_pickle(path: str):
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
+def agglomeration_state(segmentation: str, threshold: Optional[float]):
+    """(threshold, fragment -> segment mapping) of a SegmentNeurons output; ``None``: its applied state."""
+    with open(os.path.join(segmentation, "state.json")) as f:
+        state = json.load(f)
+    threshold = state["apply"] if threshold is None else threshold
+    if threshold not in state["thresholds"]:
+        raise ValueError(
+            f"{segmentation}: no agglomeration state at {threshold}; states: {state['thresholds']}"
+        )
+    return threshold, load_agglomeration(segmentation).mapping(state["thresholds"].index(threshold))

@@ -18,9 +18,9 @@ from ...neurons import load_agglomeration
 from ...synapses import settings_for
 from ...synapses.evaluation import evaluate_synapses
 from ..task import Task, register
-from .common import Config
+from .common import Config, agglomeration_state
 from .data import synthetic_volume
-from .synapses import agglomeration_state, load_synapse_tables
+from .synapses import load_synapse_tables
 
 
 @register

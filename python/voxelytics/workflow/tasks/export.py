@@ -47,8 +47,8 @@ class Export(Task):
 
     def prepare(self):
         from ...neurons import _segment_lookup, load_agglomeration
+        from .common import agglomeration_state
         from .somata import load_state, state_lookup
-        from .synapses import agglomeration_state
 
         inputs = self.context.inputs
         fragments = Dataset.open(inputs["segmentation"]).get_layer("fragments")
@@ -125,8 +125,8 @@ class Export(Task):
         from ...agglomerates import agglomerate_arrays, attachment_arrays, write_attachment
         from ...connectome import Connectome
         from ...neurons import POSITIONS, load_agglomeration
+        from .common import agglomeration_state
         from .somata import GRAPH_EDGES
-        from .synapses import agglomeration_state
 
         inputs = self.context.inputs
         fragments = Dataset.open(inputs["segmentation"]).get_layer("fragments")

@@ -17,9 +17,8 @@ from ...somata import Somata, detect_somata, soma_exclusion
 from ...somata.exclusion import REASONS
 from ...synapses.detection import _feature
 from ..task import register
-from .common import Config, Vec3
+from .common import Config, Vec3, agglomeration_state
 from .neurons import _GraphSteps, _slices
-from .synapses import agglomeration_state
 
 GRAPH_EDGES = ("nodes", "edges", "mean")  # state/graph.npz: the region graph, without histograms
 

@@ -1,23 +1,20 @@
-"""Synapses (detection, partners, types) and the connectome, on the layers of one dataset."""
+"""Synapses (detection, partners, types) on the layers of one dataset."""
 
 from __future__ import annotations
 
 import json
 import os
-import pickle
 from typing import Optional
 
 import numpy as np
 
 from ... import synapses as syn
-from ...connectome import Connectome
 from ...io import Dataset, save_arrays
-from ...neurons import load_agglomeration
 from ...synapses.detection import Detections
 from ...synapses.partners import Partners
 from ...synapses.settings import COMPARTMENT_CHANNELS
 from ..task import Task, register
-from .common import Config, Vec3
+from .common import Config, Vec3, agglomeration_state, load_pickle, save_pickle
 
 TABLES = ("synapses", "contacts", "partners", "types")
 
@@ -54,16 +51,12 @@ def load_synapse_tables(folder: str) -> tuple[Detections, Partners, dict]:
     return detections, Partners(tables["partners"], meta["dropped"]), types
 
 
-def agglomeration_state(segmentation: str, threshold: Optional[float]):
-    """(threshold, fragment -> segment mapping) of a SegmentNeurons output; ``None``: its applied state."""
-    with open(os.path.join(segmentation, "state.json")) as f:
-        state = json.load(f)
-    threshold = state["apply"] if threshold is None else threshold
-    if threshold not in state["thresholds"]:
-        raise ValueError(
-            f"{segmentation}: no agglomeration state at {threshold}; states: {state['thresholds']}"
-        )
-    return threshold, load_agglomeration(segmentation).mapping(state["thresholds"].index(threshold))
+def typed_partners(detections: Detections, mapping, type_model: Optional[str]):
+    """(partners under ``mapping``, their types by the shipped ``type_model`` or None)."""
+    partners = syn.assign_partners(detections, mapping)
+    if not type_model:
+        return partners, None
+    return partners, syn.classify_synapses(detections, partners, syn.pretrained_type_model(type_model))
 
 
 @register
@@ -114,77 +107,15 @@ class Synapses(Task):
     def run_unit(self, unit):
         detection = self._detection()
         pieces = detection.pieces(detection.blocks()[unit["block"]], self.context.threads)
-        path = self._pieces_path(unit["block"])
-        with open(path + ".tmp", "wb") as f:
-            pickle.dump(pieces, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(path + ".tmp", path)
+        save_pickle(self._pieces_path(unit["block"]), pieces)
         return {"pieces": pieces.count}
 
     def finish(self, results):
-        def pieces():
-            for i in range(len(results)):
-                with open(self._pieces_path(i), "rb") as f:
-                    yield pickle.load(f)
-
-        found = self._detection().finish(pieces())
+        pieces = (load_pickle(self._pieces_path(i)) for i in range(len(results)))
+        found = self._detection().finish(pieces)
         _, mapping = agglomeration_state(self.context.inputs["segmentation"], self.config.threshold)
-        partners = syn.assign_partners(found, mapping)
-        types = {}
-        if self.config.type_model:
-            types = syn.classify_synapses(found, partners, syn.pretrained_type_model(self.config.type_model))
+        partners, types = typed_partners(found, mapping, self.config.type_model)
         out = self.context.output("tables")
         os.makedirs(out, exist_ok=True)
-        save_synapse_tables(out, found, partners, types)
+        save_synapse_tables(out, found, partners, types or {})
         return {"detected": len(found), "with_partners": len(partners), "dropped": partners.dropped}
-
-
-@register
-class BuildConnectome(Task):
-    """The connectome (synapse table and neuron graph, Parquet + CSV) of a Synapses output.
-    With ``segmentation`` (a SegmentNeurons output) the partners are assigned again under its
-    state ``threshold`` or, with ``state`` (a SomaExclusion output), under the corrected state;
-    with ``predictions`` too, every segment's cell type and class (``cell_model``) joins it."""
-
-    name = "Connectome"
-
-    class Config(Config):
-        type_model: Optional[str] = "mouse"
-        cell_model: Optional[str] = "mouse"
-        threshold: Optional[float] = None
-
-    inputs = {"synapses": True, "segmentation": False, "state": False, "predictions": False}
-    outputs = {"connectome": "connectome"}
-
-    def run_unit(self, unit):
-        from ...pipeline import build_connectome
-        from .cells import segmentation_inputs
-        from .somata import load_state
-
-        inputs = self.context.inputs
-        detections, partners, types = load_synapse_tables(inputs["synapses"])
-        if "segmentation" not in inputs and "state" not in inputs:
-            connectome = Connectome.from_partners(detections, partners, types or None)
-        else:
-            fragments = compartments = somata = None
-            if "segmentation" in inputs:
-                fragments, mapping, somata, compartments = segmentation_inputs(
-                    self, self.config.threshold, volumes=bool(self.config.cell_model)
-                )
-            else:
-                mapping, somata = load_state(inputs["state"])
-            if not self.config.cell_model or compartments is None:
-                fragments = None  # no cell types without the compartments head
-            connectome = build_connectome(
-                detections, mapping, synapse_types=self.config.type_model, fragments=fragments,
-                compartments=compartments, somata=somata, cell_types=self.config.cell_model,
-                threads=self.context.threads,
-            )  # fmt: skip
-        connectome.write(self.context.output("connectome"))
-        summary = {"synapses": len(connectome), "edges": connectome.edges.num_rows}
-        if "pre_type" in connectome.synapses.column_names:
-            kinds, counts = np.unique(connectome.column("pre_type").astype(str), return_counts=True)
-            summary["presynaptic_cell_types"] = dict(zip(kinds.tolist(), counts.tolist()))
-        return summary
-
-    def finish(self, results):
-        return results[0]
