@@ -8,8 +8,8 @@ SomaExclusion, Connectome) are forced to rerun and timed, end to end through the
   per core, against SyConn2's reported ~34 megavoxels/hour per core (Schubert et al. 2022);
 - on a Dask LocalCluster of 1 and of 2 worker processes: the speed-up from 1 to 2 workers.
 
-Per task: wall time, units, and the largest peak resident memory of a unit next to the size of
-its block (units are blocks for Predict; the other tasks are one unit over the whole volume).
+Per task: wall time, units (blocks: 128^3 by default; SegmentNeurons a unit per block and
+stage), and the largest peak resident memory of a unit.
 
 Run: python benchmarks/bench_pipeline.py [--shape 256 256 256] [--precision bfloat16]
 """

@@ -151,6 +151,23 @@ void export_metrics(py::module_& parent) {
         });
     m.def("contingency_table", &contingency_table, py::arg("truth"), py::arg("test"), py::arg("ignore_truth"),
           py::arg("mask"), py::arg("threads"));
+    m.def(
+        "contingency_of_pairs",
+        [](const py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast>& truth,
+           const py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast>& test,
+           const py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast>& count) {
+            const auto n = truth.size();
+            if (truth.ndim() != 1 || test.ndim() != 1 || count.ndim() != 1 || test.size() != n || count.size() != n)
+                throw vx::InvalidArgument("truth, test and count must be 1D arrays of one length, got " +
+                                          shape_string(truth) + ", " + shape_string(test) + " and " +
+                                          shape_string(count));
+            const std::uint64_t *a = truth.data(), *b = test.data(), *c = count.data();
+            std::vector<vx::metrics::detail::PairCount> pairs(static_cast<std::size_t>(n));
+            for (std::size_t i = 0; i < pairs.size(); ++i) pairs[i] = {a[i], b[i], c[i]};
+            const py::gil_scoped_release nogil;
+            return metrics::contingency_of_pairs(std::move(pairs));
+        },
+        py::arg("truth"), py::arg("test"), py::arg("count"));
 
     m.def(
         "detection_scores",

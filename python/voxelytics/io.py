@@ -435,6 +435,27 @@ class Mag:
         box = self.layer.bounding_box if box is None else box
         return self._m.read(box.topleft, box.size, resolve_threads(threads))
 
+    def read_points(self, voxels, channel: int = 0, *, block: int = 128) -> np.ndarray:
+        """The values of one ``channel`` at (k, 3) mag-1 ``voxels`` (e.g. skeleton nodes): per
+        block of ``block`` voxels of this mag only the box around that block's points is read,
+        so memory stays at one block however far apart the points lie."""
+        voxels = np.asarray(voxels, np.int64).reshape(-1, 3)
+        at = voxels // np.asarray(self.factor)
+        out = np.zeros(len(at), self.layer.dtype)
+        if not len(at):
+            return out
+        _, group = np.unique(at // block, axis=0, return_inverse=True)
+        group = group.reshape(-1)
+        order = np.argsort(group, kind="stable")
+        factor = np.asarray(self.factor)
+        for sel in np.split(order, np.flatnonzero(np.diff(group[order])) + 1):
+            lo, hi = at[sel].min(axis=0), at[sel].max(axis=0) + 1
+            data = self.read(
+                Box(tuple(int(v) for v in lo * factor), tuple(int(v) for v in (hi - lo) * factor))
+            )
+            out[sel] = data[channel][tuple((at[sel] - lo).T)]
+        return out
+
     def write(self, data: np.ndarray, offset=(0, 0, 0), *, threads: int | None = None) -> None:
         """Write ``data`` ((x, y, z) or (c, x, y, z), in this mag's voxels) at ``offset`` (mag-1
         voxels, a multiple of the mag factor). The array and bounding box grow as needed."""

@@ -71,6 +71,43 @@ class ContingencyTable:
         self.truth, self.test, self.count = handle.truth, handle.test, handle.count
         self.total = handle.total
 
+    @classmethod
+    def of_pairs(cls, truth, test, count) -> ContingencyTable:
+        """The table of (truth, test, count) entries in any order, the counts of a repeated pair
+        added: the tables of disjoint blocks joined (their arrays concatenated)."""
+        return cls(_m.contingency_of_pairs(truth, test, count))
+
+    @classmethod
+    def joined(cls, tables) -> ContingencyTable:
+        """The table of a volume from those of disjoint blocks of it."""
+        tables = list(tables)
+        arrays = [
+            np.concatenate([getattr(t, k) for t in tables] + [np.zeros(0, np.uint64)])
+            for k in ("truth", "test", "count")
+        ]
+        return cls.of_pairs(*arrays)
+
+    def relabeled(self, lookup) -> ContingencyTable:
+        """The table of the test labelling read through ``lookup`` (an array indexed by test
+        label), e.g. fragments -> the segments of an agglomeration state: one table of the
+        fragments serves every state."""
+        lookup = np.asarray(lookup)
+        if len(self.test) and int(self.test.max()) >= len(lookup):
+            raise ValueError(
+                f"lookup covers test labels 0..{len(lookup) - 1}, the table has {int(self.test.max())}"
+            )
+        return ContingencyTable.of_pairs(self.truth, lookup[self.test], self.count)
+
+    def without(self, truth_labels: Sequence[int]) -> ContingencyTable:
+        """The table without the voxels of ``truth_labels``, as ``ignore_labels`` leaves them out."""
+        keep = ~np.isin(
+            self.truth, np.asarray([int(v) & 0xFFFFFFFFFFFFFFFF for v in truth_labels], np.uint64)
+        )
+        return ContingencyTable.of_pairs(self.truth[keep], self.test[keep], self.count[keep])
+
+    def __reduce__(self):  # pickled as its arrays, e.g. a block's table sent between processes
+        return ContingencyTable.of_pairs, (self.truth, self.test, self.count)
+
     def scores(self) -> SegmentationScores:
         return SegmentationScores(**self._t.scores())
 

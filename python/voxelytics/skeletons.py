@@ -227,10 +227,13 @@ def run_length(skeletons: Skeletons, segmentation, *, offset=(0, 0, 0)) -> metri
         raise ValueError(f"run_length: segmentation must be 3D [x, y, z], got shape {seg.shape}")
     local = skeletons.positions - np.asarray(offset, dtype=np.int64).reshape(3)
     inside = ((local >= 0) & (local < seg.shape)).all(axis=1)
-    sk = skeletons.select(inside)
+    return nodes_run_length(skeletons.select(inside), seg[tuple(local[inside].T)])
+
+
+def nodes_run_length(skeletons: Skeletons, segments) -> metrics.RunLength:
+    """ERL along ``skeletons`` whose every node's segment is given (``segments``, one per node),
+    e.g. looked up block by block; edges measured as :func:`run_length` measures them."""
     return metrics.expected_run_length(
-        sk.tree_ids,
-        seg[tuple(local[inside].T)],
-        sk.edges,
-        positions=sk.positions * np.asarray(sk.voxel_size),
-    )
+        skeletons.tree_ids, segments, skeletons.edges,
+        positions=skeletons.positions * np.asarray(skeletons.voxel_size),
+    )  # fmt: skip

@@ -56,6 +56,7 @@ __all__ = [
     "SyntheticVolume",
     "generate",
     "make_scene",
+    "skeleton_nodes",
     "traced_skeletons",
     "voronoi_labels",
     "write_dataset",
@@ -171,6 +172,10 @@ class SyntheticVolume:
         return self.scene.voxel_size
 
     @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.scene.shape)
+
+    @property
     def neurons(self):
         return self.scene.neurons
 
@@ -194,14 +199,10 @@ class SyntheticVolume:
         return expected_run_length(sk.tree_ids, segments, sk.edges, positions=nm)
 
 
-def traced_skeletons(scene: Scene, cell_at) -> tuple:
-    """The scene's skeletons as an annotator would trace them in the rendered volume, as
-    ``skeletons.Skeletons`` (voxels of the nodes, radii in nm) and the kept nodes' positions in nm:
-    only nodes inside the volume and inside their own cell's voxels (about 2% of axis points render
-    in a neighbour where cells cross; one such node would count a perfect segmentation as a
-    merger), and the edges between them. ``cell_at(voxels)``: the rendered cell ids at (k, 3)
-    voxels. Tree ``k`` (from 1) is the scene's ``k``-th cell, named ``cell <id>``; node ids count
-    every node of the scene from 1, so a node keeps its id whichever others are dropped."""
+def skeleton_nodes(scene: Scene) -> tuple:
+    """Every node of the scene's skeletons, as ``skeletons.Skeletons`` (the voxels holding the
+    nodes, some outside the volume; radii in nm; tree ``k`` from 1 is the scene's ``k``-th cell,
+    named ``cell <id>``; node ids count the nodes from 1) and their positions in nm."""
     from .skeletons import Skeletons
 
     cells = list(scene.skeletons)
@@ -209,20 +210,32 @@ def traced_skeletons(scene: Scene, cell_at) -> tuple:
     starts = np.cumsum([0] + counts)[:-1]
     nodes = np.concatenate([scene.skeletons[c]["nodes"] for c in cells] + [np.zeros((0, 4))])
     edges = [scene.skeletons[c]["edges"] + s for c, s in zip(cells, starts)]
-    tree = np.repeat(np.arange(1, len(cells) + 1), counts)
-    voxels = np.floor(nodes[:, :3] / np.asarray(scene.voxel_size)).astype(np.int64)
-    keep = ((voxels >= 0) & (voxels < scene.shape)).all(axis=1)
-    keep[keep] = np.asarray(cell_at(voxels[keep])) == np.asarray(cells, np.uint64)[tree[keep] - 1]
     sk = Skeletons(
-        tree_ids=tree,
+        tree_ids=np.repeat(np.arange(1, len(cells) + 1), counts),
         node_ids=np.arange(1, len(nodes) + 1),
-        positions=voxels,
+        positions=np.floor(nodes[:, :3] / np.asarray(scene.voxel_size)).astype(np.int64),
         edges=np.concatenate(edges + [np.zeros((0, 2), np.int64)]),
         voxel_size=scene.voxel_size,
         radii=np.round(nodes[:, 3], 2),
         tree_names={k + 1: f"cell {c}" for k, c in enumerate(cells)},
     )
-    return sk.select(keep), nodes[keep, :3]
+    return sk, nodes[:, :3]
+
+
+def traced_skeletons(scene: Scene, cell_at) -> tuple:
+    """The scene's skeletons as an annotator would trace them in the rendered volume, as
+    ``skeletons.Skeletons`` and the kept nodes' positions in nm: of :func:`skeleton_nodes`, only
+    nodes inside the volume and inside their own cell's voxels (about 2% of axis points render
+    in a neighbour where cells cross; one such node would count a perfect segmentation as a
+    merger), and the edges between them. ``cell_at``: a function giving the rendered cell ids
+    at (k, 3) voxels, or an array of the cell id at every node of :func:`skeleton_nodes` (any
+    value outside the volume). Node ids stay :func:`skeleton_nodes`' whichever are dropped."""
+    sk, nm = skeleton_nodes(scene)
+    own_cell = np.asarray(list(scene.skeletons), np.uint64)[sk.tree_ids - 1]
+    keep = ((sk.positions >= 0) & (sk.positions < scene.shape)).all(axis=1)
+    found = cell_at(sk.positions[keep]) if callable(cell_at) else np.asarray(cell_at)[keep]
+    keep[keep] = np.asarray(found) == own_cell[keep]
+    return sk.select(keep), nm[keep]
 
 
 class _Builder:
@@ -833,23 +846,8 @@ def _write_skeletons(scene: Scene, folder):
     from .skeletons import write_nml
 
     mag = Dataset.open(folder).get_layer("cells").get_mag(1)
-    sk, _ = traced_skeletons(scene, lambda voxels: _values_at(mag, voxels))
+    sk, _ = traced_skeletons(scene, mag.read_points)
     write_nml(os.path.join(folder, "skeletons.nml"), sk, name="synthetic")
-
-
-def _values_at(mag, voxels: np.ndarray, block: int = 128) -> np.ndarray:
-    """The values of a one-channel dataset mag at (k, 3) voxels, reading per block of ``block``
-    voxels only the box around that block's voxels."""
-    out = np.zeros(len(voxels), np.uint64)
-    if not len(voxels):
-        return out
-    _, group = np.unique(voxels // block, axis=0, return_inverse=True)
-    order = np.argsort(group.reshape(-1), kind="stable")
-    for sel in np.split(order, np.flatnonzero(np.diff(group.reshape(-1)[order])) + 1):
-        lo, hi = voxels[sel].min(axis=0), voxels[sel].max(axis=0) + 1
-        data = mag.read(Box(tuple(int(v) for v in lo), tuple(int(v) for v in hi - lo)))[0]
-        out[sel] = data[tuple((voxels[sel] - lo).T)]
-    return out
 
 
 def voronoi_labels(

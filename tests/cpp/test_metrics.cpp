@@ -89,6 +89,39 @@ TEST_CASE("the contingency table does not depend on the number of threads") {
     CHECK(a.total == static_cast<std::uint64_t>(labelled));  // label 0 ignored
 }
 
+TEST_CASE("tables of blocks join into the whole's; renamed test labels merge their counts") {
+    std::mt19937_64 rng(5);
+    std::vector<std::uint32_t> truth(30000);
+    std::vector<std::uint64_t> test(truth.size());
+    for (std::size_t i = 0; i < truth.size(); ++i) {
+        truth[i] = static_cast<std::uint32_t>((i / 23) % 40);
+        test[i] = rng() % 3 == 0 ? rng() % 30 : truth[i] + 100;
+    }
+    vx::ThreadPool pool(2);
+    const auto whole = vx::metrics::contingency_table(truth.data(), test.data(), 30000, {}, pool);
+    std::vector<vx::metrics::detail::PairCount> pairs;
+    for (std::int64_t start : {0, 10007, 20011}) {  // three blocks of the voxels, joined
+        const std::int64_t end = start == 20011 ? 30000 : (start == 0 ? 10007 : 20011);
+        const auto t = vx::metrics::contingency_table(truth.data() + start, test.data() + start, end - start, {}, pool);
+        for (std::size_t i = 0; i < t.size(); ++i) pairs.push_back({t.truth[i], t.test[i], t.count[i]});
+    }
+    REQUIRE(pairs.size() > whole.size());  // pairs that occur in more than one block
+    const auto joined = vx::metrics::contingency_of_pairs(pairs);
+    CHECK(joined.truth == whole.truth);
+    CHECK(joined.test == whole.test);
+    CHECK(joined.count == whole.count);
+    CHECK(joined.total == whole.total);
+    // Test labels renamed (every label to its value mod 7): the table of the renamed labelling.
+    for (auto& p : pairs) p.b %= 7;
+    std::vector<std::uint64_t> renamed(test);
+    for (auto& v : renamed) v %= 7;
+    const auto direct = vx::metrics::contingency_table(truth.data(), renamed.data(), 30000, {}, pool);
+    const auto mapped = vx::metrics::contingency_of_pairs(pairs);
+    CHECK(mapped.truth == direct.truth);
+    CHECK(mapped.test == direct.test);
+    CHECK(mapped.count == direct.count);
+}
+
 TEST_CASE("detections are matched one to one within the distance, as many as possible") {
     // True 0 is near predicted 0 and 1; true 1 only near predicted 0: the maximum matching pairs
     // true 1 with predicted 0 and true 0 with predicted 1, though predicted 0 is nearer true 0.

@@ -279,6 +279,20 @@ def test_dataset_round_trip_and_bounding_boxes(tmp_path):
     )
 
 
+def test_read_points_gives_the_values_at_voxels_far_apart(tmp_path):
+    ds, raw, labels = make_dataset(tmp_path)
+    rng = np.random.default_rng(2)
+    voxels = rng.integers((32, 0, 8), (32 + 96, 80, 8 + 40), size=(500, 3))
+    color = ds.get_layer("color").get_mag(1)
+    local = tuple((voxels - (32, 0, 8)).T)
+    np.testing.assert_array_equal(color.read_points(voxels, block=16), raw[local])
+    np.testing.assert_array_equal(color.read_points(voxels), raw[local])  # one block: one read
+    coarse = ds.get_layer("segmentation").get_mag("2-2-1")  # mag-1 voxels, values of the 2-2-1 voxel
+    at = (voxels - (32, 0, 8)) // (2, 2, 1)
+    np.testing.assert_array_equal(coarse.read_points(voxels, block=8), labels[tuple(at.T)])
+    assert color.read_points(np.zeros((0, 3), int)).shape == (0,)
+
+
 def test_webknossos_opens_our_dataset(tmp_path):
     warnings.filterwarnings("ignore")
     wk = pytest.importorskip("webknossos")

@@ -94,6 +94,29 @@ def test_match_by_overlap():
     assert metrics.match_by_overlap(truth, test) == {5: 1, 6: 2}
 
 
+def test_tables_of_blocks_join_and_read_through_a_state():
+    import pickle
+
+    truth, test = random_pair((40, 36, 20), 30, 50, seed=9)
+    whole = metrics.contingency_table(truth, test, ignore_labels=())
+    blocks = [metrics.contingency_table(truth[:, :, z : z + 7], test[:, :, z : z + 7], ignore_labels=())
+              for z in range(0, 20, 7)]  # fmt: skip
+    joined = metrics.ContingencyTable.joined(pickle.loads(pickle.dumps(b)) for b in blocks)
+    assert sum(len(b) for b in blocks) > len(whole)  # pairs in more than one block
+    for key in ("truth", "test", "count"):
+        np.testing.assert_array_equal(getattr(joined, key), getattr(whole, key))
+    assert joined.total == whole.total == truth.size
+    # A state (test label -> segment) read through the table: the scores of the relabelled volume.
+    lookup = (np.arange(50) // 3).astype(np.uint64)
+    merged = lookup[test]
+    got = joined.without([0, 5]).relabeled(lookup).scores()
+    assert got == metrics.segmentation_scores(truth, merged, ignore_labels=(0, 5))
+    assert got.voi_merge > whole.without([0, 5]).scores().voi_merge  # the state merges: not the same
+    assert joined.without([0]).relabeled(lookup).match_by_overlap() == metrics.match_by_overlap(truth, merged)
+    with pytest.raises(ValueError, match="lookup covers test labels 0..9, the table has 49"):
+        joined.relabeled(np.arange(10))
+
+
 def test_bad_input_is_refused_clearly():
     with pytest.raises(ValueError, match=r"test has shape \(3, 3\) but the truth has \(3, 4\)"):
         metrics.segmentation_scores(np.zeros((3, 4), np.uint8), np.zeros((3, 3), np.uint8))

@@ -727,6 +727,45 @@ def test_cell_types_and_connectome_block_by_block_equal_the_demos_single_block(d
         assert list(ours.column(column)) == list(demo.column(column)), column
 
 
+def test_evaluate_block_by_block_equals_the_whole_volume_scores(demo_run, tmp_path):
+    """Evaluate joins its blocks' contingency tables and reads the fragments at skeleton nodes:
+    every figure equals the whole-volume functions' on the demo's arrays."""
+    from voxelytics.neurons import load_agglomeration
+    from voxelytics.somata.evaluation import mergers
+    from voxelytics.synapses.evaluation import evaluate_synapses
+    from voxelytics.workflow.tasks.data import synthetic_volume
+    from voxelytics.workflow.tasks.synapses import load_synapse_tables
+
+    run = Path(demo_run[0]) / "run"
+    inputs = f"{{truth: {run / 'synthetic' / 'dataset'}, segmentation: paths.segmentation, "
+    inputs += "synapses: paths.synapses, state: paths.state}"
+    _, result = run_on_demo(demo_run, tmp_path, "evaluate", "Evaluate", "{block: [32, 40, 16]}", inputs)
+    assert result.tasks["evaluate"]["units"] == 3 * 3 * 4
+    got = json.loads((tmp_path / "run" / "evaluate" / "metrics.json").read_text())
+    volume = synthetic_volume(str(run / "synthetic" / "dataset"))
+    fragments = vx.Dataset.open(run / "segment" / "dataset").get_layer("fragments").get_mag(1).read()[0]
+    agglomeration = load_agglomeration(run / "segment" / "dataset")
+    segmentations = agglomeration.apply_all(fragments)
+    for state, seg in zip(got["agglomeration_states"], segmentations):
+        s = vx.metrics.segmentation_scores(volume.cells, seg, ignore_labels=())
+        assert (state["voi_split"], state["voi_merge"], state["arand"]) == (s.voi_split, s.voi_merge, s.arand)
+        assert state["erl_nm"] == volume.run_length(seg).erl
+        assert state["segments"] == len(np.unique(seg))
+    assert got["true_cells"] == len(np.unique(volume.cells))
+    threshold = got["synapses"]["state"]
+    seg = segmentations[list(agglomeration.thresholds).index(threshold)]
+    detections, partners, types = load_synapse_tables(str(run / "synapses" / "tables"))
+    expected = evaluate_synapses(volume, detections, partners, types, seg, 400.0)
+    assert got["synapses"] == {"state": threshold, **{k: float(v) for k, v in expected.items()}}
+    table, _ = load_state(str(run / "soma_exclusion" / "state"))
+    after = np.where(table[fragments] != 0, table[fragments], fragments)
+    assert got["soma_exclusion"]["after"] == {
+        **mergers(volume, after),
+        "voi_split": vx.metrics.segmentation_scores(volume.cells, after, ignore_labels=()).voi_split,
+        "voi_merge": vx.metrics.segmentation_scores(volume.cells, after, ignore_labels=()).voi_merge,
+    }
+
+
 def test_report_shows_states_images_and_evaluation(demo_run):
     folder, stdout = demo_run
     report = Path(stdout.split("report:")[1].split()[0])
@@ -894,7 +933,7 @@ def test_evaluate_against_skeletons_without_dense_truth(tmp_path):
                           out=str(tmp_path / out), outputs=Evaluate.outputs)  # fmt: skip
         task = Evaluate(context)
         task.prepare()
-        return task.run_unit(None)
+        return task.finish([task.run_unit(unit) for unit in task.units()])
 
     assert [s["erl_nm"] for s in evaluate("file")["agglomeration_states"]] == [e.erl for e in expected]
     with pytest.raises(ValueError, match="task 'score': best_by voi needs a dense truth"):

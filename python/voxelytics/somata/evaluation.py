@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core import unique_pairs
+from .. import metrics
 from ..synthetic import COMPARTMENTS
 
-__all__ = ["mergers", "ground_truth_compartments", "ground_truth_soma_channel"]
+__all__ = [
+    "ground_truth_compartments",
+    "ground_truth_soma_channel",
+    "mergers",
+    "mergers_of_pieces",
+    "piece_labels",
+]
 
 _SOMA, _AXON, _DENDRITE = 1, 2, 3
 _PIECE_OF_CODE = {
@@ -26,32 +32,38 @@ _PIECE_OF_CODE = {
 }
 
 
-def _pieces(volume, segmentation, min_share: float):
-    """(cell, kind, segment) of every true piece that one segment holds ``min_share`` of."""
+def piece_labels(cells, compartments) -> np.ndarray:
+    """Each voxel's true piece as one label, ``cell * 4 + kind`` (kind 1 soma, 2 axon, 3
+    dendrite; 0 where no cell's piece is), [x, y, z] like the inputs: the truth side of the
+    contingency table that :func:`mergers_of_pieces` reads."""
     lut = np.zeros(256, np.uint64)
     for code, kind in _PIECE_OF_CODE.items():
         lut[code] = kind
-    kind = lut[np.asarray(volume.compartments).ravel(order="F")]
-    cells = np.asarray(volume.cells).ravel(order="F").astype(np.uint64)
-    segments = np.asarray(segmentation).ravel(order="F").astype(np.uint64)
-    keep = (kind > 0) & (cells > 0)
-    piece = cells[keep] * np.uint64(4) + kind[keep]
-    pairs, inverse, _ = unique_pairs(piece, segments[keep])
-    voxels = np.bincount(inverse, minlength=len(pairs)).astype(np.float64)
-    piece_ids, piece_of_pair = np.unique(pairs[:, 0], return_inverse=True)
-    total = np.bincount(piece_of_pair, weights=voxels)
-    held = (voxels >= min_share * total[piece_of_pair]) & (pairs[:, 1] > 0)
-    p = pairs[held]
-    return p[:, 0] // np.uint64(4), p[:, 0] % np.uint64(4), p[:, 1]
+    kind = lut[np.asarray(compartments)]
+    cells = np.asarray(cells).astype(np.uint64, copy=False)
+    return np.asfortranarray(np.where((kind > 0) & (cells > 0), cells * np.uint64(4) + kind, np.uint64(0)))
 
 
 def mergers(volume, segmentation, *, min_share: float = 0.5) -> dict:
     """``two_soma``: the number of segments holding 2+ true somata; ``axon_dendrite``: the number
     of (axon cell, dendrite cell) pairs of different cells held by one segment; ``somata``, the
     number of true somata held by any segment (see the module docs)."""
+    pieces = piece_labels(volume.cells, volume.compartments)
+    return mergers_of_pieces(metrics.contingency_table(pieces, segmentation), min_share=min_share)
+
+
+def mergers_of_pieces(table: metrics.ContingencyTable, *, min_share: float = 0.5) -> dict:
+    """:func:`mergers` from the contingency table of :func:`piece_labels` (truth, label 0 left
+    out) and a segmentation: e.g. the tables of blocks joined, read through an agglomeration
+    state (``ContingencyTable.relabeled``)."""
     if not 0.5 <= min_share <= 1.0:
         raise ValueError(f"min_share must be in [0.5, 1] (one segment per piece), got {min_share}")
-    cell, kind, segment = _pieces(volume, segmentation, min_share)
+    _, piece_of_pair = np.unique(table.truth, return_inverse=True)
+    voxels = table.count.astype(np.float64)
+    total = np.bincount(piece_of_pair, weights=voxels)
+    held = (voxels >= min_share * total[piece_of_pair]) & (table.test > 0) & (table.truth > 0)
+    piece, segment = table.truth[held], table.test[held]
+    cell, kind = piece // np.uint64(4), piece % np.uint64(4)
     soma_segments = segment[kind == _SOMA]
     _, per_segment = np.unique(soma_segments, return_counts=True)
     axon = kind == _AXON

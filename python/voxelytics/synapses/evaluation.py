@@ -49,17 +49,21 @@ def evaluate_synapses(
     types=None,
     segmentation=None,
     max_distance: float = 400.0,
+    *,
+    neuron_of: dict | None = None,
 ) -> dict:
-    """Scores (a flat dict) of a synapse stage run on ``volume``. ``segmentation``: the volume the
-    partners' segment ids refer to (default: the true cells); its segments are matched to true
-    neurons by overlap for the partner and connectome scores."""
+    """Scores (a flat dict) of a synapse stage run on ``volume`` (a ``SyntheticVolume``, or its
+    ``Scene`` when ``neuron_of`` is given). ``segmentation``: the volume the partners' segment
+    ids refer to (default: the true cells); its segments are matched to true neurons by overlap
+    for the partner and connectome scores. ``neuron_of``: that matching (segment id -> true
+    neuron id) made elsewhere, e.g. from contingency tables joined over blocks."""
     truth = volume.synapses
     index = (partners.table["synapse"] - 1).astype(np.int64)
     position = detections.synapses["position_nm"][index]
     det = metrics.detection_scores(truth["cleft_position"], detections.synapses["position_nm"], max_distance)
-    if segmentation is None:
+    if neuron_of is None and segmentation is None:
         neuron_of = {int(s): int(s) for s in np.unique(np.r_[partners.table["pre"], partners.table["post"]])}
-    else:
+    elif neuron_of is None:
         neuron_of = metrics.match_by_overlap(volume.cells, segmentation)
     pre = np.array([neuron_of.get(int(s), 0) for s in partners.table["pre"]], np.uint64)
     post = np.array([neuron_of.get(int(s), 0) for s in partners.table["post"]], np.uint64)
@@ -69,7 +73,7 @@ def evaluate_synapses(
         max_distance, true_ids=np.stack([truth["pre"], truth["post"]], 1),
         predicted_ids=np.stack([pre, post], 1),
     )  # fmt: skip
-    volume_um3 = float(np.prod(np.asarray(volume.cells.shape) * np.asarray(volume.voxel_size))) / 1e9
+    volume_um3 = float(np.prod(np.asarray(volume.shape) * np.asarray(volume.voxel_size))) / 1e9
     row = {
         "true_synapses": int(len(truth["id"])),
         "detected": int(len(detections)),

@@ -4,7 +4,7 @@
 //
 // Built in one pass over the voxels, in parallel: each thread counts its share of the voxels
 // into a flat hash table, adding runs of equal pairs at once (labels come in long runs along x),
-// and the tables are merged by sorting.
+// and the tables are merged by sorting. Tables of blocks join the same way.
 #pragma once
 
 #include <algorithm>
@@ -30,6 +30,26 @@ struct Counted {
     std::vector<std::uint64_t> ignore_truth{0};
     const std::uint8_t* mask = nullptr;
 };
+
+/// The table of (truth, test, count) entries in any order, counts of a repeated pair added: the
+/// tables of blocks joined, or a table whose test labels were renamed (fragments -> segments).
+inline ContingencyTable contingency_of_pairs(std::vector<detail::PairCount> pairs) {
+    std::sort(pairs.begin(), pairs.end(), [](const detail::PairCount& x, const detail::PairCount& y) {
+        return x.a != y.a ? x.a < y.a : x.b < y.b;
+    });
+    ContingencyTable t;
+    for (const auto& e : pairs) {
+        t.total += e.count;
+        if (!t.count.empty() && t.truth.back() == e.a && t.test.back() == e.b) {
+            t.count.back() += e.count;
+        } else {
+            t.truth.push_back(e.a);
+            t.test.push_back(e.b);
+            t.count.push_back(e.count);
+        }
+    }
+    return t;
+}
 
 /// The table of `n` voxels of `truth` and `test` (same memory order). Labels of any integer
 /// type are taken as their uint64 bit patterns.
@@ -66,21 +86,7 @@ ContingencyTable contingency_table(const A* truth, const B* test, std::int64_t n
         const auto pairs = c.pairs();
         all.insert(all.end(), pairs.begin(), pairs.end());
     }
-    std::sort(all.begin(), all.end(), [](const detail::PairCount& x, const detail::PairCount& y) {
-        return x.a != y.a ? x.a < y.a : x.b < y.b;
-    });
-    ContingencyTable t;
-    for (const auto& e : all) {
-        t.total += e.count;
-        if (!t.count.empty() && t.truth.back() == e.a && t.test.back() == e.b) {
-            t.count.back() += e.count;
-        } else {
-            t.truth.push_back(e.a);
-            t.test.push_back(e.b);
-            t.count.push_back(e.count);
-        }
-    }
-    return t;
+    return contingency_of_pairs(std::move(all));
 }
 
 /// Each test label with the truth label it overlaps most (ties: the smaller truth label), sorted

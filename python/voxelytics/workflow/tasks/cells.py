@@ -84,7 +84,7 @@ class CellTypes(_CellSteps):
         model: str = "mouse"
         type_model: Optional[str] = "mouse"  # synapse types, for the features of in/out synapses
         threshold: Optional[float] = None  # the segmentation's state when there is no `state` input
-        block: Vec3 = [256, 256, 128]
+        block: Vec3 = [128, 128, 128]
 
     inputs = {"segmentation": True, "predictions": True, "state": False, "synapses": False}
     outputs = {"cells": "cells"}

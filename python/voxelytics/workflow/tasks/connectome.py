@@ -31,7 +31,7 @@ class BuildConnectome(_CellSteps):
         type_model: Optional[str] = "mouse"
         cell_model: Optional[str] = "mouse"
         threshold: Optional[float] = None
-        block: Vec3 = [256, 256, 128]
+        block: Vec3 = [128, 128, 128]
 
     inputs = {"synapses": True, "segmentation": False, "state": False, "predictions": False}
     outputs = {"connectome": "connectome"}

@@ -112,14 +112,25 @@ def true_boundaries(scene, box: Box, threads: int = 1) -> np.ndarray:
     return np.asfortranarray(edge[inner].astype(np.uint8) * 255)
 
 
-def synthetic_volume(dataset_path: str) -> synthetic.SyntheticVolume:
-    """The whole volume and ground truth of a SyntheticDataset task's output."""
+def is_synthetic(dataset_path: str) -> bool:
+    """Whether a dataset is a SyntheticDataset task's output (it has the scene.json)."""
+    return os.path.exists(os.path.join(dataset_path, "scene.json"))
+
+
+def synthetic_scene(dataset_path: str) -> synthetic.Scene:
+    """The scene (geometry and ground-truth tables, nothing rendered) of a SyntheticDataset
+    task's output; its layers hold the rendered truth."""
     meta_path = os.path.join(dataset_path, "scene.json")
     if not os.path.exists(meta_path):
         raise FileNotFoundError(f"{meta_path}: not a SyntheticDataset output (no scene.json)")
     with open(meta_path) as f:
         meta = json.load(f)
-    scene = _scene(tuple(meta["shape"]), meta["preset"], meta["seed"])
+    return _scene(tuple(meta["shape"]), meta["preset"], meta["seed"])
+
+
+def synthetic_volume(dataset_path: str) -> synthetic.SyntheticVolume:
+    """The whole volume and ground truth of a SyntheticDataset task's output."""
+    scene = synthetic_scene(dataset_path)
     ds = Dataset.open(dataset_path)
     box = Box((0, 0, 0), tuple(scene.shape))
     layers = {k: ds.get_layer(v[0]).get_mag(1).read(box)[0] for k, v in SyntheticDataset.LAYERS.items()}

@@ -13,13 +13,16 @@ import numpy as np
 
 from ... import metrics
 from ... import skeletons as skel
+from ...core import Box
 from ...io import Dataset
-from ...neurons import load_agglomeration
+from ...neurons import _segment_lookup, load_agglomeration
+from ...somata.evaluation import mergers_of_pieces, piece_labels
 from ...synapses import settings_for
 from ...synapses.evaluation import evaluate_synapses
+from ...synthetic import traced_skeletons
 from ..task import Task, register
-from .common import Config, agglomeration_state
-from .data import synthetic_volume
+from .common import Config, Vec3, agglomeration_state, block_units, load_pickle, save_pickle, unit_box
+from .data import SyntheticDataset, is_synthetic, synthetic_scene
 from .synapses import load_synapse_tables
 
 
@@ -34,15 +37,20 @@ class Evaluate(Task):
     At least one of truth, skeletons or synapse_table is needed. ``best_by``: the state with the
     lowest VOI (split + merge) or adapted Rand error, or the highest ERL, is marked best; by
     default VOI when there is a dense truth, else ERL (VOI and ARAND, then None per state, cannot
-    be asked for without one)."""
+    be asked for without one). Block by block (``block``): each unit counts a block's voxels per
+    (true label, fragment) pair; the driver joins the blocks' tables and reads every state
+    through its fragment -> segment lookup (one table serves all states), and the fragments at
+    skeleton nodes are read around the nodes, so no step holds a whole volume."""
 
     name = "Evaluate"
+    version = 2  # 2: block by block
 
     class Config(Config):
         best_by: Optional[Literal["voi", "arand", "erl"]] = None  # default: voi, erl without truth
         species: str = "mouse"  # synapse matching distance: synapses.settings_for
         truth_layer: str = "segmentation"  # the dense labels of a truth dataset that is not synthetic
         ignore_labels: Optional[List[int]] = None  # default: none for synthetic truth, 0 otherwise
+        block: Vec3 = [128, 128, 128]
 
     inputs = {"truth": False, "segmentation": True, "skeletons": False, "synapses": False, "state": False,
               "synapse_table": False}  # fmt: skip
@@ -50,6 +58,13 @@ class Evaluate(Task):
 
     def prepare(self):
         self._best_by()  # a bad combination of inputs fails before anything is read
+        _, _, scene = self._layers()
+        inputs = self.context.inputs
+        for key in ("synapses", "state"):
+            if scene is None and key in inputs and not (key == "synapses" and "synapse_table" in inputs):
+                raise ValueError(
+                    f"task {self.context.task!r}: input {key!r} is scored against a synthetic truth"
+                )
 
     def _best_by(self) -> Optional[str]:
         """The criterion the best state is chosen by (None: no state is scored), after checking
@@ -68,7 +83,7 @@ class Evaluate(Task):
                     "skeletons only, set best_by: erl or leave it out"
                 )
             return "erl" if "skeletons" in inputs else None
-        synthetic = os.path.exists(os.path.join(inputs["truth"], "scene.json"))
+        synthetic = is_synthetic(inputs["truth"])
         if best_by == "erl" and "skeletons" not in inputs and not synthetic:
             raise ValueError(
                 f"task {task!r}: best_by erl needs skeletons: input skeletons (an NML file) "
@@ -98,56 +113,87 @@ class Evaluate(Task):
             )
         return path, skeletons
 
-    def _truth(self, fragments_layer):
-        """(the synthetic volume or None, the true labels over the segmentation's box)."""
-        path = self.context.inputs["truth"]
-        if os.path.exists(os.path.join(path, "scene.json")):
-            volume = synthetic_volume(path)
-            if fragments_layer.bounding_box.size != volume.cells.shape:
+    def _layers(self):
+        """(fragments layer, truth layer or None, the synthetic scene or None), checked to fit."""
+        inputs, task = self.context.inputs, self.context.task
+        fragments = Dataset.open(inputs["segmentation"]).get_layer("fragments")
+        if "truth" not in inputs:
+            return fragments, None, None
+        path = inputs["truth"]
+        if is_synthetic(path):
+            scene = synthetic_scene(path)
+            if fragments.bounding_box != Box((0, 0, 0), tuple(scene.shape)):
                 raise ValueError(
-                    f"task {self.context.task!r}: the segmentation covers {fragments_layer.bounding_box}, "
-                    f"the synthetic truth {volume.cells.shape}: evaluate whole synthetic volumes "
-                    "(no bounding_box)"
+                    f"task {task!r}: the segmentation covers {fragments.bounding_box}, the synthetic "
+                    f"truth {tuple(scene.shape)}: evaluate whole synthetic volumes (no bounding_box)"
                 )
-            return volume, volume.cells
+            return fragments, Dataset.open(path).get_layer(SyntheticDataset.LAYERS["cells"][0]), scene
         layer = Dataset.open(path).get_layer(self.config.truth_layer)
-        if not layer.bounding_box.contains_box(fragments_layer.bounding_box):
+        if not layer.bounding_box.contains_box(fragments.bounding_box):
             raise ValueError(
-                f"task {self.context.task!r}: layer {self.config.truth_layer!r} of {path} "
-                f"({layer.bounding_box}) does not cover the segmentation ({fragments_layer.bounding_box})"
+                f"task {task!r}: layer {self.config.truth_layer!r} of {path} "
+                f"({layer.bounding_box}) does not cover the segmentation ({fragments.bounding_box})"
             )
-        return None, layer.get_mag(1).read(fragments_layer.bounding_box)[0]
+        return fragments, layer, None
+
+    def _block_path(self, index: int) -> str:
+        return self.context.scratch(f"blocks/{index:06d}.pickle")
+
+    def units(self):
+        fragments, _, _ = self._layers()
+        return [
+            {"block": i, **u} for i, u in enumerate(block_units(fragments.bounding_box, self.config.block))
+        ]
 
     def run_unit(self, unit):
-        inputs, task = self.context.inputs, self.context.task
+        """A block's fragment ids and its contingency tables against the truth (every label
+        counted: ignored ones are left out when scoring) and, for soma exclusion's mergers,
+        against the synthetic truth's pieces."""
+        fragments_layer, truth_layer, scene = self._layers()
+        box = unit_box(unit)
+        fragments = fragments_layer.get_mag(1).read(box)[0]
+        found = {"fragments": np.unique(fragments), "truth": None, "pieces": None}
+        if truth_layer is not None:
+            truth = truth_layer.get_mag(1).read(box)[0]
+            found["truth"] = metrics.contingency_table(
+                truth, fragments, ignore_labels=(), threads=self.context.threads
+            )
+            if scene is not None and "state" in self.context.inputs:
+                layer = truth_layer.dataset.get_layer(SyntheticDataset.LAYERS["compartments"][0])
+                pieces = piece_labels(truth, layer.get_mag(1).read(box)[0])
+                found["pieces"] = metrics.contingency_table(pieces, fragments, threads=self.context.threads)
+        save_pickle(self._block_path(unit["block"]), found)
+        return {"fragments": len(found["fragments"])}
+
+    def finish(self, results):
+        inputs = self.context.inputs
         best_by = self._best_by()
         seg_path = inputs["segmentation"]
-        dataset = Dataset.open(seg_path)
-        fragments_layer = dataset.get_layer("fragments")
-        volume, truth = self._truth(fragments_layer) if "truth" in inputs else (None, None)
-        for key in ("synapses", "state"):
-            if volume is None and key in inputs and not (key == "synapses" and "synapse_table" in inputs):
-                raise ValueError(f"task {task!r}: input {key!r} is scored against a synthetic truth")
-        nml_path, skeletons = self._skeletons(dataset)
+        fragments_layer, truth_layer, scene = self._layers()
+        blocks = [load_pickle(self._block_path(i)) for i in range(len(results))]
+        present = np.unique(np.concatenate([b["fragments"] for b in blocks]).astype(np.uint64))
+        largest = int(present.max(initial=0))
+        truth = None
+        if truth_layer is not None:
+            truth = metrics.ContingencyTable.joined(b["truth"] for b in blocks)
+        nml_path, skeletons = self._skeletons(fragments_layer.dataset)
         ignore = self.config.ignore_labels
-        ignore = tuple(ignore) if ignore is not None else (() if volume is not None else (0,))
-        states, erl, fragments, agglomeration, thresholds, segmentations = [], None, None, None, [], []
+        ignore = tuple(ignore) if ignore is not None else (() if scene is not None else (0,))
+        node_run_length = self._node_run_length(fragments_layer, scene, skeletons)
+        agglomeration = load_agglomeration(seg_path)
+        lookups = [_segment_lookup(agglomeration, k, largest) for k in range(len(agglomeration.thresholds))]
+        states, erl = [], None
         if truth is not None or skeletons is not None:  # else only a synapse table is scored
-            fragments = fragments_layer.get_mag(1).read()[0]
-            agglomeration = load_agglomeration(seg_path)
-            thresholds = agglomeration.thresholds
-            segmentations = agglomeration.apply_all(fragments, threads=self.context.threads)
-        for threshold, seg in zip(thresholds, segmentations):
-            s = metrics.segmentation_scores(truth, seg, ignore_labels=ignore) if truth is not None else None
-            if skeletons is not None:  # NML skeletons first, then a synthetic truth's own
-                erl = skel.run_length(skeletons, seg, offset=fragments_layer.bounding_box.topleft)
-            elif volume is not None:
-                erl = volume.run_length(seg)
-            states.append({"threshold": float(threshold),
-                           "voi_split": s.voi_split if s else None, "voi_merge": s.voi_merge if s else None,
-                           "voi": s.voi_split + s.voi_merge if s else None, "arand": s.arand if s else None,
-                           "erl_nm": erl.erl if erl else None,
-                           "segments": int(len(np.unique(seg)))})  # fmt: skip
+            scored = truth.without(ignore) if truth is not None else None
+            for threshold, lookup in zip(agglomeration.thresholds, lookups):
+                s = scored.relabeled(lookup).scores() if scored is not None else None
+                erl = node_run_length(lookup) if node_run_length else None
+                states.append({"threshold": float(threshold),
+                               "voi_split": s.voi_split if s else None,
+                               "voi_merge": s.voi_merge if s else None,
+                               "voi": s.voi_split + s.voi_merge if s else None,
+                               "arand": s.arand if s else None, "erl_nm": erl.erl if erl else None,
+                               "segments": int(len(np.unique(lookup[present])))})  # fmt: skip
         best = None
         if best_by and states:
             key, sign = {"voi": ("voi", 1), "arand": ("arand", 1), "erl": ("erl_nm", -1)}[best_by]
@@ -156,29 +202,48 @@ class Evaluate(Task):
         report = {"agglomeration_states": states, "best_state": best, "best_by": best_by,
                   "erl_skeletons": erl_along,
                   "erl_of_perfect_segmentation_nm": erl.max_erl if erl else None,
-                  "true_cells": int(len(np.unique(truth))) if truth is not None else None}  # fmt: skip
+                  "true_cells": int(len(np.unique(truth.truth))) if truth is not None else None}  # fmt: skip
         if skeletons is not None:
             report["skeleton_trees"] = len(skeletons.trees)
         if "synapse_table" in inputs:
             report["synapse_table"] = self._synapse_table()
-        if "synapses" in self.context.inputs and volume is not None:
-            detections, partners, types = load_synapse_tables(self.context.inputs["synapses"])
+        if "synapses" in inputs and scene is not None:
+            detections, partners, types = load_synapse_tables(inputs["synapses"])
             threshold, _ = agglomeration_state(seg_path, None)
-            seg = segmentations[list(agglomeration.thresholds).index(threshold)]
+            lookup = lookups[list(agglomeration.thresholds).index(threshold)]
+            neuron_of = truth.without((0,)).relabeled(lookup).match_by_overlap()
             scores = evaluate_synapses(
-                volume,
-                detections,
-                partners,
-                types or None,
-                seg,
-                settings_for(self.config.species).max_distance_nm,
-            )
+                scene, detections, partners, types or None,
+                max_distance=settings_for(self.config.species).max_distance_nm, neuron_of=neuron_of,
+            )  # fmt: skip
             report["synapses"] = {"state": threshold, **{k: float(v) for k, v in scores.items()}}
-        if "state" in self.context.inputs:
-            report["soma_exclusion"] = self._soma_exclusion(volume, fragments, agglomeration, segmentations)
+        if "state" in inputs:
+            pieces = metrics.ContingencyTable.joined(b["pieces"] for b in blocks)
+            report["soma_exclusion"] = self._soma_exclusion(truth, pieces, agglomeration, lookups, largest)
         with open(self.context.output("metrics"), "w") as f:
             json.dump(report, f, indent=1)
         return report
+
+    def _node_run_length(self, fragments_layer, scene, skeletons):
+        """A function of a fragment -> segment lookup giving the state's ERL along the NML
+        skeletons (their nodes in the fragments' box), else along the synthetic truth's traced
+        skeletons; or None. Only the voxels around the nodes are read, block by block."""
+        fragments = fragments_layer.get_mag(1)
+        if skeletons is not None:
+            box = fragments_layer.bounding_box
+            top = np.asarray(box.topleft)
+            inside = ((skeletons.positions >= top) & (skeletons.positions < top + box.size)).all(axis=1)
+            nodes = skeletons.select(inside)
+            at = fragments.read_points(nodes.positions).astype(np.uint64)
+            return lambda lookup: skel.nodes_run_length(nodes, lookup[at])
+        if scene is not None:
+            cells = Dataset.open(self.context.inputs["truth"]).get_layer(SyntheticDataset.LAYERS["cells"][0])
+            traced, nm = traced_skeletons(scene, cells.get_mag(1).read_points)
+            at = fragments.read_points(traced.positions).astype(np.uint64)
+            return lambda lookup: metrics.expected_run_length(
+                traced.tree_ids, lookup[at], traced.edges, positions=nm
+            )
+        return None
 
     def _synapse_table(self) -> dict:
         """Detection precision / recall of the ``synapses`` input against a CSV of true synapses
@@ -205,21 +270,18 @@ class Evaluate(Task):
                 "detection_precision": d.precision, "detection_recall": d.recall,
                 "detection_f1": d.f1}  # fmt: skip
 
-    def _soma_exclusion(self, volume, fragments, agglomeration, segmentations) -> dict:
+    def _soma_exclusion(self, truth, pieces, agglomeration, lookups, largest: int) -> dict:
         """Mergers (two somata; axon and dendrite of different cells) and VOI before and after."""
-        from ...somata.evaluation import mergers
         from .somata import load_state, state_lookup
 
         with open(os.path.join(self.context.inputs["state"], "state.json")) as f:
             threshold = json.load(f)["threshold"]  # the state soma exclusion corrected
-        before = segmentations[list(agglomeration.thresholds).index(threshold)]
         table, _ = load_state(self.context.inputs["state"])
-        after = state_lookup(table, int(fragments.max()))[fragments]
+        after = state_lookup(table, largest)
+        before = lookups[list(agglomeration.thresholds).index(threshold)]
         out = {"state": threshold}
-        for name, seg in (("before", before), ("after", after)):
-            s = metrics.segmentation_scores(volume.cells, seg, ignore_labels=())
-            out[name] = {**mergers(volume, seg), "voi_split": s.voi_split, "voi_merge": s.voi_merge}
+        for name, lookup in (("before", before), ("after", after)):
+            s = truth.relabeled(lookup).scores()
+            out[name] = {**mergers_of_pieces(pieces.relabeled(lookup)), "voi_split": s.voi_split,
+                         "voi_merge": s.voi_merge}  # fmt: skip
         return out
-
-    def finish(self, results):
-        return results[0]
