@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import optimize
 
 __all__ = ["SoftmaxClassifier", "load_classifiers", "save_classifiers"]
 
@@ -46,6 +45,8 @@ class SoftmaxClassifier:
             grad = Z.T @ ((np.exp(logp) - onehot) * sample_weight[:, None]) / len(y)
             grad[:-1] += 2 * l2 * W[:-1]
             return value, grad.ravel()
+
+        from scipy import optimize  # only for fitting: importing it costs every process 0.5 s
 
         w0 = np.zeros(Z.shape[1] * len(classes))
         result = optimize.minimize(loss, w0, jac=True, method="L-BFGS-B", options={"maxiter": 1000})

@@ -266,3 +266,17 @@ def test_graph_without_histograms_agglomerates_by_mean_but_not_by_quantile(flyem
         vx.agglomerate(bare, [0.5], scoring="quantile")
     with pytest.raises(ValueError, match="histograms"):
         bare.quantile(0.5)
+
+
+@pytest.mark.parametrize("longest", [3, 40])
+def test_reducing_histogram_rows_by_rank_equals_reduceat(longest):
+    from voxelytics.graph import _reduce_rows
+
+    rng = np.random.default_rng(longest)
+    sizes = rng.integers(1, longest + 1, 500)  # groups of 1..longest rows (40: reduceat itself)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    values = rng.integers(0, 1000, (int(sizes.sum()), 7)).astype(np.uint32)
+    for ufunc in (np.add, np.maximum):
+        np.testing.assert_array_equal(
+            _reduce_rows(ufunc, values, starts), ufunc.reduceat(values, starts, axis=0)
+        )
