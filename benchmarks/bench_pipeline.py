@@ -76,7 +76,7 @@ def main() -> None:
     for name, s in seconds.items():
         total = s + cluster[name]
         per_core = voxels / total / args.cores / 1e6
-        start = f" (+ {cluster[name]:.1f} s cluster start)" if runs[name][1] else ""
+        start = f" ({cluster[name]:.1f} s of it the cluster's start)" if runs[name][1] else ""
         rate = f"{voxels / total / 1e6:.2f} megavoxels/s, {per_core:.2f} per core"
         print(f"  {name:<16} {total:7.1f} s   {rate}{start}")
     print(f"  SyConn2 (reported): {34 / 3600:.4f} megavoxels/s per core")
