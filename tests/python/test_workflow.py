@@ -647,12 +647,13 @@ tasks:
 
 def test_blockwise_soma_exclusion_equals_the_whole_volume_computation(demo_run, tmp_path):
     """SomaExclusion in 12 blocks gives what the library gives on whole arrays: the graph, the
-    compartment means, the somata, the positions and so the state and the cuts."""
+    compartment means, the somata (joined from the blocks' pieces), the positions and so the
+    state and the cuts."""
     from voxelytics.somata import detect_somata, fragment_means, soma_exclusion
     from voxelytics.workflow.tasks.somata import read_channel
 
     run, result = run_on_demo(demo_run, tmp_path, "exclusion", "SomaExclusion", "{block: [32, 48, 32]}")
-    assert result.tasks["exclusion"]["units"] == 3 * 2 * 2
+    assert result.tasks["exclusion"]["units"] == 2 * 3 * 2 * 2  # graph and soma pieces per block
     table, somata = load_state(str(tmp_path / "run" / "exclusion" / "state"))
 
     pred, seg = vx.Dataset.open(run / "predict" / "dataset"), vx.Dataset.open(run / "segment" / "dataset")

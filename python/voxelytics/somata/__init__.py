@@ -17,12 +17,13 @@ The corrected state, from a CNN's predictions ``pred`` (affinities, soma, compar
                                      compartments=compartments, somata=somata)
 """
 
-from .detection import Somata, detect_somata
+from .detection import SomaDetection, Somata, detect_somata
 from .exclusion import REASONS, SomaExclusion, fragment_means, soma_exclusion
 from .splitting import split_fragments
 
 __all__ = [
     "REASONS",
+    "SomaDetection",
     "SomaExclusion",
     "Somata",
     "detect_somata",

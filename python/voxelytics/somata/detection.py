@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core import unique_pairs
+from ..core import progress_bar, unique_pairs
 from ..segmentation import distance_transform
-from ..synapses.detection import _source, detect_synapses
+from ..synapses.detection import SynapseDetection, detect_synapses
 from ..synapses.partners import _best_per_group, _segments_of
 
-__all__ = ["Somata", "detect_somata"]
+__all__ = ["SomaDetection", "Somata", "detect_somata"]
 
 
 @dataclass(frozen=True)
@@ -98,29 +98,67 @@ def detect_somata(
             "need min_volume_nm3 >= 0, min_radius_nm > 0 and 0 < border_fraction <= 1, got "
             f"{min_volume_nm3}, {min_radius_nm}, {border_fraction}"
         )
-    kwargs = dict(
-        block_shape=block_shape, threads=threads, progress=progress, offset=offset, connectivity=connectivity
-    )
     if soma is not None:
+        detection = SomaDetection(
+            soma, fragments=fragments, threshold=threshold, min_volume_nm3=min_volume_nm3,
+            border_fraction=border_fraction, voxel_size=voxel_size, offset=offset,
+            connectivity=connectivity, block_shape=block_shape,
+        )  # fmt: skip
+        blocks = progress_bar(detection.blocks(), progress, "somata")
+        return detection.finish(detection.pieces(block, threads) for block in blocks)
+    labels = np.asarray(segmentation)
+    vs = tuple(float(v) for v in (voxel_size or (1.0, 1.0, 1.0)))
+    cap = 4.0 * min_radius_nm  # radii above it are read as the cap: larger than any soma seen here
+    depth = distance_transform(labels, vs, black_border=False, max_distance=cap, threads=threads)
+    channel = np.asfortranarray(np.minimum(depth / cap, 1.0), np.float32)
+    fragments = labels if fragments is None else fragments
+    found = detect_synapses(
+        channel, threshold=0.25, fragments=fragments, voxel_size=vs, block_shape=block_shape,
+        threads=threads, progress=progress, offset=offset, connectivity=connectivity,
+    )  # fmt: skip
+    radius = found.synapses["score_max"] * cap
+    volume = 4.0 / 3.0 * np.pi * radius**3
+    return _somata(found, labels.shape, volume, min_volume_nm3, border_fraction, radius)
+
+
+class SomaDetection:
+    """:func:`detect_somata` of a soma channel in steps, for blocks computed anywhere (e.g.
+    workflow units, each in its own process): ``blocks()``, ``pieces(block)`` (picklable) and
+    ``finish(pieces)``, the :class:`Somata`; the arguments are :func:`detect_somata`'s."""
+
+    def __init__(
+        self, soma, *, fragments=None, threshold=0.5, min_volume_nm3=1e9, border_fraction=0.25,
+        voxel_size=None, offset=None, connectivity=6, block_shape=None,
+    ):  # fmt: skip
+        if min_volume_nm3 < 0 or not 0 < border_fraction <= 1:
+            raise ValueError(
+                "need min_volume_nm3 >= 0 and 0 < border_fraction <= 1, got "
+                f"{min_volume_nm3}, {border_fraction}"
+            )
         vs = (1.0, 1.0, 1.0) if voxel_size is None and isinstance(soma, np.ndarray) else voxel_size
-        found = detect_synapses(
-            soma, threshold=threshold, min_size=1, fragments=fragments, voxel_size=vs, **kwargs
-        )
+        self._detection = SynapseDetection(
+            soma, threshold=threshold, min_size=1, fragments=fragments, voxel_size=vs, offset=offset,
+            connectivity=connectivity, block_shape=block_shape,
+        )  # fmt: skip
+        self.min_volume_nm3, self.border_fraction = min_volume_nm3, border_fraction
+
+    def blocks(self) -> list:
+        return self._detection.blocks()
+
+    def pieces(self, block, threads: int | None = None):
+        return self._detection.pieces(block, threads)
+
+    def finish(self, pieces) -> Somata:
+        found = self._detection.finish(pieces)
         volume = found.synapses["voxels"] * np.prod(found.voxel_size)
-        radius = None
-    else:
-        labels = np.asarray(segmentation)
-        vs = tuple(float(v) for v in (voxel_size or (1.0, 1.0, 1.0)))
-        cap = 4.0 * min_radius_nm  # radii above it are read as the cap: larger than any soma seen here
-        depth = distance_transform(labels, vs, black_border=False, max_distance=cap, threads=threads)
-        channel = np.asfortranarray(np.minimum(depth / cap, 1.0), np.float32)
-        fragments = labels if fragments is None else fragments
-        found = detect_synapses(channel, threshold=0.25, fragments=fragments, voxel_size=vs, **kwargs)
-        radius = found.synapses["score_max"] * cap
-        volume = 4.0 / 3.0 * np.pi * radius**3
-    source = _source(soma, (1, 1, 1)) if soma is not None else labels  # a layer: its LayerChannel
+        return _somata(found, self._detection.shape, volume, self.min_volume_nm3, self.border_fraction)
+
+
+def _somata(found, shape, volume, min_volume_nm3: float, border_fraction: float, radius=None) -> Somata:
+    """The components of ``found`` (synapse detection tables) big enough to be somata: those
+    touching the faces of the volume (``shape``) need only ``border_fraction`` of the volume."""
     lo = np.asarray(found.offset, np.int64)
-    hi = lo + np.asarray(source.shape[-3:], np.int64)
+    hi = lo + np.asarray(shape, np.int64)
     top, size = found.synapses["box_topleft"], found.synapses["box_size"]
     at_border = np.any(top <= lo, axis=1) | np.any(top + size >= hi, axis=1)
     keep = volume >= np.where(at_border, border_fraction, 1.0) * min_volume_nm3

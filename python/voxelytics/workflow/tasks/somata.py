@@ -13,11 +13,11 @@ import numpy as np
 from ...io import Dataset, save_arrays
 from ...neurons import POSITIONS, LayerVolume
 from ...segmentation import LabelStatistics, label_statistics
-from ...somata import Somata, detect_somata, soma_exclusion
+from ...somata import SomaDetection, Somata, soma_exclusion
 from ...somata.exclusion import REASONS
 from ...synapses.detection import _feature
 from ..task import register
-from .common import Config, Vec3, agglomeration_state
+from .common import Config, Vec3, agglomeration_state, load_pickle, save_pickle
 from .neurons import _GraphSteps, _slices
 
 GRAPH_EDGES = ("nodes", "edges", "mean")  # state/graph.npz: the region graph, without histograms
@@ -81,7 +81,8 @@ class SomaExclusion(_GraphSteps):
 
     Block by block (``block``): each unit reads one block of the fragments, the ``layer``
     boundary map and the compartments, and gives its region graph and per-fragment compartment
-    sums; the somata are read block by block too. Only graphs and tables meet in the driver."""
+    sums; other units give each block's soma pieces (:class:`voxelytics.somata.SomaDetection`).
+    Only graphs, pieces and tables meet in the driver."""
 
     name = "SomaExclusion"
     version = 2  # 2: block by block
@@ -114,8 +115,23 @@ class SomaExclusion(_GraphSteps):
                     f"does not cover the fragments ({self._box()})"
                 )
 
+    def _soma_detection(self) -> SomaDetection:
+        return SomaDetection(
+            Dataset.open(self._values_path()).get_layer("soma"),
+            fragments=Dataset.open(self._fragments_path()).get_layer("fragments"),
+            threshold=self.config.soma_threshold, min_volume_nm3=self.config.min_soma_volume_nm3,
+            block_shape=self.config.block,
+        )  # fmt: skip
+
     def units(self):
-        return self.stage_units("graph")
+        somata = [{"stage": "somata", "block": i} for i in range(len(self._soma_detection().blocks()))]
+        return self.stage_units("graph") + somata
+
+    def _somata(self, index: int):
+        """The soma pieces of one block (``somata/<block>.pickle``): the somata are joined by
+        the driver from pieces, never read whole."""
+        detection = self._soma_detection()
+        save_pickle(self._scratch(f"somata/{index:06d}.pickle"), detection.pieces(detection.blocks()[index]))
 
     def _graph(self, index: int):
         """The block's region graph, and its fragments' compartment sums (``means/<block>.npz``)."""
@@ -147,18 +163,19 @@ class SomaExclusion(_GraphSteps):
     def finish(self, results):
         pred = Dataset.open(self._values_path())
         seg_path = self._fragments_path()
-        region_graph = self._merged_graph(len(results))
+        blocks = len(self._blocks())
+        region_graph = self._merged_graph(blocks)
         threshold, mapping = agglomeration_state(seg_path, self.config.threshold)
-        somata = detect_somata(
-            pred.get_layer("soma"), fragments=Dataset.open(seg_path).get_layer("fragments"),
-            threshold=self.config.soma_threshold, min_volume_nm3=self.config.min_soma_volume_nm3,
-            block_shape=self.config.block, threads=self.context.threads, progress=False,
-        )  # fmt: skip
+        detection = self._soma_detection()
+        pieces = (
+            load_pickle(self._scratch(f"somata/{i:06d}.pickle")) for i in range(len(detection.blocks()))
+        )
+        somata = detection.finish(pieces)
         with np.load(os.path.join(seg_path, POSITIONS)) as f:
             first = f["positions"]  # of fragments 1..n
         positions = first[region_graph.nodes.astype(np.int64) - 1] * np.asarray(pred.voxel_size)
         corrected = soma_exclusion(
-            region_graph, mapping, somata, compartments=self._compartments(len(results)),
+            region_graph, mapping, somata, compartments=self._compartments(blocks),
             confidence=self.config.confidence, fragment_positions=positions,
         )  # fmt: skip
         out = self.context.output("state")
