@@ -12,6 +12,7 @@ from ..core import BlockGrid, Box
 from ..graph import _positions
 from ..segmentation import LabelStatistics, distance_transform, label_statistics
 from ..somata.detection import Somata
+from ..synapses.detection import _feature
 from ..synapses.partners import Partners, _segments_of
 from ..synapses.settings import COMPARTMENT_CHANNELS
 
@@ -110,9 +111,9 @@ def segment_statistics(
 ) -> LabelStatistics:
     """What :func:`cell_features` adds up per segment (counts, moments; sums and maxima of the
     depth, then of each compartment channel), of the voxels in ``core`` (a box in the array's
-    voxels; default all of them): the rest of the array is halo, there for the depth only.
-    Positions start at ``offset`` + the core's corner, so that blocks' statistics merge
-    (:meth:`LabelStatistics.merge`) into the volume's."""
+    voxels; default all of them): the rest of the array is halo, there for the depth only, so
+    ``compartments`` cover the core alone. Positions start at ``offset`` + the core's corner, so
+    that blocks' statistics merge (:meth:`LabelStatistics.merge`) into the volume's."""
     labels = np.asarray(fragments)
     if labels.ndim != 3:
         raise ValueError(f"fragments must be a 3D label volume, got shape {labels.shape}")
@@ -120,22 +121,21 @@ def segment_statistics(
     flat = _segments_of(labels.ravel(order="F").astype(np.uint64, copy=False), mapping)
     segmentation = flat.reshape(labels.shape, order="F")
     depth = distance_transform(segmentation, vs, max_distance=depth_cap_nm, threads=threads)
+    if core is not None:
+        inside = tuple(slice(t, t + n) for t, n in zip(core.topleft, core.size))
+        segmentation, depth = np.asfortranarray(segmentation[inside]), np.asfortranarray(depth[inside])
+        offset = tuple(o + t for o, t in zip(offset, core.topleft))
     values = [depth]
     if compartments is not None:
         channels = [np.asarray(c) for c in compartments]  # not stacked: each channel as it is
         shapes = {c.shape for c in channels}
-        if len(channels) != len(COMPARTMENT_CHANNELS) or shapes != {labels.shape}:
+        if len(channels) != len(COMPARTMENT_CHANNELS) or shapes != {segmentation.shape}:
             raise ValueError(
                 f"compartments must be [{len(COMPARTMENT_CHANNELS)}, x, y, z] probabilities "
-                f"({', '.join(COMPARTMENT_CHANNELS)}) of the fragments' shape {labels.shape}, "
+                f"({', '.join(COMPARTMENT_CHANNELS)}) of the fragments' shape {segmentation.shape}, "
                 f"got {len(channels)} of shape(s) {sorted(shapes)}"
             )
         values += [np.asarray(c, np.float32) for c in channels]
-    if core is not None:
-        inside = tuple(slice(t, t + n) for t, n in zip(core.topleft, core.size))
-        segmentation = np.asfortranarray(segmentation[inside])
-        values = [np.asfortranarray(v[inside]) for v in values]
-        offset = tuple(o + t for o, t in zip(offset, core.topleft))
     return label_statistics(segmentation, values, voxel_size=vs, offset=offset, threads=threads)
 
 
@@ -212,14 +212,13 @@ class CellStatistics:
         return list(self._grid)
 
     def statistics(self, block, threads: int | None = None) -> LabelStatistics:
-        """The :func:`segment_statistics` of one block's core."""
-        from ..synapses.detection import _feature
-
+        """The :func:`segment_statistics` of one block's core (the fragments read with the
+        halo, the compartments for the core only)."""
         outer = block.outer
         fragments = self.fragments.get_mag(1).read(outer)[0]
         compartments = None
         if self.compartments is not None:
-            compartments = [_feature(c) for c in self.compartments.get_mag(1).read(outer)]
+            compartments = [_feature(c) for c in self.compartments.get_mag(1).read(block.core)]
         top = np.asarray(outer.topleft)
         core = Box(tuple(np.asarray(block.core.topleft) - top), block.core.size)
         return segment_statistics(

@@ -10,10 +10,11 @@ import numpy as np
 
 from ...cells import CellFeatures, CellStatistics, classify_cells
 from ...io import Dataset
+from ...pipeline import typed_partners
 from ..task import Task, register
 from .common import Config, Vec3, agglomeration_state, load_pickle, save_pickle
 from .somata import load_state
-from .synapses import load_synapse_tables, typed_partners
+from .synapses import load_synapse_tables
 
 
 def segmentation_state(task: Task, threshold: Optional[float] = None):
@@ -34,10 +35,8 @@ class _CellSteps(Task):
     def _wants_cells(self) -> bool:
         return True
 
-    def _cell_statistics(self, mapping=None) -> CellStatistics:
+    def _cell_statistics(self, mapping) -> CellStatistics:
         inputs = self.context.inputs
-        if mapping is None:
-            mapping, _ = segmentation_state(self, self.config.threshold)
         compartments = None
         if "predictions" in inputs:
             pred = Dataset.open(inputs["predictions"])
@@ -51,12 +50,13 @@ class _CellSteps(Task):
     def units(self):
         if not self._wants_cells():
             return [None]
-        return [{"block": i} for i in range(len(self._cell_statistics().blocks()))]
+        blocks = self._cell_statistics(None).blocks()  # the blocks do not depend on the state
+        return [{"block": i} for i in range(len(blocks))]
 
     def run_unit(self, unit):
         if unit is None:
             return None
-        cells = self._cell_statistics()
+        cells = self._cell_statistics(segmentation_state(self, self.config.threshold)[0])
         stats = cells.statistics(cells.blocks()[unit["block"]], self.context.threads)
         save_pickle(self._statistics_path(unit["block"]), stats)
         return {"segments": len(stats.labels)}
@@ -98,7 +98,7 @@ class CellTypes(_CellSteps):
         partners = types = None
         if "synapses" in self.context.inputs:
             detections, _, _ = load_synapse_tables(self.context.inputs["synapses"])
-            partners, types = typed_partners(detections, mapping, self.config.type_model)
+            partners, types = typed_partners(detections, mapping, self.config.type_model or None)
         features = self._cell_features(
             results, mapping, somata=somata, partners=partners, synapse_types=types
         )

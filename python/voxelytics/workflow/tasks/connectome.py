@@ -9,10 +9,11 @@ import numpy as np
 
 from ...connectome import Connectome
 from ...io import Dataset
+from ...pipeline import typed_partners
 from ..task import register
 from .cells import _CellSteps, segmentation_state
 from .common import Config, Vec3
-from .synapses import load_synapse_tables, typed_partners
+from .synapses import load_synapse_tables
 
 
 @register
@@ -51,7 +52,7 @@ class BuildConnectome(_CellSteps):
             connectome = Connectome.from_partners(detections, partners, types or None)
         else:
             mapping, somata = segmentation_state(self, self.config.threshold)
-            partners, types = typed_partners(detections, mapping, self.config.type_model)
+            partners, types = typed_partners(detections, mapping, self.config.type_model or None)
             connectome = Connectome.from_partners(detections, partners, types)
             if self._wants_cells():
                 features = self._cell_features(

@@ -13,7 +13,6 @@ import numpy as np
 
 from ... import metrics
 from ... import skeletons as skel
-from ...core import Box
 from ...io import Dataset
 from ...neurons import _segment_lookup, load_agglomeration
 from ...somata.evaluation import mergers_of_pieces, piece_labels
@@ -58,10 +57,10 @@ class Evaluate(Task):
 
     def prepare(self):
         self._best_by()  # a bad combination of inputs fails before anything is read
-        _, _, scene = self._layers()
+        _, _, synthetic = self._layers()
         inputs = self.context.inputs
         for key in ("synapses", "state"):
-            if scene is None and key in inputs and not (key == "synapses" and "synapse_table" in inputs):
+            if not synthetic and key in inputs and not (key == "synapses" and "synapse_table" in inputs):
                 raise ValueError(
                     f"task {self.context.task!r}: input {key!r} is scored against a synthetic truth"
                 )
@@ -114,27 +113,28 @@ class Evaluate(Task):
         return path, skeletons
 
     def _layers(self):
-        """(fragments layer, truth layer or None, the synthetic scene or None), checked to fit."""
+        """(fragments layer, truth layer or None, whether the truth is synthetic), checked to fit
+        (the synthetic scene itself, slow to build, only where its tables are used)."""
         inputs, task = self.context.inputs, self.context.task
         fragments = Dataset.open(inputs["segmentation"]).get_layer("fragments")
         if "truth" not in inputs:
-            return fragments, None, None
+            return fragments, None, False
         path = inputs["truth"]
         if is_synthetic(path):
-            scene = synthetic_scene(path)
-            if fragments.bounding_box != Box((0, 0, 0), tuple(scene.shape)):
+            cells = Dataset.open(path).get_layer(SyntheticDataset.LAYERS["cells"][0])
+            if fragments.bounding_box != cells.bounding_box:
                 raise ValueError(
                     f"task {task!r}: the segmentation covers {fragments.bounding_box}, the synthetic "
-                    f"truth {tuple(scene.shape)}: evaluate whole synthetic volumes (no bounding_box)"
+                    f"truth {cells.bounding_box}: evaluate whole synthetic volumes (no bounding_box)"
                 )
-            return fragments, Dataset.open(path).get_layer(SyntheticDataset.LAYERS["cells"][0]), scene
+            return fragments, cells, True
         layer = Dataset.open(path).get_layer(self.config.truth_layer)
         if not layer.bounding_box.contains_box(fragments.bounding_box):
             raise ValueError(
                 f"task {task!r}: layer {self.config.truth_layer!r} of {path} "
                 f"({layer.bounding_box}) does not cover the segmentation ({fragments.bounding_box})"
             )
-        return fragments, layer, None
+        return fragments, layer, False
 
     def _block_path(self, index: int) -> str:
         return self.context.scratch(f"blocks/{index:06d}.pickle")
@@ -149,7 +149,7 @@ class Evaluate(Task):
         """A block's fragment ids and its contingency tables against the truth (every label
         counted: ignored ones are left out when scoring) and, for soma exclusion's mergers,
         against the synthetic truth's pieces."""
-        fragments_layer, truth_layer, scene = self._layers()
+        fragments_layer, truth_layer, synthetic = self._layers()
         box = unit_box(unit)
         fragments = fragments_layer.get_mag(1).read(box)[0]
         found = {"fragments": np.unique(fragments), "truth": None, "pieces": None}
@@ -158,7 +158,7 @@ class Evaluate(Task):
             found["truth"] = metrics.contingency_table(
                 truth, fragments, ignore_labels=(), threads=self.context.threads
             )
-            if scene is not None and "state" in self.context.inputs:
+            if synthetic and "state" in self.context.inputs:
                 layer = truth_layer.dataset.get_layer(SyntheticDataset.LAYERS["compartments"][0])
                 pieces = piece_labels(truth, layer.get_mag(1).read(box)[0])
                 found["pieces"] = metrics.contingency_table(pieces, fragments, threads=self.context.threads)
@@ -169,7 +169,8 @@ class Evaluate(Task):
         inputs = self.context.inputs
         best_by = self._best_by()
         seg_path = inputs["segmentation"]
-        fragments_layer, truth_layer, scene = self._layers()
+        fragments_layer, truth_layer, synthetic = self._layers()
+        scene = synthetic_scene(inputs["truth"]) if synthetic else None
         blocks = [load_pickle(self._block_path(i)) for i in range(len(results))]
         present = np.unique(np.concatenate([b["fragments"] for b in blocks]).astype(np.uint64))
         largest = int(present.max(initial=0))

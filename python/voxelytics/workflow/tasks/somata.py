@@ -29,12 +29,6 @@ def read_channel(layer, channel: int = 0) -> np.ndarray:
     return _feature(layer.get_mag(1).read()[channel])
 
 
-def read_channels(layer) -> list:
-    """Every channel of a layer's mag 1, read once, as :func:`read_channel` gives each."""
-    data = layer.get_mag(1).read()
-    return [_feature(c) for c in data]
-
-
 def save_state(folder: str, nodes, segments, somata: Somata, extra: dict) -> None:
     """``state.npz``: the corrected fragment -> segment state (``nodes``, ``segments``) and the
     somata (``somata.<column>``, ``contacts.<column>``); ``state.json``: the rest."""

@@ -10,6 +10,7 @@ import numpy as np
 
 from ... import synapses as syn
 from ...io import Dataset, save_arrays
+from ...pipeline import typed_partners
 from ...synapses.detection import Detections
 from ...synapses.partners import Partners
 from ...synapses.settings import COMPARTMENT_CHANNELS
@@ -49,14 +50,6 @@ def load_synapse_tables(folder: str) -> tuple[Detections, Partners, dict]:
     )  # fmt: skip
     types = {k: v.astype(object) for k, v in tables["types"].items()}
     return detections, Partners(tables["partners"], meta["dropped"]), types
-
-
-def typed_partners(detections: Detections, mapping, type_model: Optional[str]):
-    """(partners under ``mapping``, their types by the shipped ``type_model`` or None)."""
-    partners = syn.assign_partners(detections, mapping)
-    if not type_model:
-        return partners, None
-    return partners, syn.classify_synapses(detections, partners, syn.pretrained_type_model(type_model))
 
 
 @register
@@ -114,7 +107,7 @@ class Synapses(Task):
         pieces = (load_pickle(self._pieces_path(i)) for i in range(len(results)))
         found = self._detection().finish(pieces)
         _, mapping = agglomeration_state(self.context.inputs["segmentation"], self.config.threshold)
-        partners, types = typed_partners(found, mapping, self.config.type_model)
+        partners, types = typed_partners(found, mapping, self.config.type_model or None)
         out = self.context.output("tables")
         os.makedirs(out, exist_ok=True)
         save_synapse_tables(out, found, partners, types or {})
